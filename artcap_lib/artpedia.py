@@ -1,0 +1,138 @@
+"""The Artpedia schema: loading, validation, and the human caption of an artwork.
+
+artpedia.json is `{id: {title, img_url, year, visual_sentences, contextual_sentences, split}}`. Our run
+directories keep exactly that schema in data/artworks.json and add `file_path` (relative to the JSON's
+folder) once an image is on disk, so any tool that reads Artpedia reads our files too.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+SPLITS = ("train", "val", "test")
+REQUIRED = {
+    "title": str,
+    "img_url": str,
+    "year": (int, type(None)),
+    "visual_sentences": list,
+    "contextual_sentences": list,
+    "split": str,
+}
+OPTIONAL = {"file_path": str}
+
+
+@dataclass(frozen=True)
+class Problem:
+    entry: str | None     # the artwork id, or None for a problem with the whole file
+    field: str | None
+    message: str
+    severity: str = "error"   # error | warning
+
+    def __str__(self) -> str:
+        where = " / ".join(x for x in (f"entry {self.entry}" if self.entry else None, self.field) if x)
+        return f"{self.severity}: {where + ': ' if where else ''}{self.message}"
+
+
+class ArtpediaError(ValueError):
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path, self.problems = path, problems
+        errors = [p for p in problems if p.severity == "error"]
+        shown = "\n  ".join(str(p) for p in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{path}: {len(errors)} problem(s)\n  {shown}{more}")
+
+
+def human_caption(entry: dict[str, Any]) -> str:
+    """The paper's human caption: the visual sentences joined with one space (contextual ones unused)."""
+    return " ".join(entry["visual_sentences"])
+
+
+def validate_entries(data: Any, require_urls: bool = True) -> list[Problem]:
+    """Every problem of a parsed artpedia.json, errors and warnings, in file order."""
+    if not isinstance(data, dict):
+        return [Problem(None, None, f"top level must be an object of id -> entry, got {type(data).__name__}")]
+    problems: list[Problem] = []
+    seen_urls: dict[str, str] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict):
+            problems.append(Problem(key, None, f"entry must be an object, got {type(entry).__name__}"))
+            continue
+        for name, kind in REQUIRED.items():
+            if name not in entry:
+                problems.append(Problem(key, name, "missing key"))
+            elif not isinstance(entry[name], kind) or isinstance(entry[name], bool):
+                problems.append(Problem(key, name, f"wrong type {type(entry[name]).__name__}"))
+        for name, kind in OPTIONAL.items():
+            if name in entry and not isinstance(entry[name], kind):
+                problems.append(Problem(key, name, f"wrong type {type(entry[name]).__name__}"))
+        for name in ("visual_sentences", "contextual_sentences"):
+            sentences = entry.get(name)
+            if isinstance(sentences, list):
+                for i, s in enumerate(sentences):
+                    if not isinstance(s, str):
+                        problems.append(Problem(key, f"{name}[{i}]", f"must be a string, got {type(s).__name__}"))
+        visual = entry.get("visual_sentences")
+        if isinstance(visual, list) and not any(isinstance(s, str) and s.strip() for s in visual):
+            problems.append(Problem(key, "visual_sentences", "empty: the human caption would be empty"))
+        split = entry.get("split")
+        if isinstance(split, str) and split not in SPLITS:
+            problems.append(Problem(key, "split", f"unknown split {split!r} (expected one of {', '.join(SPLITS)})"))
+        url = entry.get("img_url")
+        if isinstance(url, str) and require_urls:
+            if not url.lower().startswith(("http://", "https://")):
+                problems.append(Problem(key, "img_url", f"not an http(s) URL: {url!r}"))
+            elif url in seen_urls:
+                problems.append(Problem(key, "img_url", f"same image URL as entry {seen_urls[url]}", "warning"))
+            else:
+                seen_urls[url] = key
+    return problems
+
+
+def read_artpedia_json(path: str | Path) -> tuple[Any, list[Problem]]:
+    """Parse a JSON file strictly (UTF-8, valid JSON); problems instead of exceptions."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(None, None, f"cannot read: {exc}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(None, None, f"not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})")]
+    try:
+        return json.loads(text), []
+    except json.JSONDecodeError as exc:
+        return None, [Problem(None, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+
+
+def validate_file(path: str | Path) -> list[Problem]:
+    data, problems = read_artpedia_json(path)
+    return problems if problems else validate_entries(data)
+
+
+def load_artworks(path: str | Path, require_urls: bool = True) -> dict[str, dict[str, Any]]:
+    """Load and validate an Artpedia-schema file; raise ArtpediaError naming every bad entry and field.
+
+    require_urls=False accepts entries without an image URL (the reference profile has no images)."""
+    data, problems = read_artpedia_json(path)
+    if not problems:
+        problems = validate_entries(data, require_urls=require_urls)
+    if any(p.severity == "error" for p in problems):
+        raise ArtpediaError(Path(path), problems)
+    return data
+
+
+def image_path(artworks_json: str | Path, entry: dict[str, Any]) -> Path | None:
+    """Absolute path of an entry's image; `file_path` is stored relative to the JSON's folder."""
+    fp = entry.get("file_path")
+    if not fp:
+        return None
+    p = Path(fp)
+    return p if p.is_absolute() else Path(artworks_json).resolve().parent / p
+
+
+def by_split(artworks: dict[str, dict[str, Any]], splits: Iterable[str] | str) -> dict[str, dict[str, Any]]:
+    wanted = {splits} if isinstance(splits, str) else set(splits)
+    return {k: v for k, v in artworks.items() if v.get("split") in wanted}

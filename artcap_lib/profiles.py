@@ -1,0 +1,203 @@
+"""Profiles: one YAML file per profile (notebooks/params/<name>.yaml), loaded into one dataclass.
+
+The same loader serves papermill (every notebook's parameters cell holds `profile`, `run_dir` and
+`overrides`, and calls `load_profile`) and the CLI (`artcap reproduce --profile P --set key=value`), so a
+run configured one way is configured identically the other way. Unknown keys and wrong types are errors.
+
+Each section belongs to one step of the data flow; a field's comment says what it is for.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .paths import PARAMS_DIR
+
+
+class ProfileError(ValueError):
+    """A profile file or override that does not fit the schema."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "demo"                 # demo (generated) | artpedia (downloaded) | reference (authors' artefacts)
+    artpedia_json: str = ""              # artpedia: local artpedia.json / artpedia.zip, or "" to download the zip
+    artpedia_url: str = "https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip"
+    download_workers: int = 4            # concurrent image downloads (polite cap: at most 8)
+    max_side: int = 1000                 # the authors' normalisation: fit inside max_side x max_side
+    max_pixels: int = 400_000_000        # decompression-bomb guard: larger images are excluded, not decoded
+    align_with_authors: bool = True      # take split ids from the authors' caption files (2173/325/333)
+    demo_train: int = 240                # demo collection sizes (train/val/test) ...
+    demo_val: int = 40
+    demo_test: int = 60
+    demo_pretrain: int = 800             # ... and the disjoint pre-training pool of the pocket models
+    demo_image_size: int = 96            # demo paintings are square, this many pixels a side
+
+
+@dataclass
+class CaptioningConfig:
+    source: str = "model"                # model (run a captioner) | reference (import the authors' LLaVA captions)
+    name: str = "llava"                  # captions/<name>.jsonl
+    model: str = "llava-hf/llava-1.5-7b-hf"   # hub id or local directory; "pocket-llava" = the run's pocket model
+    prompt: str = "Caption this image"
+    max_new_tokens: int = 200
+    dtype: str = "float16"               # float32 | float16 | bfloat16
+    batch_size: int = 16
+
+
+@dataclass
+class MetricsConfig:
+    backends: list[str] = field(default_factory=lambda: ["paper", "coco"])
+    bertscore_model: str = "distilbert-base-uncased"   # hub id or local directory; "minilm" = offline MiniLM
+    bertscore_num_layers: int = 0        # 0 = bert-score's default layer for the model
+    split: str = "train"                 # the authors scored the train split
+    bootstrap: int = 1000                # bootstrap resamples for the 95% CIs
+    spice_jars: str = ""                 # directory with stanford-corenlp-3.6.0(-models).jar; "" = SPICE skipped
+
+
+@dataclass
+class RetrievalConfig:
+    source: str = "model"                # model (score with our models) | reference (the authors' stored runs)
+    query_sets: list[str] = field(default_factory=lambda: ["artpedia", "llama"])
+    run_depth: int = 100                 # the authors' ranx runs keep the top 100 images per query
+
+
+@dataclass
+class LongClipConfig:
+    model: str = "longclip-L"            # hub id, local HF directory, or a longclip-*.pt file
+    preset: str = "paper"                # paper (AdaBelief + OneCycle) | adamw
+    epochs: int = 6
+    batch_size: int = 40
+    lr: float = 5e-7
+
+
+@dataclass
+class BlipConfig:
+    model: str = "Salesforce/blip-itm-large-coco"
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 5e-6
+    image_size: int = 384
+
+
+@dataclass
+class ReportConfig:
+    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+
+
+@dataclass
+class Profile:
+    profile: str = "demo"                # the profile's name (= the YAML file's stem)
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    run_dir: str = ""                    # "" = papermill_runs/<profile>
+    figures_dir: str = ""                # "" = figures/<profile>
+    data: DataConfig = field(default_factory=DataConfig)
+    captioning: CaptioningConfig = field(default_factory=CaptioningConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    longclip: LongClipConfig = field(default_factory=LongClipConfig)
+    blip: BlipConfig = field(default_factory=BlipConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Read a profile by name (notebooks/params/<name>.yaml) or path and apply dotted overrides.
+
+    >>> load_profile("demo", {"captioning.batch_size": 4}).captioning.batch_size
+    4
+    """
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PARAMS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ProfileError(f"no profile {name_or_path!r}: {path} not found (known: {', '.join(available_profiles())})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: the top level must be a mapping")
+    raw.setdefault("profile", path.stem)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return _build(Profile, raw, where=str(path))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'captioning.batch_size=8' -> ('captioning.batch_size', 8); the value is read as YAML."""
+    if "=" not in text:
+        raise ProfileError(f"override {text!r} is not key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ProfileError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _build(cls, raw: Mapping[str, Any], where: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ProfileError(f"{where}: {name} must be a mapping, got {type(value).__name__}")
+            kwargs[name] = _build(hint, value, f"{where}: {name}")
+        else:
+            kwargs[name] = _check_type(value, hint, f"{where}: {name}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check_type(value, option, where)
+            except ProfileError:
+                continue
+        raise ProfileError(f"{where} must be {hint}, got {value!r}")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, list):
+            (item,) = typing.get_args(hint)
+            return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise ProfileError(f"{where} must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}")

@@ -1,0 +1,102 @@
+"""`artcap reproduce`: execute the numbered notebooks in order with papermill, one run directory per profile.
+
+Each notebook gets three parameters (profile, run_dir, overrides) and loads everything else from the profile,
+so a notebook run by hand in JupyterLab and one run here are configured the same way. Executed copies land
+in the run directory beside the files they produced; manifest.json records what ran, where and how long.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .files import read_json, write_json
+from .paths import NOTEBOOKS_DIR, RunPaths
+from .profiles import load_profile
+from .provenance import environment
+
+KERNEL_NAME = "artcap"
+
+
+class NotebookFailed(RuntimeError):
+    def __init__(self, notebook: str, cell: int | None, ename: str, evalue: str, output: Path):
+        self.notebook, self.cell, self.ename, self.evalue, self.output = notebook, cell, ename, evalue, output
+        where = f"cell {cell}" if cell is not None else "an unknown cell"
+        super().__init__(f"{notebook} failed in {where}: {ename}: {evalue}\n(executed copy: {output})")
+
+
+def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    return sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(notebooks: list[Path], only: list[str] | None = None, start: str | None = None,
+                     stop: str | None = None) -> list[Path]:
+    """Filter by two-digit prefix: --only 03 [--only 05], or the range --from 02 --to 04 (inclusive)."""
+    def number(p: Path) -> str:
+        return p.name[:2]
+    known = {number(p) for p in notebooks}
+    for n in [*(only or []), start, stop]:
+        if n is not None and n.zfill(2) not in known:
+            raise ValueError(f"no notebook numbered {n} (have {', '.join(sorted(known))})")
+    chosen = [p for p in notebooks if not only or number(p) in {n.zfill(2) for n in only}]
+    if start:
+        chosen = [p for p in chosen if number(p) >= start.zfill(2)]
+    if stop:
+        chosen = [p for p in chosen if number(p) <= stop.zfill(2)]
+    return chosen
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """A kernelspec that runs *this* interpreter (the project's .venv), installed into sys.prefix if missing."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return name
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+    install(prefix=sys.prefix, kernel_name=name, display_name=f"{name} ({Path(sys.prefix).name})")
+    return name
+
+
+def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, only: list[str] | None = None,
+              start: str | None = None, stop: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    import papermill as pm
+
+    overrides = dict(overrides or {})
+    cfg = load_profile(profile, overrides)        # fail on a bad profile before any notebook starts
+    paths = RunPaths.for_profile(cfg)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    notebooks = select_notebooks(list_notebooks(), only, start, stop)
+    kernel = ensure_kernel()
+    manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}
+    manifest.update({"profile": cfg.profile, "parameters": cfg.to_dict(), "overrides": overrides,
+                     "seeds": {"seed": cfg.seed}, **environment()})
+    manifest.setdefault("notebooks", {})
+    manifest.pop("failed", None)
+    for i, notebook in enumerate(notebooks, 1):
+        output = paths.root / notebook.name
+        log(f"[{i}/{len(notebooks)}] {notebook.stem} ...")
+        began = time.perf_counter()
+        try:
+            pm.execute_notebook(str(notebook), str(output), kernel_name=kernel, cwd=str(NOTEBOOKS_DIR),
+                                parameters={"profile": str(profile), "overrides": overrides},
+                                progress_bar=progress, log_output=False)
+        except pm.PapermillExecutionError as err:
+            failure = NotebookFailed(notebook.name, err.cell_index, err.ename, err.evalue, output)
+            manifest["failed"] = {"notebook": notebook.name, "cell": err.cell_index,
+                                  "error": f"{err.ename}: {err.evalue}"}
+            write_json(paths.manifest, manifest)
+            raise failure from None
+        wall = time.perf_counter() - began
+        manifest["notebooks"][notebook.stem] = {"wall_s": round(wall, 2), "executed": str(output),
+                                                "finished_at": datetime.now(timezone.utc).isoformat()}
+        write_json(paths.manifest, manifest)
+        log(f"[{i}/{len(notebooks)}] {notebook.stem} done in {wall:.1f} s")
+    manifest["total_wall_s"] = round(sum(v["wall_s"] for v in manifest["notebooks"].values()), 2)
+    write_json(paths.manifest, manifest)
+    return manifest

@@ -1,0 +1,55 @@
+"""`artcap reproduce` and `artcap profile`."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("reproduce", help="run the numbered notebooks of a profile with papermill")
+    p.add_argument("--profile", default="demo", help="demo | reference | paper | bench, or a YAML path")
+    p.add_argument("--only", action="append", metavar="NN", help="run only notebook NN (repeatable)")
+    p.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
+    p.add_argument("--to", dest="stop", metavar="NN", help="last notebook to run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile value, e.g. --set captioning.batch_size=8 --set run_dir=/tmp/run")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("profile", help="print a profile as resolved (with overrides) and check it")
+    p.add_argument("name", nargs="?", default="demo")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_show_profile)
+
+
+def _overrides(items):
+    from .profiles import parse_override
+    return dict(parse_override(item) for item in items)
+
+
+def _reproduce(args) -> int:
+    from .profiles import ProfileError
+    from .runner import NotebookFailed, reproduce
+    try:
+        manifest = reproduce(args.profile, _overrides(args.set), args.only, args.start, args.stop,
+                             progress=not args.no_progress)
+    except (ProfileError, ValueError) as err:
+        print(f"artcap reproduce: {err}", file=sys.stderr)
+        return 2
+    except NotebookFailed as err:
+        print(f"artcap reproduce: {err}", file=sys.stderr)
+        return 1
+    print(f"done: {len(manifest['notebooks'])} notebook(s), {manifest['total_wall_s']:.1f} s; "
+          f"manifest {manifest['parameters']['run_dir'] or 'papermill_runs/' + manifest['profile']}/manifest.json")
+    return 0
+
+
+def _show_profile(args) -> int:
+    from .profiles import ProfileError, load_profile
+    try:
+        cfg = load_profile(args.name, _overrides(args.set))
+    except ProfileError as err:
+        print(f"artcap profile: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(cfg.to_dict(), indent=2))
+    return 0

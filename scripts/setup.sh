@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates/updates .venv at the repository root with everything artcap needs, offline-capable afterwards.
+# torch goes in first and pinned: an unpinned torch (or torchvision/timm/open-clip) pulls several GB of CUDA wheels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=$(sed -n 's/^torch==//p' constraints.txt)
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION"
+  .venv/bin/pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+echo "setup: installing artcap and its dependencies"
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+
+# Java runs pycocoevalcap's PTB tokenizer, METEOR 1.5 and SPICE.
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing a Java runtime (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null
+  else
+    echo "setup: WARNING no java on PATH and no root to install it: the 'coco' metrics backend will not run" >&2
+  fi
+fi
+
+# WordNet for NLTK's METEOR, from Debian's packages, into .venv/nltk_data (a path NLTK searches by default).
+bash scripts/install_wordnet.sh .venv/nltk_data
+# A named kernel for JupyterLab and papermill that is this .venv's Python.
+.venv/bin/python -m ipykernel install --sys-prefix --name artcap --display-name "artcap (.venv)" >/dev/null
+echo "setup: done (.venv ready)"
