@@ -1,0 +1,59 @@
+import pytest
+
+from artcap_lib.paths import REPO_ROOT, RunPaths
+from artcap_lib.profiles import Profile, ProfileError, available_profiles, load_profile, parse_override
+
+
+def test_all_four_profiles_load_and_name_themselves():
+    assert {"demo", "reference", "paper", "bench"} <= set(available_profiles())
+    for name in available_profiles():
+        cfg = load_profile(name)
+        assert isinstance(cfg, Profile) and cfg.profile == name
+
+
+def test_paper_profile_holds_the_authors_recipe():
+    cfg = load_profile("paper")
+    assert cfg.captioning.model == "llava-hf/llava-1.5-7b-hf"
+    assert cfg.captioning.prompt == "Caption this image"
+    assert (cfg.captioning.max_new_tokens, cfg.captioning.dtype) == (200, "float16")
+    assert cfg.metrics.bertscore_model == "distilbert-base-uncased"
+    assert (cfg.blip.lr, cfg.blip.epochs, cfg.blip.batch_size, cfg.blip.image_size) == (5e-6, 6, 16, 384)
+    assert cfg.longclip.lr == 5e-7 and cfg.retrieval.run_depth == 100
+
+
+def test_overrides_are_typed_and_dotted():
+    cfg = load_profile("demo", {"captioning.batch_size": 3, "blip.lr": 1, "run_dir": "/tmp/x"})
+    assert cfg.captioning.batch_size == 3
+    assert cfg.blip.lr == 1.0 and isinstance(cfg.blip.lr, float)     # an int is a fine float
+    assert RunPaths.for_profile(cfg).root.as_posix() == "/tmp/x"
+    assert parse_override("metrics.backends=[paper]") == ("metrics.backends", ["paper"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"captioning.batchsize": 3}, "unknown key(s) batchsize"),
+    ({"nonsense": 1}, "unknown key(s) nonsense"),
+    ({"captioning.batch_size": "8"}, "batch_size must be int"),
+    ({"captioning.batch_size": True}, "batch_size must be int"),
+    ({"metrics.backends": "paper"}, "backends must be"),
+    ({"metrics.backends": ["paper", 3]}, "backends[1] must be str"),
+    ({"data": 5}, "data must be a mapping"),
+])
+def test_unknown_keys_and_wrong_types_are_errors(overrides, message):
+    with pytest.raises(ProfileError) as err:
+        load_profile("demo", overrides)
+    assert message in str(err.value)
+
+
+def test_bad_yaml_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  demo_train: [1, 2\n")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(bad)
+    with pytest.raises(ProfileError, match="no profile 'nope'"):
+        load_profile("nope")
+
+
+def test_default_run_and_figure_dirs_are_per_profile():
+    paths = RunPaths.for_profile(load_profile("reference"))
+    assert paths.root == REPO_ROOT / "papermill_runs" / "reference"
+    assert paths.figures == REPO_ROOT / "figures" / "reference"
