@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .files import read_json, write_json
-from .paths import NOTEBOOKS_DIR, RunPaths
+from .files import read_json, sha256_file, write_json
+from .paths import NOTEBOOKS_DIR, PARAMS_DIR, RunPaths
 from .profiles import load_profile
 from .provenance import environment
 
@@ -98,5 +98,14 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
         write_json(paths.manifest, manifest)
         log(f"[{i}/{len(notebooks)}] {notebook.stem} done in {wall:.1f} s")
     manifest["total_wall_s"] = round(sum(v["wall_s"] for v in manifest["notebooks"].values()), 2)
+    manifest["input_hashes"] = input_hashes(profile, paths)
     write_json(paths.manifest, manifest)
     return manifest
+
+
+def input_hashes(profile: str, paths: RunPaths) -> dict[str, str]:
+    """SHA-256 of what the results depend on: the profile file and the run's data and caption files."""
+    profile_file = Path(profile) if str(profile).endswith((".yaml", ".yml")) else PARAMS_DIR / f"{profile}.yaml"
+    files = [profile_file, paths.artworks, paths.splits, *sorted(paths.captions.glob("*.jsonl"))]
+    return {str(f.relative_to(paths.root) if f.is_relative_to(paths.root) else f.name): sha256_file(f)
+            for f in files if f.is_file()}

@@ -37,6 +37,7 @@ def test_reproduce_runs_notebook_01_and_writes_a_manifest(tmp_path, capsys):
     assert manifest["notebooks"]["01_data_prep"]["wall_s"] > 0
     assert manifest["seeds"] == {"seed": 0} and "torch" in manifest["packages"]
     assert "cpu_count" in manifest["device"] and "commit" in manifest["git"]
+    assert set(manifest["input_hashes"]) == {"demo.yaml", "data/artworks.json", "data/splits.json"}
 
 
 def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(tmp_path, capsys):
