@@ -79,11 +79,27 @@ class LongClipConfig:
 
 @dataclass
 class BlipConfig:
-    model: str = "Salesforce/blip-itm-large-coco"
-    epochs: int = 6
-    batch_size: int = 16
-    lr: float = 5e-6
+    model: str = "Salesforce/blip-itm-large-coco"   # hub id or local dir; "pocket-blip" = built + pre-trained by 04
+    epochs: int = 6                      # the authors' recipe (BLIP train_retrieval.py on Artpedia) ...
+    batch_size: int = 16                 # ... per process; the queue and the ITM negatives see the global batch
+    lr: float = 5e-6                     # AdamW, cosine to 0 over the epochs (set per epoch, as BLIP does)
+    weight_decay: float = 0.05
     image_size: int = 384
+    queue_size: int = 2048               # < the 2,173 train images: filled in the first epoch, never two features of
+                                         # one image; the authors' 57,600 was still 77% random vectors after 815 steps
+    momentum: float = 0.995              # momentum encoders' EMA
+    alpha: float = 0.4                   # momentum distillation weight, ramped up over the first epoch
+    max_words: int = 30                  # training captions cut to 30 words (pre_caption) ...
+    max_tokens: int = 35                 # ... and 35 tokens; queries are raw captions cut to 35 tokens
+    k_test: int = 256                    # ITM re-ranking: candidates per query from ITC
+    itm_rerank: bool = True              # also score test queries with ITC top-k re-ranked by ITM (beside ITC)
+    select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
+    grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    eval_batch_size: int = 32
+    num_workers: int = 4                 # data-loader processes
+    pretrain_epochs: int = 0             # pocket-blip only: epochs on the demo pre-training pool (= the baseline)
+    pretrain_lr: float = 1e-3            # pocket-blip only: learning rate of that pre-training
 
 
 @dataclass
