@@ -144,6 +144,9 @@ def run_from_scores(scores, query_ids: Sequence, item_ids: Sequence, depth: int 
     scores = retrieval_eval.as_score_matrix(scores)
     if scores.shape != (len(query_ids), len(item_ids)):
         raise RunError(f"scores {scores.shape} do not match {len(query_ids)} query ids x {len(item_ids)} item ids")
+    for name, ids in (("query_ids", query_ids), ("item_ids", item_ids)):
+        if len({str(i) for i in ids}) != len(ids):
+            raise RunError(f"{name} contain duplicates: a run holds one entry per id")
     keep = scores.shape[1] if depth is None else min(depth, scores.shape[1])
     order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
     items = [str(i) for i in item_ids]

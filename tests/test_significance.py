@@ -1,0 +1,51 @@
+"""Paired tests and bootstrap intervals against exact or textbook values."""
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from artcap_lib import significance
+
+
+def exact_sign_flip_p(a, b):
+    """All 2^n sign patterns of the paired differences: the exact two-sided randomisation p-value."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    observed = abs(diff.mean())
+    means = [abs(np.mean(diff * np.array(signs))) for signs in itertools.product((-1, 1), repeat=diff.size)]
+    return float(np.mean(np.array(means) >= observed - 1e-12))
+
+
+def test_randomisation_matches_exact_enumeration():
+    rng = np.random.default_rng(3)
+    a = rng.random(12)
+    b = a - rng.normal(0.15, 0.3, size=12)
+    exact = exact_sign_flip_p(a, b)
+    assert significance.randomisation_test(a, b, n_resamples=20_000, seed=1) == pytest.approx(exact, abs=0.015)
+
+
+def test_randomisation_identical_systems_and_reproducible():
+    a = np.array([1.0, 0.0, 1.0, 0.5])
+    assert significance.randomisation_test(a, a, 500) == 1.0
+    b = np.array([0.0, 0.0, 1.0, 0.25])
+    assert significance.randomisation_test(a, b, 999, seed=7) == significance.randomisation_test(a, b, 999, seed=7)
+
+
+def test_paired_t_test_is_scipy_ttest_rel_and_defined_when_equal():
+    rng = np.random.default_rng(4)
+    a, b = rng.random(50), rng.random(50)
+    assert significance.paired_t_test(a, b) == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert significance.paired_t_test(a, a) == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        significance.paired_t_test(a, b[:10])
+
+
+def test_bootstrap_ci_near_normal_interval():
+    rng = np.random.default_rng(5)
+    values = (rng.random(2000) < 0.6).astype(float)
+    low, high = significance.bootstrap_ci(values, n_resamples=2000, seed=0)
+    half = 1.96 * values.std() / np.sqrt(values.size)
+    assert low < values.mean() < high
+    assert low == pytest.approx(values.mean() - half, abs=0.004)
+    assert high == pytest.approx(values.mean() + half, abs=0.004)
+    assert significance.bootstrap_ci(np.ones(5), 100) == (1.0, 1.0)
