@@ -1,0 +1,63 @@
+"""Our run and matrix metrics, and our paired t-test, against ranx itself (tie-free data: ranx's sort is unstable)."""
+import numpy as np
+import pytest
+
+ranx = pytest.importorskip("ranx")
+
+from artcap_lib import retrieval_eval, runs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def systems():
+    """Three tie-free score matrices over 40 queries x 30 items, 1-3 relevant items per query."""
+    rng = np.random.default_rng(11)
+    items = [f"d{j}" for j in range(30)]
+    queries = [f"q{i}" for i in range(40)]
+    relevant = [set(rng.choice(30, size=int(rng.integers(1, 4)), replace=False).tolist()) for _ in queries]
+    qrels = {q: {items[j]: int(rng.integers(1, 3)) for j in rel} for q, rel in zip(queries, relevant)}
+    matrices = {}
+    for name, strength in (("a", 0.5), ("b", 1.0), ("c", 1.2)):
+        boost = np.zeros((40, 30))
+        for i, rel in enumerate(relevant):
+            boost[i, list(rel)] = strength
+        matrices[name] = rng.random((40, 30)) + boost * rng.random((40, 30))
+    return queries, items, relevant, qrels, matrices
+
+
+def test_run_metrics_match_ranx_evaluate(systems):
+    queries, items, _, qrels, matrices = systems
+    metrics = ["precision@1", "precision@3", "recall@5", "hit_rate@5", "mrr", "mrr@10"]
+    for depth in (None, 8):
+        run = runs.run_from_scores(matrices["b"], queries, items, depth=depth)
+        ours = runs.evaluate_run(run, qrels, metrics)
+        theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), metrics)
+        for name in metrics:
+            assert ours[name] == pytest.approx(float(theirs[name]), abs=1e-12), (depth, name)
+
+
+def test_matrix_recall_is_ranx_hit_rate(systems):
+    queries, items, relevant, qrels, matrices = systems
+    ours = retrieval_eval.retrieval_metrics(matrices["a"], relevant, ks=(1, 5, 10), depth=20)
+    run = runs.run_from_scores(matrices["a"], queries, items, depth=20)
+    theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), ["hit_rate@1", "hit_rate@5", "hit_rate@10", "mrr"])
+    for k in (1, 5, 10):
+        assert ours[f"recall@{k}"] == pytest.approx(float(theirs[f"hit_rate@{k}"]), abs=1e-12)
+    assert ours["mrr"] == pytest.approx(float(theirs["mrr"]), abs=1e-12)
+
+
+def test_paired_t_test_matches_ranx_compare(systems):
+    queries, items, _, qrels, matrices = systems
+    metrics = ["precision@1", "mrr"]
+    run_dicts = {name: runs.run_from_scores(m, queries, items) for name, m in matrices.items()}
+    per_query = {name: runs.per_query_run_metrics(r, qrels, metrics) for name, r in run_dicts.items()}
+    rows = runs.compare(per_query, metrics, randomisation=200)
+    ranx_runs = []
+    for name, run in run_dicts.items():
+        ranx_run = ranx.Run(run)
+        ranx_run.name = name
+        ranx_runs.append(ranx_run)
+    report = ranx.compare(ranx.Qrels(qrels), ranx_runs, metrics=metrics, stat_test="student", max_p=0.05)
+    assert len(rows) == 6
+    for row in rows:
+        theirs = report.comparisons[frozenset((row["a"], row["b"]))][row["metric"]]["p_value"]
+        assert row["p_ttest"] == pytest.approx(float(theirs), rel=1e-9)
