@@ -66,15 +66,34 @@ class RetrievalConfig:
     source: str = "model"                # model (score with our models) | reference (the authors' stored runs)
     query_sets: list[str] = field(default_factory=lambda: ["artpedia", "llama"])
     run_depth: int = 100                 # the authors' ranx runs keep the top 100 images per query
+    bootstrap: int = 1000                # bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)
+    randomisation: int = 10_000          # resamples of the paired randomisation tests
 
 
 @dataclass
 class LongClipConfig:
-    model: str = "longclip-L"            # hub id, local HF directory, or a longclip-*.pt file
-    preset: str = "paper"                # paper (AdaBelief + OneCycle) | adamw
+    model: str = "BeichenZhang/LongCLIP-L/longclip-L.pt"   # HF dir / hub id, a longclip-*.pt file (path or
+                                         # <hub repo>/<file>.pt), or "pocket-longclip" (demo: pre-trained here)
+    tokenizer: str = "openai/clip-vit-large-patch14"   # CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)
+    stretch_77: bool = True              # a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)
+    max_length: int = 248                # text tokens; longer captions are cut (the cut is logged)
+    preset: str = "paper"                # paper (AdaBelief + OneCycle, the authors') | adamw (AdamW + warm-up/cosine)
     epochs: int = 6
-    batch_size: int = 40
-    lr: float = 5e-7
+    batch_size: int = 40                 # per process (the authors: 40; their README example: 30)
+    lr: float = 5e-7                     # the authors' code: 5e-7 (their stored results: 1e-7)
+    weight_decay: float = 1e-3           # paper: AdaBelief's coupled 1e-3; adamw: decoupled, matrices only
+    warmup: float = 0.1                  # share of steps warming up (OneCycle pct_start)
+    grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
+    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
+    max_grad_norm: float = 0.0           # gradient clipping; 0 = none (the authors did not clip)
+    score: str = "dot"                   # dot (the authors' raw dot product) | cosine
+    eval_batch_size: int = 64
+    num_workers: int = 4                 # data-loader processes
+    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
+    pretrain_epochs: int = 40            # demo: pocket pre-training on the pre-training pool (the baseline)
+    pretrain_lr: float = 2e-3
+    pretrain_batch_size: int = 64
 
 
 @dataclass
@@ -100,6 +119,7 @@ class BlipConfig:
     num_workers: int = 4                 # data-loader processes
     pretrain_epochs: int = 0             # pocket-blip only: epochs on the demo pre-training pool (= the baseline)
     pretrain_lr: float = 1e-3            # pocket-blip only: learning rate of that pre-training
+    pretrain_momentum: float = 0.9       # pocket-blip only: from random weights a 0.995 EMA would stay near random
 
 
 @dataclass
