@@ -1,0 +1,221 @@
+"""BLIP retrieval: caption preprocessing, augmentation, the loss components, ITM re-ranking, resumable training."""
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artcap_lib import blip, blip_data
+from artcap_lib.profiles import BlipConfig
+
+
+@pytest.fixture(scope="session")
+def pocket_dir(tmp_path_factory):
+    from artcap_lib.blip_pocket import build_pocket_blip
+    return build_pocket_blip(tmp_path_factory.mktemp("pocket-blip"), image_size=32, patch_size=8, hidden=32,
+                             layers=1, embed_dim=16)
+
+
+@pytest.fixture(scope="session")
+def pocket(pocket_dir):
+    torch.set_num_threads(1)
+    return blip.load_blip(pocket_dir)
+
+
+def _objective(pocket, queue_size=12, warmup=4):
+    model, tokenizer, _, _ = pocket
+    import copy
+    return blip.BlipRetrievalObjective(copy.deepcopy(model), blip.enc_token_id(tokenizer), queue_size,
+                                       alpha_warmup_steps=warmup)
+
+
+def _batch(tokenizer, n=4, seed=0, idx=None):
+    g = torch.Generator().manual_seed(seed)
+    texts = ["a red circle on the left", "a blue square", "a green tree on a pink ground", "a star"][:n]
+    tokens = blip_data.collate(tokenizer)([(torch.zeros(3, 32, 32), t, i) for i, t in enumerate(texts)])
+    tokens["pixel_values"] = torch.randn(n, 3, 32, 32, generator=g)
+    if idx is not None:
+        tokens["idx"] = torch.tensor(idx)
+    return tokens
+
+
+# ---- data -------------------------------------------------------------------------------------------------------
+
+def test_pre_caption_follows_blip():
+    text = 'The "Lady" (detail): a woman, seated; holding a fan!  #1 ~ *old* ' + " ".join(["word"] * 40)
+    out = blip_data.pre_caption(text, max_words=30)
+    assert out.startswith("the lady detail a woman, seated holding a fan 1 old word")
+    assert len(out.split()) == 30 and out == out.lower() and "  " not in out
+    assert blip_data.pre_caption("It's A Cat.", None) == "it's a cat"
+
+
+def test_truncation_stats_counts_word_and_token_cuts(pocket):
+    tokenizer = pocket[1]
+    captions = {"short": "a red circle", "long": " ".join(["painting"] * 40)}
+    train = blip_data.truncation_stats(captions, tokenizer, max_words=30, max_tokens=35)
+    assert train["captions"] == 2 and train["cut_by_words"] == 0.5 and train["cut_any"] == 0.5
+    assert train["mean_words_seen"] == pytest.approx((3 + 30) / 2)
+    queries = blip_data.truncation_stats(captions, tokenizer, max_words=None, max_tokens=10)
+    assert queries["cut_by_words"] == 0 and queries["cut_by_tokens"] == 0.5
+    assert queries["mean_words_seen"] == pytest.approx((3 + 8) / 2)
+
+
+def test_augmentation_is_seeded_and_every_op_runs():
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    train = blip_data.BlipTransform(24, train=True)
+    a, b = train(img, random.Random(3)), train(img, random.Random(3))
+    assert a.shape == (3, 24, 24) and torch.equal(a, b)
+    assert not torch.equal(a, train(img, random.Random(4)))
+    for name in blip_data.BLIP_OPS:
+        out = blip_data.RANDAUGMENT_OPS[name](img, 5, random.Random(0))
+        assert out.size == img.size and out.mode == "RGB"
+    evaluation = blip_data.BlipTransform(24, train=False)
+    assert torch.equal(evaluation(img), evaluation(img))
+    crop = blip_data.random_resized_crop(Image.new("RGB", (400, 20)), 16, random.Random(0))   # extreme aspect
+    assert crop.size == (16, 16)
+
+
+# ---- the objective ----------------------------------------------------------------------------------------------
+
+def test_queues_advance_with_momentum_features_and_ids(pocket):
+    obj = _objective(pocket, queue_size=6)
+    obj.train()
+    batch = _batch(pocket[1], idx=[10, 11, 12, 13])
+    obj(**batch)
+    assert int(obj.queue_ptr) == 4
+    assert obj.idx_queue[0, :4].tolist() == [10, 11, 12, 13] and (obj.idx_queue[0, 4:] == -100).all()
+    with torch.no_grad():
+        _, feat_m = obj.image_features(batch["pixel_values"], momentum=True)
+    torch.testing.assert_close(obj.image_queue[:, :4].T, feat_m)
+    obj(**_batch(pocket[1], idx=[20, 21, 22, 23]))                 # wraps around the ring buffer
+    assert int(obj.queue_ptr) == 2
+    assert obj.idx_queue[0].tolist() == [22, 23, 12, 13, 20, 21]
+    obj.eval()
+    before = obj.idx_queue.clone()
+    obj(**_batch(pocket[1], idx=[30, 31, 32, 33]))                 # evaluation leaves the queues alone
+    assert torch.equal(obj.idx_queue, before)
+
+
+def test_momentum_encoders_move_by_the_momentum_rule(pocket):
+    obj = _objective(pocket)
+    obj.train()
+    with torch.no_grad():       # make online and momentum weights differ, as after some training
+        for p in obj.model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    online = {n: p.detach().clone() for n, p in obj.model.vision_model.named_parameters()}
+    shadow = {n: p.detach().clone() for n, p in obj.vision_model_m.named_parameters()}
+    out = obj(**_batch(pocket[1]))
+    for name, p_m in obj.vision_model_m.named_parameters():
+        torch.testing.assert_close(p_m, 0.995 * shadow[name] + 0.005 * online[name])
+        assert not p_m.requires_grad
+    out["loss"].backward()
+    assert all(p.grad is None for p in obj.text_encoder_m.parameters())
+    assert obj.temp.grad is not None and obj.model.itm_head.weight.grad is not None
+
+
+def test_hard_negatives_are_never_positives():
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 0, 1, 2, 2, 3])               # repeated ids: same image twice in the batch
+    same = idx.view(-1, 1) == idx.view(1, -1)
+    sim = torch.randn(6, 6, generator=gen) + 50 * same.float()      # positives by far the most similar
+    for _ in range(200):
+        neg = blip.sample_hard_negatives(sim, same, generator=gen)
+        assert not same[torch.arange(6), neg].any()
+    # hardness: the most similar non-positive is drawn most often
+    sim = torch.tensor([[9.0, 3.0, 0.0, -3.0]])
+    draws = [int(blip.sample_hard_negatives(sim, torch.tensor([[True, False, False, False]]), gen)) for _ in range(300)]
+    assert max(set(draws), key=draws.count) == 1 and 0 not in draws
+    with pytest.raises(ValueError, match="two different images"):
+        blip.sample_hard_negatives(torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool))
+
+
+def test_itc_targets_count_queued_features_of_the_same_image_as_positives():
+    targets = blip.id_targets(torch.tensor([1, 2]), torch.tensor([-100, 1, 3, 1]))
+    torch.testing.assert_close(targets, torch.tensor([[1 / 3, 0, 0, 1 / 3, 0, 1 / 3], [0, 1, 0, 0, 0, 0]]))
+
+
+def test_alpha_ramp_and_temperature_clamp(pocket):
+    obj = _objective(pocket, warmup=4)
+    obj.train()
+    with torch.no_grad():
+        obj.temp.fill_(3.0)
+    alphas = [float(obj(**_batch(pocket[1]))["alpha"]) for _ in range(6)]
+    assert alphas == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.4])
+    assert float(obj.temp.detach()) <= 0.5
+
+
+def test_itm_rerank_orders_top_k_by_itm_plus_itc(pocket):
+    model, tokenizer, _, _ = pocket
+    texts = ["a red circle", "a blue square", "a tree", "a house", "a star"]
+    pixels = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    tf, ids, mask = blip.encode_texts(model, tokenizer, texts, "cpu", batch_size=2)
+    imf, embeds = blip.encode_images(model, [pixels[:3], pixels[3:]], "cpu", keep_embeds=True)
+    itc = blip.itc_scores(tf, imf)
+    enc = blip.enc_token_id(tokenizer)
+    full = blip.itm_rerank(model, itc, ids, mask, embeds, enc, k=5, batch_size=7)
+    enc_ids = ids.clone()
+    enc_ids[:, 0] = enc
+    expected = blip.itm_head_logits(model, enc_ids[[2]].repeat(5, 1), mask[[2]].repeat(5, 1), embeds)[:, 1] + itc[2]
+    torch.testing.assert_close(full[2], expected)
+    top2 = blip.itm_rerank(model, itc, ids, mask, embeds, enc, k=2)
+    for q in range(5):
+        chosen = set(itc[q].topk(2).indices.tolist())
+        ranked = top2[q].argsort(descending=True).tolist()
+        assert set(ranked[:2]) == chosen                  # the re-ranked candidates stay on top
+        assert ranked[2:] == [i for i in itc[q].argsort(descending=True).tolist() if i not in chosen]
+    i2t = blip.itm_rerank(model, itc, ids, mask, embeds, enc, k=5, texts_to_images=False)
+    torch.testing.assert_close(i2t.t(), full)
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tiny_collection(tmp_path_factory):
+    from artcap_lib.artpedia import human_caption
+    from artcap_lib.demo_data import DemoSizes, generate_collection
+    out = tmp_path_factory.mktemp("collection")
+    paths = generate_collection(out, DemoSizes(train=8, val=4, test=4, pretrain=0), image_size=32)
+    import json
+    artworks = json.loads(paths["artworks"].read_text())
+    ids = {s: sorted(i for i, e in artworks.items() if e["split"] == s) for s in ("train", "val")}
+    files = {i: out / e["file_path"] for i, e in artworks.items()}
+    return ids, files, {i: human_caption(e) for i, e in artworks.items()}
+
+
+def _train(pocket_dir, out, data, progress=None):
+    from artcap_lib.blip_experiment import train_blip
+    ids, files, captions = data
+    bcfg = BlipConfig(batch_size=4, queue_size=8, num_workers=0, grad_checkpointing=True, precision="fp32",
+                      k_test=3, eval_batch_size=8)
+    return train_blip(pocket_dir, out, ids["train"], ids["val"], captions, files, bcfg, epochs=2, lr=1e-3,
+                      seed=0, device="cpu", progress=progress)
+
+
+def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_collection, tmp_path):
+    reference = _train(pocket_dir, tmp_path / "whole", tiny_collection)
+    assert reference["finished"] and [row["epoch"] for row in reference["epochs"]] == [0, 1, 2]
+    assert "val_r_mean" in reference["epochs"][1] and len(reference["steps"]) == 4
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_epoch_2(message):
+        if message.startswith("epoch 2/"):
+            raise Killed
+    with pytest.raises(Killed):
+        _train(pocket_dir, tmp_path / "killed", tiny_collection, progress=kill_in_epoch_2)
+    assert not (tmp_path / "killed" / "model").exists()
+    messages = []
+    resumed = _train(pocket_dir, tmp_path / "killed", tiny_collection, progress=messages.append)
+    assert any(m.startswith("resumed from") and "after epoch 1" in m for m in messages)
+    assert [row["epoch"] for row in resumed["epochs"]] == [0, 1, 2]
+    from safetensors.torch import load_file
+    whole = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    again = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    for name, tensor in whole.items():
+        torch.testing.assert_close(again[name], tensor, msg=name)
+    for key in ("loss", "loss_itc", "loss_itm"):
+        assert resumed["steps"][-1][key] == pytest.approx(reference["steps"][-1][key])
+    model, _, _, _ = blip.load_blip(tmp_path / "killed" / "model")      # a fine-tune loads like any checkpoint
+    assert model.config.vision_config.image_size == 32
