@@ -124,7 +124,12 @@ class BlipConfig:
 
 @dataclass
 class ReportConfig:
-    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])   # figure files written per figure
+    decimals: int = 3                    # digits of the numbers in the tables (results.json keeps full precision)
+    significance_test: str = "ttest"     # ttest (paired Student t, ranx's default, the authors') | randomisation
+    alpha: float = 0.05                  # significance marks in Table 2 where p < alpha
+    compare_with_authors: bool = True    # show the authors' stored values beside ours (needs the reference artefacts)
+    gallery_size: int = 6                # test artworks in the gallery of human and synthetic captions
 
 
 @dataclass
