@@ -37,6 +37,12 @@ def add_cli(sub) -> None:
     p.add_argument("--norm", default="min-max", help="a ranx normalisation (min-max, max, sum, zmuv, rank, ...)")
     p.set_defaults(func=_fuse)
 
+    p = rsub.add_parser("reference", help="Experiment 2 from the authors' stored runs -> "
+                        "<run dir>/retrieval/reference_results.json")
+    p.add_argument("--profile", default="reference")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_reference)
+
 
 def _metrics(text: str) -> list[str]:
     from .runs import parse_metric
@@ -113,4 +119,26 @@ def _fuse(args) -> int:
         return _fail("fuse", err)
     save_run(args.out, fused)
     print(f"{len(fused)} queries fused ({args.method}, {args.norm} norm) -> {args.out}")
+    return 0
+
+
+def _reference(args) -> int:
+    from .paths import RunPaths
+    from .profiles import load_profile, parse_override
+    from .reference import ReferenceError
+    from .runs import reference_experiment2
+    cfg = load_profile(args.profile, dict(parse_override(s) for s in args.set))
+    paths = RunPaths.for_profile(cfg)
+    try:
+        results = reference_experiment2(paths, cfg.retrieval.bootstrap, cfg.retrieval.randomisation, cfg.seed)
+    except ReferenceError as err:
+        return _fail("reference", err)
+    for model, block in results["models"].items():
+        for query_set, qs in block["query_sets"].items():
+            for variant, entry in qs["variants"].items():
+                parity = (f"  (stored means: max |diff| {entry['stored_max_abs_diff']:.1e})"
+                          if "stored" in entry else "")
+                print(f"{model:<9} {query_set:<9} {variant:<20} " + "  ".join(
+                    f"{m} {entry['metrics'][m]:.4f}" for m in block["metrics"]) + parity)
+    print(f"-> {paths.retrieval / 'reference_results.json'}")
     return 0

@@ -262,13 +262,15 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
 
 
 def summarise_model(model_dir: str | Path, bootstrap: int = 1000, randomisation: int = 10_000,
-                    seed: int = 0, depth: int | None = 100) -> dict[str, Any]:
-    """Evaluate every <variant>/run_<query_set>.json under model_dir and write model_dir/results.json."""
+                    seed: int = 0, depth: int | None = 100, model: str | None = None) -> dict[str, Any]:
+    """Evaluate every <variant>/run_<query_set>.json under model_dir and write model_dir/results.json.
+
+    model names the results (default: the folder's name); depth is recorded, the runs were cut when written."""
     model_dir = Path(model_dir)
     query_sets = sorted(p.stem.removeprefix("qrels_") for p in model_dir.glob("qrels_*.json"))
     if not query_sets:
         raise RunError(f"{model_dir}: no qrels_<query_set>.json: write variants with runs.write_variant first")
-    results = {"schema": SCHEMA, "model": model_dir.name, "source": "artcap", "direction": "text_to_image",
+    results = {"schema": SCHEMA, "model": model or model_dir.name, "source": "artcap", "direction": "text_to_image",
                "metrics": list(METRICS), "settings": _settings(depth, bootstrap, randomisation, seed),
                "query_sets": {}}
     for query_set in query_sets:

@@ -61,3 +61,20 @@ def test_paired_t_test_matches_ranx_compare(systems):
     for row in rows:
         theirs = report.comparisons[frozenset((row["a"], row["b"]))][row["metric"]]["p_value"]
         assert row["p_ttest"] == pytest.approx(float(theirs), rel=1e-9)
+
+
+def test_cli_fuse_is_reciprocal_rank_fusion(tmp_path, systems):
+    from artcap_lib.cli import main
+    queries, items, _, _, matrices = systems
+    for name in ("a", "b"):
+        runs.save_run(tmp_path / f"{name}.json", runs.run_from_scores(matrices[name], queries, items, depth=10))
+    assert main(["retrieval", "fuse", "--run", str(tmp_path / "a.json"), "--run", str(tmp_path / "b.json"),
+                 "--out", str(tmp_path / "fused.json")]) == 0
+    fused = runs.load_run(tmp_path / "fused.json")
+    ranks = {name: {q: {d: r for r, d in enumerate(runs.load_run(tmp_path / f"{name}.json")[q], 1)} for q in queries}
+             for name in ("a", "b")}
+    for q in queries:
+        want = {d: sum(1 / (60 + ranks[n][q][d]) for n in ranks if d in ranks[n][q])
+                for d in set(ranks["a"][q]) | set(ranks["b"][q])}
+        assert fused[q] == pytest.approx(want, rel=1e-12)
+        assert list(fused[q].values()) == sorted(fused[q].values(), reverse=True)

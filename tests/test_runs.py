@@ -105,3 +105,22 @@ def test_cli_evaluate_and_errors(tmp_path, capsys):
     (tmp_path / "qrels.json").write_text(json.dumps({"a": {"a": 1}}))
     assert main(args) == 2
     assert "run queries absent from the qrels" in capsys.readouterr().err
+
+
+def test_cli_compare_and_fuse_arguments(tmp_path, capsys):
+    ids = [str(n) for n in range(12)]
+    rng = np.random.default_rng(2)
+    for name, strength in (("weak", 0.2), ("strong", 3.0)):
+        runs.save_run(tmp_path / f"{name}.json", runs.run_from_scores(rng.random((12, 12)) + strength * np.eye(12),
+                                                                      ids, ids))
+    runs.save_qrels(tmp_path / "qrels.json", runs.identity_qrels(ids))
+    assert main(["retrieval", "compare", "--qrels", str(tmp_path / "qrels.json"), "--json", "--randomisation", "500",
+                 "--bootstrap", "200", "--metrics", "mrr", "--run", f"weak={tmp_path / 'weak.json'}",
+                 "--run", f"strong={tmp_path / 'strong.json'}"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["significance"]
+    assert (row["a"], row["b"], row["metric"], row["mean_b"]) == ("weak", "strong", "mrr", 1.0)
+    assert row["p_randomisation"] < 0.05 and set(out["ci95"]) == {"weak", "strong"}
+    assert main(["retrieval", "compare", "--qrels", str(tmp_path / "qrels.json"), "--run", "x"]) == 2
+    assert "expected NAME=RUN.json" in capsys.readouterr().err
+    assert main(["retrieval", "fuse", "--run", str(tmp_path / "weak.json"), "--out", str(tmp_path / "f.json")]) == 2
