@@ -24,6 +24,18 @@ if ! command -v java >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's headless Chromium + its chromedriver, for the JupyterLab browser test (tests/test_report_jupyterlab.py;
+# skipped with the reason where they are absent). Never a downloaded browser. Optional: a failure only warns.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver (apt) for the JupyterLab browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null; } || echo "setup: WARNING chromium install failed: the browser test will be skipped" >&2
+  else
+    echo "setup: note: no /usr/bin/chromium + /usr/bin/chromedriver and no root: the browser test will be skipped" >&2
+  fi
+fi
+
 # WordNet for NLTK's METEOR, from Debian's packages, into .venv/nltk_data (a path NLTK searches by default).
 bash scripts/install_wordnet.sh .venv/nltk_data
 # A named kernel for JupyterLab and papermill that is this .venv's Python.
