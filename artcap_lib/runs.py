@@ -20,7 +20,9 @@ Experiment 2 layout (one per model, model = blip | longclip):
     retrieval/<model>/results.json                         written by `summarise_model`
     retrieval/reference_results.json                       written by `reference_experiment2` (reference profile)
 
-Results schema (`results.json`; `reference_results.json` holds one such object per model under "models"):
+Results schema, one for our models and the authors' runs. `retrieval/<model>/results.json` is one model's object;
+`retrieval/reference_results.json` is {"schema": "artcap.retrieval.reference/1", "source": {"repository",
+"commit"}, "models": {"blip": <model object>, "longclip": <model object>}}. A model object:
     {"schema": "artcap.retrieval.results/1",
      "model": "blip" | "longclip",
      "source": "artcap" | "reference",            reference = the authors' stored runs (jcgohr/artwork-caption-gen)
@@ -35,12 +37,16 @@ Results schema (`results.json`; `reference_results.json` holds one such object p
              "metrics": {metric: float, ...},       the means; plus mean_rank/median_rank when scores exist
              "ci95": {metric: [low, high], ...},    percentile bootstrap over queries
              "n_queries": int,
-             "run": "<variant>/run_<query_set>.json"  relative to the results file's folder
+             "run": str,                            ours: "<variant>/run_<query_set>.json" (relative to results.json);
+                                                    reference: the authors' file; fused: relative to retrieval/
              "fused_from": [variants], "fusion": "rrf, min-max norm (ranx)"     fused variants only
              "stored": {metric: float}, "stored_max_abs_diff": float            reference only: the authors'
            }},                                                                   *_means.json and our distance
-         "fusion_check": {variant: {"stored": file, "max_abs_score_diff": float, "same_documents": bool}},
+         "fusion_check": {variant: {"stored": file, "max_abs_score_diff": float, "same_documents": bool,
+                                    "stored_metrics": {...}}},      reference only, where the authors stored a fusion
          "significance": [{"a", "b", "metric", "mean_a", "mean_b", "p_ttest", "p_randomisation"}, ...]
+                          every pair of variants (reference: the three base pairs, then human and synthetic vs
+                          the fusion) x precision@1, recall@5, recall@10, mrr; two-sided p-values
        }}}
 """
 from __future__ import annotations

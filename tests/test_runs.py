@@ -124,3 +124,16 @@ def test_cli_compare_and_fuse_arguments(tmp_path, capsys):
     assert main(["retrieval", "compare", "--qrels", str(tmp_path / "qrels.json"), "--run", "x"]) == 2
     assert "expected NAME=RUN.json" in capsys.readouterr().err
     assert main(["retrieval", "fuse", "--run", str(tmp_path / "weak.json"), "--out", str(tmp_path / "f.json")]) == 2
+
+
+def test_imports_without_ranx_or_scipy():
+    """GPU machines lack ranx: runs, retrieval_eval and significance import and compute metrics without it."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['ranx'] = None; sys.modules['scipy'] = None; sys.modules['numba'] = None\n"
+            "import numpy as np\n"
+            "from artcap_lib import retrieval_eval, runs, significance\n"
+            "run = runs.run_from_scores(np.eye(3), list('abc'), list('abc'))\n"
+            "assert runs.evaluate_run(run, runs.identity_qrels('abc'))['mrr'] == 1.0\n"
+            "assert significance.randomisation_test(np.ones(3), np.zeros(3), 10) < 1\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
