@@ -24,8 +24,11 @@ def blip_tokenizer_offline():
 
 
 def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int = 8, hidden: int = 96,
-                      layers: int = 2, embed_dim: int = 64, seed: int = 0) -> Path:
-    """Write a randomly initialised pocket BLIP (model + BlipProcessor) to out_dir and return out_dir."""
+                      layers: int = 2, embed_dim: int = 64, init_range: float = 0.1, seed: int = 0) -> Path:
+    """Write a randomly initialised pocket BLIP (model + BlipProcessor) to out_dir and return out_dir.
+
+    init_range is larger than BERT's 0.02 (and the vision default 1e-10): at those scales a 2-layer model's [CLS]
+    features are the same for every input (cosine 0.9999), and contrastive training has nothing to start from."""
     import torch
     from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessorPil, BlipProcessor
     tokenizer = blip_tokenizer_offline()
@@ -34,10 +37,12 @@ def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int
         text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=64,
                          encoder_hidden_size=hidden, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id),
+                         bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
+                         initializer_range=init_range),
         vision_config=dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                           num_attention_heads=heads, image_size=image_size, patch_size=patch_size),
-        projection_dim=embed_dim, image_text_hidden_size=embed_dim)
+                           num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
+                           initializer_range=init_range),
+        projection_dim=embed_dim, image_text_hidden_size=embed_dim, initializer_range=init_range)
     torch.manual_seed(seed)
     model = BlipForImageTextRetrieval(config)
     processor = BlipProcessor(image_processor=BlipImageProcessorPil(
