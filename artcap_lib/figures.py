@@ -1,0 +1,168 @@
+"""The paper's figures (notebook 06), one function per figure, each returning a matplotlib Figure.
+
+The functions take plain data (DataFrames, the retrieval results schema of `runs`, training histories), not a
+run directory, so they can be reused on any results; `report.make_figures` feeds them from a run. One style for
+all: seaborn's theme from `notebook.setup`, and one colour per caption source everywhere (`SOURCE_COLOURS`), so
+"human" is the same blue in the length histogram, the retrieval bars and the training curves.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+# caption source / retrieval variant -> colour (colour-blind palette, fixed so figures agree with each other)
+SOURCE_COLOURS = {"human": "#0173b2", "synthetic": "#de8f05", "baseline": "#949494", "control": "#cc78bc",
+                  "rrf_human_synthetic": "#029e73"}
+VARIANT_LABELS = {"baseline": "baseline", "human": "human-ft", "synthetic": "synthetic-ft",
+                  "rrf_human_synthetic": "RRF(human, synthetic)"}
+MODEL_LABELS = {"blip": "BLIP", "longclip": "Long-CLIP"}
+QUERY_SET_LABELS = {"artpedia": "Artpedia queries", "llama": "Llama queries"}
+METRIC_LABELS = {"precision@1": "P@1", "recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10", "mrr": "MRR"}
+
+
+def label(name: str, table: Mapping[str, str]) -> str:
+    return table.get(name, name)
+
+
+def metric_distributions(per_image: pd.DataFrame, columns: Mapping[str, str], control: pd.DataFrame | None = None,
+                         synthetic_label: str = "synthetic"):
+    """Per-image scores of the synthetic caption against the human one (one panel per metric), beside the same
+    metric on shuffled pairs (a synthetic caption scored against another artwork's human caption): the gap
+    between the two is what the metric says about caption quality beyond "both describe a painting".
+
+    columns: {column of per_image: label}; control: same index and columns, shuffled pairs."""
+    names = [c for c in columns if c in per_image.columns]
+    if not names:
+        raise ValueError(f"none of the metric columns {list(columns)} is in the per-image table "
+                         f"(it has {list(per_image.columns)})")
+    ncols = min(4, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, column in zip(axes.flat, names):
+        values = per_image[column].dropna().to_numpy(float)
+        bins = np.histogram_bin_edges(np.concatenate([values] + ([control[column].dropna().to_numpy(float)]
+                                                                 if control is not None else [])), bins=30)
+        ax.hist(values, bins=bins, alpha=0.6, color=SOURCE_COLOURS["synthetic"],
+                label=f"{synthetic_label} vs human (mean {values.mean():.3f})")
+        if control is not None and column in control.columns:
+            shuffled = control[column].dropna().to_numpy(float)
+            ax.hist(shuffled, bins=bins, alpha=0.45, color=SOURCE_COLOURS["control"],
+                    label=f"shuffled pairs (mean {shuffled.mean():.3f})")
+        ax.axvline(values.mean(), color=SOURCE_COLOURS["synthetic"], lw=1.5)
+        ax.set_title(columns[column], fontsize=10)
+        ax.set_ylabel("artworks")
+        ax.legend(fontsize=7)
+    fig.suptitle("Experiment 1: per-image similarity of synthetic and human captions", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def caption_lengths(lengths: Mapping[str, Sequence[int]], unit: str = "words"):
+    """Overlaid histograms of caption lengths per source, with each source's median marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    top = max((max(v) for v in lengths.values() if len(v)), default=1)
+    bins = np.linspace(0, top, 41)
+    for name, values in lengths.items():
+        values = np.asarray(values)
+        colour = SOURCE_COLOURS.get(name)
+        ax.hist(values, bins=bins, alpha=0.55, color=colour, label=f"{name} (median {np.median(values):.0f})")
+        ax.axvline(np.median(values), color=colour, lw=1.2, ls="--")
+    ax.set(xlabel=f"caption length ({unit})", ylabel="artworks", title="Caption lengths")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def retrieval_bars(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = ("precision@1", "recall@5",
+                   "recall@10", "mrr"), authors: Mapping[tuple, float] | None = None):
+    """Experiment 2 as bars: one panel per (model, query set), metrics on x, one bar per variant with its 95%
+    bootstrap interval; black diamonds mark the authors' stored values where given.
+
+    results: {model: results.json of `runs` (schema artcap.retrieval.results/1)};
+    authors: {(model, query_set, variant, metric): value}."""
+    panels = [(model, qs) for model, res in results.items() for qs in res["query_sets"]]
+    if not panels:
+        raise ValueError("no retrieval results to plot")
+    ncols = max(len(res["query_sets"]) for res in results.values())
+    nrows = len(results)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.3 * nrows), squeeze=False, sharey=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (model, res) in enumerate(results.items()):
+        for col, (query_set, block) in enumerate(res["query_sets"].items()):
+            ax = axes[row][col]
+            ax.axis("on")
+            variants = list(block["variants"])
+            width = 0.8 / len(variants)
+            x = np.arange(len(metrics))
+            for i, variant in enumerate(variants):
+                entry = block["variants"][variant]
+                means = np.array([entry["metrics"][m] for m in metrics])
+                cis = np.array([entry.get("ci95", {}).get(m, [v, v]) for m, v in zip(metrics, means)])
+                errors = np.abs(cis.T - means)
+                pos = x - 0.4 + width * (i + 0.5)
+                ax.bar(pos, means, width, yerr=errors, capsize=2, color=SOURCE_COLOURS.get(variant),
+                       label=label(variant, VARIANT_LABELS), error_kw={"lw": 0.8})
+                stored = [(p, authors.get((model, query_set, variant, m))) for p, m in zip(pos, metrics)] \
+                    if authors else []
+                stored = [(p, v) for p, v in stored if v is not None]
+                if stored:
+                    ax.scatter(*zip(*stored), marker="D", s=14, color="black", zorder=3,
+                               label="authors' stored value" if i == 0 else None)
+            ax.set_xticks(x, [label(m, METRIC_LABELS) for m in metrics])
+            ax.set_ylim(0, 1.05)
+            ax.set_title(f"{label(model, MODEL_LABELS)} · {label(query_set, QUERY_SET_LABELS)} "
+                         f"({block.get('n_queries', '?')} queries)", fontsize=10)
+    handles, labels = {}, {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Experiment 2: text-to-image retrieval on the test split (95% bootstrap CIs)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def training_curves(histories: Mapping[str, Mapping[str, Mapping[str, Any]]]):
+    """One row per model: training loss (per step, faint; per epoch mean, dots) and the validation value the
+    shared loop selected the kept epoch by (`monitor`; circled at the kept epoch), per fine-tuned variant.
+
+    histories: {model: {variant: history.json of `training.fit`}}."""
+    models = [m for m in histories if histories[m]]
+    if not models:
+        raise ValueError("no training histories to plot")
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.2 * len(models)), squeeze=False)
+    for (loss_ax, val_ax), model in zip(axes, models):
+        monitors = set()
+        for variant, history in histories[model].items():
+            colour = SOURCE_COLOURS.get(variant)
+            name = label(variant, VARIANT_LABELS)
+            per_epoch = history.get("steps_per_epoch") or 1
+            steps = history.get("steps", [])
+            if steps:
+                loss_ax.plot([s["step"] / per_epoch for s in steps], [s["loss"] for s in steps], color=colour,
+                             alpha=0.3, lw=0.8)
+            epochs = [e for e in history.get("epochs", []) if "train_loss" in e]
+            loss_ax.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], "o-", color=colour,
+                         label=name)
+            monitor = history.get("monitor", "val_loss")
+            monitors.add(monitor)
+            val = [e for e in history.get("epochs", []) if monitor in e]
+            val_ax.plot([e["epoch"] for e in val], [e[monitor] for e in val], "o-", color=colour, label=name)
+            kept = [e for e in val if e["epoch"] == history.get("best_epoch")]
+            if kept:
+                val_ax.scatter([kept[0]["epoch"]], [kept[0][monitor]], s=140, facecolors="none",
+                               edgecolors=colour, lw=1.5)
+        loss_ax.set(title=f"{label(model, MODEL_LABELS)}: training loss", xlabel="epoch", ylabel="loss")
+        val_ax.set(title=f"{label(model, MODEL_LABELS)}: validation ({', '.join(sorted(monitors))}; "
+                   "circle = kept epoch)", xlabel="epoch (0 = before fine-tuning)")
+        loss_ax.legend(fontsize=8)
+        val_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
