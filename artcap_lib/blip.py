@@ -170,17 +170,19 @@ class BlipRetrievalObjective(nn.Module):
                 self.momentum_update()
             _, image_feat_m = self.image_features(pixel_values, momentum=True)
             text_feat_m = self.text_features(input_ids, attention_mask, momentum=True)
-            image_feat_m_all = torch.cat([image_feat_m.t(), self.image_queue.clone().detach()], dim=1)
-            text_feat_m_all = torch.cat([text_feat_m.t(), self.text_queue.clone().detach()], dim=1)
+            image_feat_m_all = torch.cat([image_feat_m.t(), self.image_queue.clone().detach().float()], dim=1)
+            text_feat_m_all = torch.cat([text_feat_m.t(), self.text_queue.clone().detach().float()], dim=1)
+        with torch.no_grad(), torch.autocast(pixel_values.device.type, enabled=False):
             sim_i2t_targets = alpha * F.softmax(image_feat_m @ text_feat_m_all / temp, dim=1) \
                 + (1 - alpha) * sim_targets
             sim_t2i_targets = alpha * F.softmax(text_feat_m @ image_feat_m_all / temp, dim=1) \
                 + (1 - alpha) * sim_targets
-        sim_i2t = image_feat @ text_feat_m_all / temp
-        sim_t2i = text_feat @ image_feat_m_all / temp
-        loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * sim_i2t_targets).sum(1).mean()
-        loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * sim_t2i_targets).sum(1).mean()
-        loss_itc = (loss_i2t + loss_t2i) / 2
+        with torch.autocast(pixel_values.device.type, enabled=False):    # similarities in fp32 under bf16 autocast
+            sim_i2t = image_feat @ text_feat_m_all / temp
+            sim_t2i = text_feat @ image_feat_m_all / temp
+            loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * sim_i2t_targets).sum(1).mean()
+            loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * sim_t2i_targets).sum(1).mean()
+            loss_itc = (loss_i2t + loss_t2i) / 2
         if self.training:
             self.enqueue(image_feat_m, text_feat_m, idx.view(-1))
             self.train_steps += 1

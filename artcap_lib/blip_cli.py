@@ -33,14 +33,15 @@ def _setup(args):
 def _finetune(args) -> int:
     from . import blip_experiment as be
     from .artpedia import by_split, human_caption, load_artworks
+    from .experiment2 import synthetic_captions
     cfg, paths = _setup(args)
     artworks = load_artworks(paths.artworks, require_urls=False)
     train_ids, val_ids = sorted(by_split(artworks, "train")), sorted(by_split(artworks, "val"))
     captions = ({i: human_caption(e) for i, e in artworks.items()} if args.variant == "human"
-                else be.synthetic_captions(cfg, paths, train_ids + val_ids))
+                else synthetic_captions(paths.caption_file(cfg.captioning.name), train_ids + val_ids))
     baseline = be.pretrain_pocket(cfg, paths) if cfg.blip.model == be.POCKET else be.model_source(cfg, paths)
     history = be.train_blip(baseline, paths.retrieval / "blip" / args.variant, train_ids, val_ids, captions,
-                            be.image_files(paths, artworks), cfg.blip, epochs=cfg.blip.epochs, lr=cfg.blip.lr,
+                            be.image_files(paths.artworks, artworks), cfg.blip, epochs=cfg.blip.epochs, lr=cfg.blip.lr,
                             seed=cfg.seed, device=cfg.device)
     print(f"best epoch {history['best_epoch']}: val mean recall {history['best']:.4f} "
           f"-> {paths.retrieval / 'blip' / args.variant / 'model'}")
@@ -50,7 +51,7 @@ def _finetune(args) -> int:
 def _experiment(args) -> int:
     from .blip_experiment import run_blip_experiment
     cfg, paths = _setup(args)
-    summary = run_blip_experiment(cfg, paths)
+    summary = run_blip_experiment(cfg, paths)["summary"]
     for variant, per_set in summary["test_metrics"]["itc"].items():
         for query_set, metrics in per_set.items():
             print(f"{variant:9s} {query_set:8s} R@1 {metrics['recall@1']:.4f}  MRR {metrics['mrr']:.4f}")

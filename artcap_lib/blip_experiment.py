@@ -38,20 +38,19 @@ EVAL_MAX_WORDS = 50          # BLIP's eval datasets (and the authors' artpedia_e
 
 
 def model_source(cfg, paths) -> Path | str:
-    """The baseline model: a hub id or local directory, or the run's pre-trained pocket BLIP."""
-    return paths.models / POCKET if cfg.blip.model == POCKET else cfg.blip.model
+    """The baseline model: a hub id or local directory, the run's pre-trained pocket BLIP, or (bench profile)
+    a `random:` architecture materialised by random_models."""
+    if cfg.blip.model == POCKET:
+        return paths.models / POCKET
+    from .random_models import resolve_model
+    return resolve_model(cfg.blip.model, paths.models, cfg.device)
 
 
-def image_files(paths, artworks: dict[str, dict], json_path: Path | None = None) -> dict[str, Path]:
-    from .artpedia import image_path
-    files = {}
-    for art_id, entry in artworks.items():
-        path = image_path(json_path or paths.artworks, entry)
-        if path is None:
-            raise ValueError(f"{json_path or paths.artworks}: entry {art_id}: field file_path is missing "
-                             "(run step 01 to download the images)")
-        files[art_id] = path
-    return files
+def image_files(artworks_json: Path, artworks: dict[str, dict], ids: Sequence[str] | None = None) -> dict[str, Path]:
+    """{id: image path} (experiment2.image_files, keyed by id)."""
+    from .experiment2 import image_files as files_in_order
+    ids = sorted(artworks) if ids is None else list(ids)
+    return dict(zip(ids, files_in_order(artworks_json, artworks, ids)))
 
 
 def _loader(dataset, batch_size: int, num_workers: int):
@@ -184,7 +183,7 @@ def pretrain_pocket(cfg, paths, progress=print) -> Path:
     n_val = max(8, len(ids) // 10)
     init = build_pocket_blip(paths.models / f"{POCKET}-init", image_size=cfg.blip.image_size, seed=cfg.seed)
     train_blip(init, paths.models / f"{POCKET}-pretrain", ids[:-n_val], ids[-n_val:],
-               {i: human_caption(e) for i, e in pool.items()}, image_files(paths, pool, paths.pretrain_pool),
+               {i: human_caption(e) for i, e in pool.items()}, image_files(paths.pretrain_pool, pool),
                cfg.blip, epochs=cfg.blip.pretrain_epochs, lr=cfg.blip.pretrain_lr, seed=cfg.seed,
                device=cfg.device, select_with="itc", momentum=cfg.blip.pretrain_momentum, progress=progress)
     shutil.copytree(paths.models / f"{POCKET}-pretrain" / "model", out)
@@ -192,39 +191,6 @@ def pretrain_pocket(cfg, paths, progress=print) -> Path:
 
 
 # ---- the experiment ---------------------------------------------------------------------------------------------
-
-
-def query_sets(cfg, test_ids: Sequence[str], artworks: dict[str, dict]) -> dict[str, dict[str, str]]:
-    """{query set: {test id: query}}: the human captions, and the authors' Llama queries where they cover the
-    test split (the paper's 333 ids; absent in the demo)."""
-    from .artpedia import human_caption
-    out = {}
-    for name in cfg.retrieval.query_sets:
-        if name == "artpedia":
-            out[name] = {i: human_caption(artworks[i]) for i in test_ids}
-        elif name == "llama":
-            from . import reference
-            if not reference.is_available("captions/generated_queries.json"):
-                continue
-            queries = reference.llama_queries()
-            if set(test_ids) <= set(queries):
-                out[name] = {i: queries[i] for i in test_ids}
-        else:
-            raise ValueError(f"retrieval.query_sets: unknown query set {name!r} (artpedia | llama)")
-    return out
-
-
-def synthetic_captions(cfg, paths, needed: Sequence[str]) -> dict[str, str]:
-    from .caption_store import read_captions
-    path = paths.caption_file(cfg.captioning.name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no captions from captioner {cfg.captioning.name!r}; run notebook 02 first")
-    captions = read_captions(path)
-    missing = [i for i in needed if i not in captions]
-    if missing:
-        raise ValueError(f"{path}: {len(missing)} train/val image(s) have no caption, e.g. {missing[:5]}; "
-                         "finish captioning (notebook 02) first")
-    return captions
 
 
 def truncation_report(cfg, sources: dict[str, dict[str, str]], queries: dict[str, dict[str, str]], tokenizer):
@@ -241,17 +207,17 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
     """Train (where needed) and score every variant; write the retrieval files and return retrieval/blip/summary.json."""
     from transformers import AutoTokenizer
 
-    from . import runs
+    from . import experiment2, runs
     from .artpedia import by_split, human_caption, load_artworks
     say = progress or (lambda _m: None)
     t_start = time.perf_counter()
     bcfg = cfg.blip
     artworks = load_artworks(paths.artworks, require_urls=False)
     train_ids, val_ids, test_ids = (sorted(by_split(artworks, s)) for s in ("train", "val", "test"))
-    files = image_files(paths, artworks)
+    files = image_files(paths.artworks, artworks)
     human = {i: human_caption(e) for i, e in artworks.items()}
-    synthetic = synthetic_captions(cfg, paths, train_ids + val_ids)
-    queries = query_sets(cfg, test_ids, artworks)
+    synthetic = experiment2.synthetic_captions(paths.caption_file(cfg.captioning.name), train_ids + val_ids)
+    queries = experiment2.query_sets(cfg.retrieval.query_sets, artworks, test_ids)
     blip_dir = paths.retrieval / "blip"
     rerank_dir = blip_dir / "itm_rerank"
 
@@ -287,11 +253,11 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
                     rerank_dir, variant, qs, scores["itm"].numpy(), test_ids, test_ids, depth=cfg.retrieval.run_depth)
         del model
     seconds["score"] = time.perf_counter() - t0
-    results = runs.summarise_model(blip_dir, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed,
-                                   depth=cfg.retrieval.run_depth)
-    if bcfg.itm_rerank:
-        runs.summarise_model(rerank_dir, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed,
-                             depth=cfg.retrieval.run_depth)
+    settings = dict(bootstrap=cfg.retrieval.bootstrap, randomisation=cfg.retrieval.randomisation, seed=cfg.seed,
+                    depth=cfg.retrieval.run_depth)
+    results = runs.summarise_model(blip_dir, model="blip", **settings)
+    rerank = runs.summarise_model(rerank_dir, model="blip (ITC top-k re-ranked by ITM)", **settings) \
+        if bcfg.itm_rerank else None
     truncation = truncation_report(cfg, {"human": {i: human[i] for i in train_ids},
                                          cfg.captioning.name: {i: synthetic[i] for i in train_ids}},
                                    queries, tokenizer)
@@ -306,7 +272,8 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
                "seconds": {**seconds, "total": time.perf_counter() - t_start}}
     write_json(blip_dir / "summary.json", summary)
     say(f"BLIP experiment done in {summary['seconds']['total']:.0f} s")
-    return {**summary, "results_json": results}
+    return {"source": "model", "summary": summary, "results": results, "rerank_results": rerank,
+            "truncation": truncation, "histories": load_histories(paths)}
 
 
 def load_histories(paths) -> dict[str, dict]:
@@ -318,3 +285,113 @@ def load_histories(paths) -> dict[str, dict]:
         if (folder / training.HISTORY).is_file():
             out[name] = read_json(folder / training.HISTORY)
     return out
+
+
+# ---- notebook 04 ------------------------------------------------------------------------------------------------
+
+
+def experiment(cfg, paths, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Notebook 04's one call. retrieval.source "model": train and score (run_blip_experiment). "reference":
+    no training; the authors' stored BLIP runs evaluated by runs.reference_experiment2, plus the truncation
+    statistics of the published captions (BLIP's BERT uncased tokenizer, available offline)."""
+    if cfg.retrieval.source == "model":
+        return run_blip_experiment(cfg, paths, progress)
+    if cfg.retrieval.source != "reference":
+        raise ValueError(f"retrieval.source must be model or reference, got {cfg.retrieval.source!r}")
+    from . import experiment2, runs
+    from .artpedia import by_split, human_caption, load_artworks
+    from .blip_pocket import blip_tokenizer_offline
+    reference = runs.reference_experiment2(paths, bootstrap=cfg.retrieval.bootstrap,
+                                           randomisation=cfg.retrieval.randomisation, seed=cfg.seed)
+    artworks = by_split(load_artworks(paths.artworks, require_urls=False), "train")
+    sources = {"human": {i: human_caption(e) for i, e in artworks.items()}}
+    caption_file = paths.caption_file(cfg.captioning.name)
+    if caption_file.is_file():
+        sources[cfg.captioning.name] = experiment2.synthetic_captions(caption_file, sorted(artworks))
+    queries = {}
+    if "llama" in cfg.retrieval.query_sets:
+        from . import reference as authors
+        queries["llama"] = authors.llama_queries()
+    truncation = truncation_report(cfg, sources, queries, blip_tokenizer_offline())
+    write_json(paths.retrieval / "blip" / "truncation.json", truncation)
+    return {"source": "reference", "summary": None, "results": reference["models"]["blip"], "rerank_results": None,
+            "truncation": truncation, "histories": {}}
+
+
+def describe(out: dict[str, Any]) -> str:
+    """One paragraph saying what notebook 04 just did."""
+    if out["source"] == "reference":
+        return ("Reference profile: no model was trained or run. The numbers below are the authors' stored BLIP "
+                "runs (jcgohr/artwork-caption-gen, top-100 ranx runs, ITC cosine scoring) re-evaluated here, with "
+                "bootstrap intervals and paired tests; truncation statistics are computed on the published captions.")
+    s = out["summary"]
+    return (f"Trained and scored here: baseline = {s['baseline']}; fine-tuned on human and on synthetic captions "
+            f"({s['n_train']} train / {s['n_val']} val images), evaluated on {s['n_test']} test images "
+            f"(chance R@1 = {s['chance_r1']:.4f}) in {s['seconds']['total']:.0f} s.")
+
+
+def training_curves(histories: dict[str, dict[str, Any]]):
+    """Per run: ITC and ITM training loss per step, validation mean recall per epoch (circle: kept), learning rate."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
+    if not histories:
+        for ax in axes:
+            ax.set_axis_off()
+        axes[0].text(0, 0.5, "no training in this profile", fontsize=12)
+        return fig
+    for name, history in histories.items():
+        steps, per_epoch = history["steps"], history["steps_per_epoch"]
+        x = [s["step"] / per_epoch for s in steps]
+        line, = axes[0].plot(x, [s["loss_itc"] for s in steps], lw=1, label=name)
+        axes[1].plot(x, [s["loss_itm"] for s in steps], lw=1, color=line.get_color(), label=name)
+        epochs = [e for e in history["epochs"] if history["monitor"] in e]
+        axes[2].plot([e["epoch"] for e in epochs], [e[history["monitor"]] for e in epochs], "o-",
+                     color=line.get_color(), label=name)
+        best = [e for e in epochs if e["epoch"] == history.get("best_epoch")]
+        axes[2].scatter([e["epoch"] for e in best], [e[history["monitor"]] for e in best], s=150,
+                        facecolors="none", edgecolors=line.get_color())
+        axes[3].plot(x, [s["lr"] for s in steps], color=line.get_color(), label=name)
+    axes[0].set(title="ITC loss (momentum distillation + queue)", xlabel="epoch")
+    axes[1].set(title="ITM loss (hard negatives)", xlabel="epoch")
+    axes[2].set(title="validation mean recall (circle: kept epoch)", xlabel="epoch (0 = before training)")
+    axes[3].set(title="learning rate (BLIP's per-epoch cosine)", xlabel="epoch")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def truncation_table(report: dict[str, Any]):
+    """How much of each caption source BLIP sees, in training (30 words, 35 tokens) and as a query (35 tokens)."""
+    import pandas as pd
+    rows = [{"use": use, "source": name, **stats} for use in ("training", "queries")
+            for name, stats in report[use].items()]
+    return pd.DataFrame(rows).round(3)
+
+
+def chance_table(out: dict[str, Any]):
+    """Test R@1 of every variant against chance (1 / number of test images)."""
+    import pandas as pd
+    if out["summary"] is None:
+        return pd.DataFrame()
+    chance = out["summary"]["chance_r1"]
+    rows = [{"variant": v, "query set": qs, "R@1": m["recall@1"], "chance": chance, "x chance": m["recall@1"] / chance}
+            for v, per_set in out["summary"]["test_metrics"]["itc"].items() for qs, m in per_set.items()]
+    return pd.DataFrame(rows).round(4)
+
+
+def itc_vs_itm_table(out: dict[str, Any], metrics: Sequence[str] = ("recall@1", "recall@5", "mrr")):
+    """The paper's ITC scoring beside BLIP's ITM re-ranking (top k_test), per variant and query set."""
+    import pandas as pd
+    if out["rerank_results"] is None:
+        return pd.DataFrame()
+    rows = []
+    for qs, block in out["results"]["query_sets"].items():
+        reranked = out["rerank_results"]["query_sets"][qs]["variants"]
+        for variant, entry in block["variants"].items():
+            row = {"query set": qs, "variant": variant}
+            for m in metrics:
+                row[f"ITC {m}"] = entry["metrics"][m]
+                row[f"ITM {m}"] = reranked[variant]["metrics"][m]
+            rows.append(row)
+    return pd.DataFrame(rows).round(4)
