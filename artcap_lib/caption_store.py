@@ -165,17 +165,19 @@ def shard_path(path: str | Path, rank: int, world_size: int) -> Path:
     return path.with_name(f"{path.stem}.rank{rank}-of-{world_size}{path.suffix}")
 
 
-def merge_shards(path: str | Path, world_size: int) -> int:
-    """Append every shard's new records to the main file (duplicate-free), then delete the shards.
+def merge_shards(path: str | Path) -> int:
+    """Append the new records of every shard of `path` (any world size) to it, then delete the shards.
 
-    Safe to repeat after a kill: records already merged are skipped, shards are removed only after."""
+    Duplicate-free and safe to repeat after a kill: merged records are skipped, shards go only at the end."""
+    path = Path(path)
+    shards = sorted(path.parent.glob(f"{path.stem}.rank*-of-*{path.suffix}"))
+    if not shards:
+        return 0
     store = CaptionStore(path)
-    shards = [shard_path(path, rank, world_size) for rank in range(world_size)]
     added = 0
     for shard in shards:
-        if shard.exists():
-            CaptionStore(shard)           # repairs a torn last line of a killed rank
-            added += store.append(read_records(shard))
+        CaptionStore(shard)           # repairs the torn last line of a killed rank
+        added += store.append(read_records(shard))
     for shard in shards:
-        shard.unlink(missing_ok=True)
+        shard.unlink()
     return added
