@@ -68,15 +68,25 @@ class Captioner:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, dtype: str = "float16", device: str = "cpu",
-                        attn_implementation: str | None = None, **kwargs) -> "Captioner":
-        """Load any image-text-to-text checkpoint: a hub id or a local directory (AutoProcessor + AutoModel)."""
+                        attn_implementation: str | None = None, engine: str = "generate", **kwargs) -> "Captioner":
+        """Load any image-text-to-text checkpoint: a hub id, a local directory (AutoProcessor + AutoModel) or a
+        random_models spec ("random:llava-1.5-7b", the bench profile). engine: generate | fast | fast_compiled
+        (fast_decode.GreedyDecoder for greedy decoding; same captions as generate in fp32)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from .fast_decode import ENGINES, FastGenerateModel
+        from .random_models import resolve_model
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
         processor = AutoProcessor.from_pretrained(str(name_or_path))
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], **extra)
-        return cls(model.to(device), processor, model_name=kwargs.pop("model_name", str(name_or_path)), **kwargs)
+        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], **extra).to(device)
+        if engine != "generate":
+            model = FastGenerateModel(model, compile=engine == "fast_compiled")
+        return cls(model, processor, model_name=kwargs.pop("model_name", spec), **kwargs)
 
     @property
     def device(self) -> torch.device:

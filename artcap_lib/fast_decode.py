@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+ENGINES = ("generate", "fast", "fast_compiled")     # captioning engines: transformers' generate, or this decoder
 
 def supports(decoding: dict[str, Any]) -> bool:
     """Whether generate kwargs describe plain greedy decoding (what this decoder reproduces)."""
@@ -49,6 +50,7 @@ class GreedyDecoder:
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self.takes_cache_position = "cache_position" in params
         self.compile = compile
+        self._cache, self._cache_key = None, None
         self._step = torch.compile(self._forward, mode="reduce-overhead", fullgraph=False) if compile else self._forward
 
     def _forward(self, **kwargs) -> torch.Tensor:
@@ -59,9 +61,16 @@ class GreedyDecoder:
         eos = [] if eos is None else (eos if isinstance(eos, list) else [eos])
         return torch.tensor(eos, dtype=torch.long, device=device)
 
-    def _new_cache(self, length: int):
-        from transformers import StaticCache
-        return StaticCache(config=self.model.config, max_cache_len=length)
+    def _static_cache(self, batch: int, length: int, device):
+        """One StaticCache per (batch, length, device), reset between calls: a captured CUDA graph reads and
+        writes the cache's tensors at fixed addresses, so they must outlive the call (as generate's cache does)."""
+        key = (batch, length, str(device), self.model.dtype)
+        if self._cache_key != key:
+            from transformers import StaticCache
+            self._cache, self._cache_key = StaticCache(config=self.model.config, max_cache_len=length), key
+        else:
+            self._cache.reset()
+        return self._cache
 
     @torch.inference_mode()
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
@@ -73,7 +82,7 @@ class GreedyDecoder:
         device = input_ids.device
         total = prompt + max_new_tokens
         eos = self._eos_ids(device)
-        cache = self._new_cache(total)
+        cache = self._static_cache(batch, total, device)
         # generate's positions for left padding: 0 at each row's first real token
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         next_position = positions[:, -1:] + 1

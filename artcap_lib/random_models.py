@@ -138,12 +138,15 @@ def directory_name(spec: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", spec[len(PREFIX):]).strip("_")
 
 
-def cache_root(models_dir: str | Path) -> Path:
-    """Where random models live: $ARTCAP_RANDOM_MODELS (shared by runs: a 7B is 13.5 GB) or <models_dir>/random."""
-    return Path(os.environ.get("ARTCAP_RANDOM_MODELS") or Path(models_dir) / "random")
+def cache_root(models_dir: str | Path | None = None) -> Path:
+    """Where random models live: $ARTCAP_RANDOM_MODELS (shared by runs: a 7B is 13.5 GB), else <models_dir>/random,
+    else ~/.cache/artcap/random."""
+    if os.environ.get("ARTCAP_RANDOM_MODELS"):
+        return Path(os.environ["ARTCAP_RANDOM_MODELS"])
+    return Path(models_dir) / "random" if models_dir else Path.home() / ".cache" / "artcap" / "random"
 
 
-def resolve_model(spec: str | Path, models_dir: str | Path, device: str = "auto") -> str:
+def resolve_model(spec: str | Path, models_dir: str | Path | None = None, device: str = "auto") -> str:
     """The directory to `from_pretrained` for `spec`: random specs are materialised once (then reused), anything
     else is returned as given. `device` is where random weights are initialised ("auto": CUDA when present)."""
     if not is_random(spec):
