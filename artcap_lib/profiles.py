@@ -49,6 +49,8 @@ class CaptioningConfig:
     max_new_tokens: int = 200
     dtype: str = "float16"               # float32 | float16 | bfloat16
     batch_size: int = 16
+    engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
+                                         # static cache, CUDA graphs; same captions as generate in fp32)
 
 
 @dataclass
