@@ -101,7 +101,10 @@ def bleu4_scores(candidates: Sequence[str], references: Sequence[str]) -> np.nda
     """Sentence BLEU-4 per pair, torcheval's `bleu_score(cand, [ref], n_gram=4)`: whitespace tokens, case kept,
     uniform weights, no smoothing (what the authors' BleuMetric computes with reset/update/compute)."""
     from torcheval.metrics.functional import bleu_score
-    return np.array([float(bleu_score(c, [r], n_gram=4)) for c, r in zip(candidates, references)])
+    # torcheval refuses a candidate of fewer than 4 words (no 4-gram to count); unsmoothed BLEU-4 of a text
+    # without a single 4-gram match is 0, which is what such a caption gets here (the authors' data had none)
+    return np.array([float(bleu_score(c, [r], n_gram=4)) if len(c.split()) >= 4 else 0.0
+                     for c, r in zip(candidates, references)])
 
 
 @functools.lru_cache(maxsize=1)

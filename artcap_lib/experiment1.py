@@ -148,3 +148,41 @@ def extremes(per_image, references, candidates, metric: str, k: int = 3) -> "pd.
     frame = pd.DataFrame({metric: per_image[metric], "reference": references, "candidate": candidates},
                          index=per_image.index).sort_values(metric, ascending=False)
     return pd.concat([frame.head(k).assign(rank="most similar"), frame.tail(k).assign(rank="least similar")])
+
+
+SAME_METRIC = [("bleu4", "coco_bleu4", "BLEU-4"), ("meteor", "coco_meteor", "METEOR"),
+               ("rougeL_f", "coco_rougeL", "ROUGE-L F")]
+
+
+def backend_comparison(summary: dict) -> "pd.DataFrame":
+    """The metrics both backends compute, side by side: the paper's implementation vs pycocoevalcap's."""
+    import pandas as pd
+    m = summary["metrics"]
+    rows = {label: {"paper": m[a]["mean"], "coco": m[b]["mean"], "paper (shuffled)": m[a]["control_mean"],
+                    "coco (shuffled)": m[b]["control_mean"]}
+            for a, b, label in SAME_METRIC if a in m and b in m}
+    return pd.DataFrame(rows).T.rename_axis("metric")
+
+
+HEADLINE_METRICS = ["rouge1_f", "rouge2_f", "rougeL_f", "bleu4", "meteor", "bertscore_f", "coco_bleu4", "coco_meteor",
+                    "coco_rougeL", "coco_cider", "coco_spice"]
+
+
+def plot_distributions(per_image, control=None, metrics=HEADLINE_METRICS, ncols: int = 4):
+    """Per-image histograms of the F-scores and single-number metrics, with the shuffled control overlaid."""
+    import matplotlib.pyplot as plt
+    metrics = [c for c in metrics if c in per_image.columns]
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, column in zip(axes.flat, metrics):
+        values = per_image[column].dropna()
+        ax.hist(values, bins=30, alpha=0.6, label="caption vs its image's human caption")
+        if control is not None:
+            ax.hist(control[column].dropna(), bins=30, alpha=0.5, label="shuffled (another image's)")
+        ax.axvline(values.mean(), color="k", lw=1)
+        ax.set_title(column, fontsize=10)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -61,12 +61,13 @@ def add_cli(sub) -> None:
 
 
 def _score(args) -> int:
-    from .caption_metrics import CaptionScorer, MetricInputError
+    from .caption_metrics import CaptionScorer, MetricInputError, check_pairs
     from .files import atomic_write_text
     from .metric_statistics import bootstrap_ci
     from .provenance import resolve_device
     try:
         ids, references, candidates = read_pairs_tsv(args.pairs)
+        check_pairs(ids, references, candidates, where=args.pairs)   # before any model or Java process starts
         model = None if args.bertscore_model.lower() == "none" else args.bertscore_model
         with CaptionScorer(tuple(dict.fromkeys(args.backend)), model, args.bertscore_num_layers, args.spice_jars,
                            resolve_device(args.device)) as scorer:

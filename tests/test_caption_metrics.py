@@ -1,0 +1,227 @@
+"""Caption metrics: each paper metric against its definition, the coco backend end to end (Java), the CLI,
+Experiment 1's outputs, and the statistics. One CaptionScorer (METEOR 1.5 + MiniLM BERTScore) serves the module."""
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artcap_lib import caption_metrics as cm
+from artcap_lib import metric_statistics as ms
+from artcap_lib.cli import main as artcap_main
+from artcap_lib.metrics_cli import PairsFileError, read_pairs_tsv
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the coco backend needs Java on PATH")
+
+
+# ---- paper backend, metric by metric -------------------------------------------------------------------
+
+def test_rouge_precision_is_over_the_candidate_and_recall_over_the_reference():
+    # candidate 4 words, reference 2, both reference words in the candidate: P = 2/4, R = 2/2
+    out = cm.rouge_scores(["a red boat sails"], ["red boat"])
+    assert out["rouge1_p"][0] == pytest.approx(0.5)
+    assert out["rouge1_r"][0] == pytest.approx(1.0)
+    assert out["rouge2_p"][0] == pytest.approx(1 / 3)        # "red boat" among 3 candidate bigrams
+    assert out["rouge1_f"][0] == pytest.approx(2 * 0.5 / 1.5, abs=1e-6)   # the package's f has a 1e-8 epsilon
+
+
+def test_bleu4_is_unsmoothed_sentence_bleu():
+    same = "the old man sits by the river"
+    scores = cm.bleu4_scores([same, "the old man sits by a lake", "a woman"], [same, same, same])
+    assert scores[0] == pytest.approx(1.0)
+    # p1 5/7, p2 4/6, p3 3/5, p4 2/4 ("the old man sits", "old man sits by"); equal lengths: no brevity penalty
+    assert scores[1] == pytest.approx((5 / 7 * 4 / 6 * 3 / 5 * 2 / 4) ** 0.25)
+    assert scores[2] == 0.0                                  # no 4-gram at all: 0, not smoothed
+
+
+def test_meteor_tokenizer_splits_like_word_tokenize():
+    tokenize, name = cm.meteor_word_tokenizer()
+    assert tokenize("The man's coat, red. A \"blue\" sky!") == \
+        ["The", "man", "'s", "coat", ",", "red", ".", "A", "``", "blue", "''", "sky", "!"]
+    assert "Punkt" in name or "punkt" in name
+
+
+def test_meteor_memoised_wordnet_gives_nltks_scores():
+    from nltk.corpus import wordnet
+    from nltk.translate.meteor_score import single_meteor_score
+    tokenize, _ = cm.meteor_word_tokenizer()
+    cands = ["A painting of a large boat on the sea.", "Two women dance in a field of flowers.", "a dog"]
+    refs = ["A big ship sails on the ocean.", "Two ladies are dancing among blossoms.", "The Madonna and Child."]
+    ours = cm.meteor_nltk_scores(cands, refs)
+    plain = [single_meteor_score(tokenize(r), tokenize(c), wordnet=wordnet) for c, r in zip(cands, refs)]
+    np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-12)
+    assert ours[0] > ours[2] and 0 < ours[0] < 1              # synonyms (big/large, ship/boat) count
+
+
+def test_empty_texts_are_errors_naming_the_ids():
+    with pytest.raises(cm.MetricInputError, match=r"empty candidate for id\(s\) b, c"):
+        cm.check_pairs(["a", "b", "c"], ["x", "y", "z"], ["ok", " ", ""])
+    with pytest.raises(cm.MetricInputError, match="empty reference for id"):
+        cm.check_pairs(["a"], [""], ["ok"])
+    with pytest.raises(cm.MetricInputError, match="duplicate ids a"):
+        cm.check_pairs(["a", "a"], ["x", "y"], ["p", "q"])
+
+
+def test_bertscore_model_resolution():
+    minilm = cm.resolve_bertscore_model("minilm")
+    assert minilm.num_layers == 6 and not minilm.is_paper_model and "NOT the paper" in minilm.label
+    paper = cm.resolve_bertscore_model("distilbert-base-uncased")
+    assert paper.num_layers == 5 and paper.is_paper_model
+    with pytest.raises(ValueError, match="bertscore_num_layers"):
+        cm.resolve_bertscore_model("some-org/unknown-model")
+
+
+def test_spice_is_skipped_with_reason_unless_the_corenlp_jars_are_configured(tmp_path):
+    status = cm.spice_status("")
+    assert status["status"] == "skipped" and "spice_jars" in status["reason"] and status["how_to_enable"]
+    assert "lacks stanford-corenlp-3.6.0.jar, stanford-corenlp-3.6.0-models.jar" in \
+        cm.spice_status(str(tmp_path))["reason"]
+    (tmp_path / "stanford-corenlp-3.6.0.jar").write_bytes(b"")
+    assert "lacks stanford-corenlp-3.6.0-models.jar" in cm.spice_status(str(tmp_path))["reason"]
+    command = cm.spice_command(str(tmp_path), "in.json", "out.json", "cache")
+    classpath = command[command.index("-cp") + 1]
+    assert str(tmp_path / "stanford-corenlp-3.6.0-models.jar") in classpath and "spice-1.0.jar" in classpath
+    assert "edu.anu.spice.SpiceScorer" in command
+    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in cm.JAVA_ADD_OPENS
+
+
+# ---- statistics ----------------------------------------------------------------------------------------
+
+def test_derangement_has_no_fixed_point():
+    for n in (2, 3, 10, 501):
+        perm = ms.derangement(n, seed=n)
+        assert sorted(perm.tolist()) == list(range(n)) and not np.any(perm == np.arange(n))
+    with pytest.raises(ValueError):
+        ms.derangement(1)
+
+
+def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small, large = rng.random(50), rng.random(5000)
+    lo, hi = ms.bootstrap_ci(small, 500, seed=1)
+    assert lo < small.mean() < hi
+    lo2, hi2 = ms.bootstrap_ci(large, 500, seed=1)
+    assert hi2 - lo2 < (hi - lo) / 4                         # ~1/sqrt(100) as wide
+    both = ms.bootstrap_ci(np.stack([small, 2 * small], axis=1), 500, seed=1)
+    np.testing.assert_allclose(both[1], 2 * both[0])         # same resamples for every metric
+
+
+def test_length_stats():
+    stats = ms.length_stats(["one two", "one two three four", "a"])
+    assert stats["mean"] == pytest.approx(7 / 3) and stats["median"] == 2 and stats["max"] == 4
+
+
+# ---- the pairs TSV -------------------------------------------------------------------------------------
+
+def test_pairs_tsv_is_read_without_csv_quoting(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text('id\treference\tcandidate\n7\tA "so-called" saint\t"Quoted start\n8\tx\ty\n', encoding="utf-8")
+    ids, refs, cands = read_pairs_tsv(path)
+    assert ids == ["7", "8"] and refs[0] == 'A "so-called" saint' and cands[0] == '"Quoted start'
+    path.write_text("id\treference\n1\tx\n", encoding="utf-8")
+    with pytest.raises(PairsFileError, match="lacks column.*candidate"):
+        read_pairs_tsv(path)
+    path.write_text("id\treference\tcandidate\n1\tx\ty\tz\n", encoding="utf-8")
+    with pytest.raises(PairsFileError, match="line 2: 4 tab-separated fields"):
+        read_pairs_tsv(path)
+
+
+def test_cli_rejects_empty_texts_naming_the_ids(tmp_path, capsys):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("id\treference\tcandidate\na\tx\t\nb\ty\tz\n", encoding="utf-8")
+    assert artcap_main(["metrics", "score", "--pairs", str(pairs), "--backend", "paper",
+                        "--out", str(tmp_path / "o.csv")]) == 2
+    assert "empty candidate for id(s) a" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_scores_paper_metrics(tmp_path, capsys):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text('id\treference\tcandidate\n'
+                     'x1\tA woman in a "blue" dress sits by the window.\tA woman in a "blue" dress sits by the window.\n'
+                     'x2\tThree men play cards at a table.\tA boat on rough water under a stormy sky.\n',
+                     encoding="utf-8")
+    out = tmp_path / "o.csv"
+    assert artcap_main(["metrics", "score", "--pairs", str(pairs), "--backend", "paper", "--bertscore-model",
+                        "none", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"id": str}).set_index("id")
+    assert list(frame.columns) == cm.ROUGE_COLUMNS + ["bleu4", "meteor"]
+    assert frame.loc["x1", "bleu4"] == pytest.approx(1.0) and frame.loc["x1", "rougeL_f"] == pytest.approx(1.0)
+    assert frame.loc["x2", "rouge2_f"] == 0 and frame.loc["x1", "meteor"] > 0.9 > frame.loc["x2", "meteor"]
+    stdout = capsys.readouterr().out
+    assert "2 pairs" in stdout and "meteor" in stdout and "METEOR sentence splitter" in stdout
+
+
+# ---- both backends through one CaptionScorer (Java + MiniLM) -------------------------------------------
+
+PAIRS = {
+    "1": ("The painting shows a big purple triangle towards the right edge. It is set against a dark grey ground.",
+          "A painting of a large purple triangle on the right, on a dark grey background."),
+    "2": ("A small blue house appears at the centre, near the bottom.",
+          "A small blue house appears at the centre, near the bottom."),
+    "3": ("Saint Jerome reads in his study, a lion at his feet.",
+          "An old man |||reads a book\nwhile a lion sleeps."),   # newline and METEOR's field separator
+    "4": ("Two \"peasants\" rest in a wheat field at noon.", "Farmers lie in the grass beside sheaves of wheat."),
+}
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    if shutil.which("java") is None:
+        pytest.skip("the coco backend needs Java on PATH")
+    with cm.CaptionScorer(("paper", "coco"), bertscore_model="minilm") as s:
+        yield s
+
+
+@needs_java
+def test_both_backends_with_control(scorer):
+    ids = list(PAIRS)
+    refs, cands = [PAIRS[i][0] for i in ids], [PAIRS[i][1] for i in ids]
+    result = scorer.score(ids, refs, cands, control_permutation=ms.derangement(len(ids), seed=0))
+    frame = result.per_image
+    assert list(frame.columns) == cm.PAPER_COLUMNS + cm.COCO_COLUMNS[:-1]      # no SPICE without the jars
+    assert list(frame.index) == ids and frame.notna().all().all()
+    assert frame.loc["2", "coco_bleu4"] == pytest.approx(1.0, abs=1e-6)
+    assert frame.loc["2", "coco_meteor"] == pytest.approx(1.0, abs=1e-3)
+    assert frame.loc["2", "bertscore_f"] == pytest.approx(1.0, abs=1e-5)
+    assert frame.loc["1", "coco_meteor"] > frame.loc["4", "coco_meteor"]
+    assert result.control is not None and (result.control.loc["2"] < frame.loc["2"] - 1e-3).all()
+    assert {"coco_bleu4", "coco_meteor", "control_coco_meteor"} <= set(result.corpus)
+    assert result.spice["status"] == "skipped"
+    assert result.bertscore["num_layers"] == 6 and "_L6_no-idf" in result.bertscore["hash"]
+    # scoring again reuses the loaded resources and gives the same numbers
+    again = scorer.score(ids, refs, cands)
+    pd.testing.assert_frame_equal(again.per_image, frame)
+
+
+@needs_java
+def test_experiment1_run_writes_outputs(scorer, tmp_path):
+    from artcap_lib.caption_store import CaptionStore
+    from artcap_lib.experiment1 import run
+    from artcap_lib.paths import RunPaths
+    from artcap_lib.profiles import load_profile
+    cfg = load_profile("demo", {"run_dir": str(tmp_path), "metrics.split": "test", "metrics.bootstrap": 50})
+    paths = RunPaths.for_profile(cfg)
+    paths.data.mkdir(parents=True)
+    artworks = {i: {"title": f"t{i}", "img_url": "", "year": None, "visual_sentences": [ref],
+                    "contextual_sentences": [], "split": "test"} for i, (ref, _) in PAIRS.items()}
+    artworks["5"] = {**artworks["1"], "visual_sentences": ["No caption for this one."]}
+    paths.artworks.write_text(json.dumps(artworks), encoding="utf-8")
+    CaptionStore(paths.caption_file(cfg.captioning.name)).append(
+        [{"id": i, "caption": cand, "model": "m", "prompt": "p", "decoding": "greedy", "new_tokens": 1,
+          "seconds": 0.1} for i, (_, cand) in PAIRS.items()])
+    summary = run(cfg, paths, scorer)
+    per_image = pd.read_parquet(paths.metrics / "per_image.parquet")
+    assert per_image.shape == (4, len(cm.PAPER_COLUMNS) + len(cm.COCO_COLUMNS) - 1)
+    assert pd.read_parquet(paths.metrics / "control_per_image.parquet").shape == per_image.shape
+    written = json.loads((paths.metrics / "summary.json").read_text())
+    assert written["n_pairs"] == 4 and written["n_missing_captions"] == 1 and written["parity"] is None
+    for name, entry in written["metrics"].items():
+        lo, hi = entry["ci95"]
+        assert lo <= entry["mean"] <= hi and math.isfinite(entry["control_mean"]), name
+    assert written["metrics"]["coco_bleu4"]["corpus"] is not None and written["metrics"]["bleu4"]["corpus"] is None
+    assert written["spice"]["status"] == "skipped" and written["bertscore"]["hash"]
+    assert set(written["lengths"]) == {"reference", "candidate"}
+    assert summary["metrics"].keys() == written["metrics"].keys()
