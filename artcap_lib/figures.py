@@ -47,11 +47,11 @@ def metric_distributions(per_image: pd.DataFrame, columns: Mapping[str, str], co
         values = per_image[column].dropna().to_numpy(float)
         bins = np.histogram_bin_edges(np.concatenate([values] + ([control[column].dropna().to_numpy(float)]
                                                                  if control is not None else [])), bins=30)
-        ax.hist(values, bins=bins, alpha=0.6, color=SOURCE_COLOURS["synthetic"],
+        ax.hist(values, bins=bins, alpha=0.6, color=SOURCE_COLOURS["synthetic"], histtype="stepfilled",
                 label=f"{synthetic_label} vs human (mean {values.mean():.3f})")
         if control is not None and column in control.columns:
             shuffled = control[column].dropna().to_numpy(float)
-            ax.hist(shuffled, bins=bins, alpha=0.45, color=SOURCE_COLOURS["control"],
+            ax.hist(shuffled, bins=bins, alpha=0.45, color=SOURCE_COLOURS["control"], histtype="stepfilled",
                     label=f"shuffled pairs (mean {shuffled.mean():.3f})")
         ax.axvline(values.mean(), color=SOURCE_COLOURS["synthetic"], lw=1.5)
         ax.set_title(columns[column], fontsize=10)
@@ -70,7 +70,7 @@ def caption_lengths(lengths: Mapping[str, Sequence[int]], unit: str = "words"):
     for name, values in lengths.items():
         values = np.asarray(values)
         colour = SOURCE_COLOURS.get(name)
-        ax.hist(values, bins=bins, alpha=0.55, color=colour, label=f"{name} (median {np.median(values):.0f})")
+        ax.hist(values, bins=bins, alpha=0.55, color=colour, histtype="stepfilled", label=f"{name} (median {np.median(values):.0f})")
         ax.axvline(np.median(values), color=colour, lw=1.2, ls="--")
     ax.set(xlabel=f"caption length ({unit})", ylabel="artworks", title="Caption lengths")
     ax.legend(fontsize=8)

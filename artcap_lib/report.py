@@ -137,8 +137,7 @@ METRIC_NAMES = {  # column of metrics/per_image.parquet -> name in tables and fi
     "coco_meteor": "METEOR 1.5", "coco_rougeL": "ROUGE-L", "coco_cider": "CIDEr-D", "coco_spice": "SPICE",
 }
 BACKEND_NAMES = {"paper": "paper (the authors' libraries)", "coco": "coco (pycocoevalcap)"}
-DISTRIBUTION_METRICS = ("bertscore_f", "meteor", "rouge1_f", "rougeL_f", "bleu4", "coco_meteor", "coco_cider",
-                        "coco_bleu4")
+DISTRIBUTION_METRICS = ("bertscore_f", "meteor", "rougeL_f", "bleu4", "coco_meteor", "coco_cider")
 HEADLINE_METRICS = ("bertscore_f", "meteor", "rougeL_f", "bleu4", "coco_cider")
 
 
@@ -493,7 +492,7 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
              f"- device: {hardware}; {device.get('platform', '')}, Python {device.get('python', '?')}",
              f"- notebooks run: {', '.join(results.get('notebooks', {})) or 'none recorded'}"
              + (f" ({wall:.0f} s in all)" if wall else ""), "", "## Headline numbers", ""]
-    lines += _headlines(results) or ["No results yet (see below)."]
+    lines += headlines(results) or ["No results yet (see below)."]
     if shown1 is not None:
         lines += ["", "## Table 1: Experiment 1", "", markdown(shown1)]
     if shown2 is not None:
@@ -511,7 +510,7 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
     return "\n".join(lines) + "\n"
 
 
-def _headlines(results: Mapping[str, Any]) -> list[str]:
+def headlines(results: Mapping[str, Any]) -> list[str]:
     lines = []
     exp1 = results.get("experiment1")
     if exp1:
