@@ -70,7 +70,8 @@ def caption_lengths(lengths: Mapping[str, Sequence[int]], unit: str = "words"):
     for name, values in lengths.items():
         values = np.asarray(values)
         colour = SOURCE_COLOURS.get(name)
-        ax.hist(values, bins=bins, alpha=0.55, color=colour, histtype="stepfilled", label=f"{name} (median {np.median(values):.0f})")
+        ax.hist(values, bins=bins, alpha=0.55, color=colour, histtype="stepfilled",
+                label=f"{name} (median {np.median(values):.0f})")
         ax.axvline(np.median(values), color=colour, lw=1.2, ls="--")
     ax.set(xlabel=f"caption length ({unit})", ylabel="artworks", title="Caption lengths")
     ax.legend(fontsize=8)
