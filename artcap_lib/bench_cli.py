@@ -10,6 +10,8 @@ def add_cli(sub) -> None:
     # each capability adds its benchmark below: _add_<what>(bsub)
     _add_retrieval(bsub)
     _add_metrics(bsub)
+    _add_caption(bsub)
+    _add_train(bsub)
 
 
 def _add_retrieval(bsub) -> None:
@@ -102,4 +104,126 @@ def _bench_metrics(args) -> int:
               f"{out['bertscore_plain_s']} s = {out['bertscore_ratio']}x (target <= 1.1x)")
     if args.json:
         write_json(args.json, out)
+    return 0
+
+
+def _add_caption(bsub) -> None:
+    p = bsub.add_parser("caption", help="captioning: images/s, tokens/s (prefill, decode), vs one-at-a-time generate")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", default=None, help="hub id or local directory (e.g. RUN/models/pocket-llava)")
+    which.add_argument("--random-init", default=None, metavar="ARCH",
+                       help="full-size architecture with random weights, e.g. llava-1.5-7b (random_models specs: "
+                            "llava-1.5-7b@tiny, ...); default: a freshly built, untrained pocket LLaVA")
+    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                   help="default: float16 on CUDA, float32 on CPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-implementation", default=None, help='KV cache for generate, e.g. "static"')
+    p.add_argument("--baseline", action="store_true", help="also time one image per generate call (the authors' loop)")
+    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random models are materialised")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--json", default="", metavar="PATH")
+    p.set_defaults(func=_bench_caption)
+
+
+def _bench_caption(args) -> int:
+    import json
+    import tempfile
+
+    import torch
+
+    from .caption_bench import benchmark_captioning, synthetic_paintings
+    from .captioning import Captioner, Decoding
+    from .files import write_json
+    from .provenance import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtype = args.dtype or ("float16" if device.startswith("cuda") else "float32")
+    random_weights = args.model is None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.random_init:
+            from .random_models import resolve_model
+            model = resolve_model(f"random:{args.random_init}", args.models_dir, device=device)
+        elif args.model:
+            model = args.model
+        else:                        # the pocket architecture, untrained: the CPU smoke benchmark
+            import numpy as np
+
+            from .demo_data import random_scene
+            from .pocket_llava import assistant_caption, build_pocket_llava
+            rng = np.random.default_rng(0)
+            net, processor = build_pocket_llava([assistant_caption(random_scene(rng)) for _ in range(200)])
+            model = f"{tmp}/pocket-llava"
+            net.save_pretrained(model)
+            processor.save_pretrained(model)
+        decoding = Decoding(max_new_tokens=args.max_new_tokens, cache_implementation=args.cache_implementation,
+                            min_new_tokens=args.max_new_tokens if random_weights else None)
+        captioner = Captioner.from_pretrained(model, dtype=dtype, device=device, decoding=decoding,
+                                              model_name=args.model or args.random_init or "pocket-llava (untrained)")
+        size = captioner.processor.image_processor.crop_size["height"]
+        items = synthetic_paintings(tmp + "/images", args.images, size)
+        result = benchmark_captioning(captioner, items, args.batch_size, baseline=args.baseline)
+    result = {"benchmark": "caption", "model": captioner.model_name, "device": device, "dtype": dtype,
+              "random_weights": random_weights, "threads": torch.get_num_threads(), **result}
+    print(f"captioning {result['model']} on {device} ({dtype}), {result['images']} images, batch {args.batch_size}, "
+          f"{result['new_tokens_per_image']:.0f} new tokens/image:")
+    print(f"  batched pipeline: {result['images_per_second']:.2f} images/s, {result['tokens_per_second']:.1f} tokens/s "
+          f"generated; prefill {result['prefill_tokens_per_second']:.0f} tokens/s "
+          f"({result['prompt_tokens_per_image']:.0f} prompt tokens/image), decode "
+          f"{result['decode_tokens_per_second']:.1f} tokens/s")
+    if args.baseline:
+        print(f"  one image per generate: {result['baseline_images_per_second']:.2f} images/s "
+              f"-> batched is {result['speedup']:.1f}x")
+    if args.json:
+        write_json(args.json, result)
+    else:
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+    return 0
+
+
+# `artcap bench train --model M`: M -> artcap_lib module whose bench_train(args) returns the result dict
+TRAIN_BENCHMARKS = {"longclip": "longclip_cli", "blip": "blip_cli"}
+
+
+def _add_train(bsub) -> None:
+    p = bsub.add_parser("train", help="fine-tuning throughput of a retrieval model (images/s, peak GPU memory)")
+    p.add_argument("--model", required=True, choices=sorted(TRAIN_BENCHMARKS))
+    p.add_argument("--arch", default="", help="longclip: L or B (full-size, random weights; default L), pocket "
+                   "(the demo's, untrained), or a model directory / longclip-*.pt; blip: L (ViT-L, random "
+                   "weights; default), pocket, or a model directory / hub id")
+    p.add_argument("--batch-size", type=int, default=0, help="per step; 0 = the paper's (Long-CLIP 40, BLIP 16)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--tokens", type=int, default=0, help="caption length in tokens; 0 = the model's default "
+                   "(Long-CLIP: 96, about a joined Artpedia caption)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--preset", default="paper", help="optimiser preset (Long-CLIP: paper | adamw)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--json", default="", metavar="PATH")
+    p.set_defaults(func=_bench_train)
+
+
+def _bench_train(args) -> int:
+    import importlib
+    import json
+
+    import torch
+
+    from .files import write_json
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = importlib.import_module(f"artcap_lib.{TRAIN_BENCHMARKS[args.model]}").bench_train(args)
+    print(f"training {result['model']} ({result['source']}) on {result['device']}, {result['precision']}, batch "
+          f"{result['batch_size']}: {result['images_per_second']:.2f} images/s, {result['seconds_per_step']:.3f} s/step"
+          + (f", peak {result['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in result else ""))
+    if args.json:
+        write_json(args.json, result)
+    else:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
     return 0

@@ -56,3 +56,13 @@ def _experiment(args) -> int:
         for query_set, metrics in per_set.items():
             print(f"{variant:9s} {query_set:8s} R@1 {metrics['recall@1']:.4f}  MRR {metrics['mrr']:.4f}")
     return 0
+
+
+def bench_train(args) -> dict:
+    """`artcap bench train --model blip`: --arch "" / L = BLIP ViT-L (random:blip-itm-large-coco, random weights),
+    pocket = an untrained pocket BLIP, anything else a model directory, hub id or random: spec."""
+    from .blip_bench import benchmark_training
+    arch = args.arch or "L"
+    model = {"L": "random:blip-itm-large-coco", "pocket": None}.get(arch, arch)
+    return benchmark_training(model, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
+                              device=args.device, precision=args.precision, max_tokens=args.tokens or 35)
