@@ -149,3 +149,48 @@ def load_for_bench(spec: str, models_dir: str, dtype: str, device: str, attn_imp
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
     return model.to(device).eval(), processor
+
+
+# ---------------------------------------------------------------------------------------------- artcap bench decode
+def add_bench_cli(bsub) -> None:
+    """`artcap bench decode`: registered by bench_cli."""
+    p = bsub.add_parser("decode", help="captioning decoders side by side: plain generate, static-cache generate "
+                        "(compiled on CUDA), fast_decode (eager / CUDA graphs): images/s and token agreement")
+    p.add_argument("--model", default="random:llava-1.5-7b@tiny",
+                   help="hub id, local directory or random: spec (GPU: random:llava-1.5-7b)")
+    p.add_argument("--images", type=int, default=24, help="the first batch is the warm-up, the rest are timed")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--min-new-tokens", type=int, default=0, help="force the answer length (0 = let it end)")
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {','.join(CONFIGS)}")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                   help="default: bfloat16 on CUDA, float32 on CPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random: models are written")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--json", default="", metavar="PATH")
+    p.set_defaults(func=bench_decode)
+
+
+def bench_decode(args) -> int:
+    import json
+
+    from .files import write_json
+    from .provenance import environment, resolve_device
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    model, processor = load_for_bench(args.model, args.models_dir, dtype, device)
+    size = processor.image_processor.crop_size["height"]
+    result = compare_decoders(model, processor, bench_images(args.images, size), args.batch_size,
+                              args.max_new_tokens, args.min_new_tokens or None,
+                              configs=[c for c in args.configs.split(",") if c])
+    result.update(model=args.model, threads=torch.get_num_threads(), environment=environment())
+    for key in sorted(k for k in result if k.startswith("ratio_")):
+        print(f"{key}: {result[key]:.2f}")
+    if args.json:
+        write_json(args.json, result)
+    else:
+        print(json.dumps(result["configs"], indent=1))
+    return 0
