@@ -111,7 +111,7 @@ def _digest(obj: Any) -> str:
 def train_blip(init_dir: str | Path, out_dir: str | Path, train_ids: Sequence[str], val_ids: Sequence[str],
                captions: dict[str, str], files: dict[str, Path], bcfg, *, epochs: int, lr: float, seed: int = 0,
                device: str = "auto", select_with: str | None = None, momentum: float | None = None,
-               progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+               augment: bool = True, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Fine-tune the BLIP at init_dir on (image, caption) pairs; write out_dir/model (best epoch, HF format) and
     out_dir/train (checkpoints, history). Run again after a kill: it resumes; a finished run returns at once."""
     out_dir = Path(out_dir)
@@ -130,7 +130,7 @@ def train_blip(init_dir: str | Path, out_dir: str | Path, train_ids: Sequence[st
     if bcfg.grad_checkpointing:
         model.vision_model.activation_checkpointing_enable()
     size = model.config.vision_config.image_size
-    train_set = blip_data.BlipPairs(train_ids, files, captions, blip_data.BlipTransform(size, True, mean, std),
+    train_set = blip_data.BlipPairs(train_ids, files, captions, blip_data.BlipTransform(size, augment, mean, std),
                                     bcfg.max_words)
     loader = training.make_loader(train_set, bcfg.batch_size, dist, shuffle=True, drop_last=True,
                                   collate_fn=blip_data.collate(tokenizer, bcfg.max_tokens), seed=seed,
@@ -147,7 +147,8 @@ def train_blip(init_dir: str | Path, out_dir: str | Path, train_ids: Sequence[st
 
     fingerprint = {"init": str(init_dir), "epochs": epochs, "lr": lr, "batch_size": bcfg.batch_size,
                    "weight_decay": bcfg.weight_decay, "queue_size": bcfg.queue_size, "momentum": momentum,
-                   "alpha": bcfg.alpha, "select_with": select_with, "seed": seed, "world_size": dist.world_size,
+                   "alpha": bcfg.alpha, "select_with": select_with, "augment": augment, "seed": seed,
+                   "world_size": dist.world_size,
                    "captions": _digest([(i, captions[i]) for i in train_ids]), "val": _digest(list(val_ids))}
     result = training.fit(
         objective, step=lambda obj, batch: obj(**batch), train_loader=loader, validate=validate,
@@ -170,7 +171,9 @@ def train_blip(init_dir: str | Path, out_dir: str | Path, train_ids: Sequence[st
 
 def pretrain_pocket(cfg, paths, progress=print) -> Path:
     """Demo baseline: a pocket BLIP trained with the same objective on the pre-training pool (10% held out
-    for model selection), saved as models/pocket-blip. Kept if already there."""
+    for model selection), saved as models/pocket-blip. Kept if already there. It stands in for BLIP's web-scale
+    pre-training, so it trains without the fine-tuning augmentation and with a faster momentum (learning from
+    random weights in a few hundred steps); fine-tuning then follows the recipe."""
     from .artpedia import human_caption, load_artworks
     from .blip_pocket import build_pocket_blip
     out = paths.models / POCKET
@@ -185,7 +188,8 @@ def pretrain_pocket(cfg, paths, progress=print) -> Path:
     train_blip(init, paths.models / f"{POCKET}-pretrain", ids[:-n_val], ids[-n_val:],
                {i: human_caption(e) for i, e in pool.items()}, image_files(paths.pretrain_pool, pool),
                cfg.blip, epochs=cfg.blip.pretrain_epochs, lr=cfg.blip.pretrain_lr, seed=cfg.seed,
-               device=cfg.device, select_with="itc", momentum=cfg.blip.pretrain_momentum, progress=progress)
+               device=cfg.device, select_with="itc", momentum=cfg.blip.pretrain_momentum, augment=False,
+               progress=progress)
     shutil.copytree(paths.models / f"{POCKET}-pretrain" / "model", out)
     return out
 

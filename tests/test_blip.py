@@ -219,3 +219,33 @@ def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_co
         assert resumed["steps"][-1][key] == pytest.approx(reference["steps"][-1][key])
     model, _, _, _ = blip.load_blip(tmp_path / "killed" / "model")      # a fine-tune loads like any checkpoint
     assert model.config.vision_config.image_size == 32
+
+
+def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_dir, tmp_path):
+    import json
+
+    from artcap_lib import blip_experiment
+    from artcap_lib.demo_data import DemoSizes, generate_collection
+    from artcap_lib.notebook import setup
+    cfg, paths = setup("demo", {"run_dir": str(tmp_path / "run"), "blip.model": str(pocket_dir), "blip.epochs": 1,
+                                "blip.batch_size": 4, "blip.queue_size": 8, "blip.k_test": 3, "blip.num_workers": 0,
+                                "retrieval.bootstrap": 20, "retrieval.randomisation": 20})
+    generate_collection(paths.data, DemoSizes(train=8, val=4, test=5, pretrain=0), image_size=32)
+    artworks = json.loads(paths.artworks.read_text())
+    paths.captions.mkdir(parents=True)
+    with open(paths.caption_file(cfg.captioning.name), "w") as fh:
+        for art_id, entry in artworks.items():
+            fh.write(json.dumps({"id": art_id, "caption": f"A painting titled {entry['title']}, " + "very " * 40}) + "\n")
+    out = blip_experiment.experiment(cfg, paths, progress=None)
+    blip_dir = paths.retrieval / "blip"
+    for variant in ("baseline", "human", "synthetic"):
+        assert (blip_dir / variant / "run_artpedia.json").is_file()
+        assert (blip_dir / "itm_rerank" / variant / "scores_artpedia.npz").is_file()
+    assert set(out["results"]["query_sets"]["artpedia"]["variants"]) == {"baseline", "human", "synthetic"}
+    assert (blip_dir / "results.json").is_file() and (blip_dir / "itm_rerank" / "results.json").is_file()
+    trunc = out["truncation"]["training"]
+    assert trunc[cfg.captioning.name]["cut_by_words"] == 1.0          # every synthetic caption is over 30 words
+    assert set(out["histories"]) == {"human", "synthetic"}
+    assert out["summary"]["chance_r1"] == pytest.approx(1 / 5)
+    assert len(blip_experiment.itc_vs_itm_table(out)) == 3 and len(blip_experiment.chance_table(out)) == 3
+    blip_experiment.training_curves(out["histories"])
