@@ -12,6 +12,7 @@ def add_cli(sub) -> None:
     _add_metrics(bsub)
     _add_caption(bsub)
     _add_train(bsub)
+    _add_decode(bsub)
 
 
 def _add_retrieval(bsub) -> None:
@@ -227,3 +228,28 @@ def _bench_train(args) -> int:
     else:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
     return 0
+
+
+def _add_decode(bsub) -> None:
+    p = bsub.add_parser("decode", help="captioning decoders side by side (plain generate, static-cache generate, "
+                        "fast_decode eager / CUDA graphs): images/s, ratios, token agreement with plain generate")
+    p.add_argument("--model", default="random:llava-1.5-7b@tiny",
+                   help="hub id, local directory or random: spec (GPU: random:llava-1.5-7b)")
+    p.add_argument("--images", type=int, default=24, help="the first batch is the warm-up, the rest are timed")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--min-new-tokens", type=int, default=0, help="force the answer length (0 = let it end)")
+    p.add_argument("--configs", default="generate,generate_static,fast,fast_compiled",
+                   help="comma-separated subset of generate,generate_static,fast,fast_compiled")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                   help="default: bfloat16 on CUDA, float32 on CPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random: models are written")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--json", default="", metavar="PATH")
+    p.set_defaults(func=_bench_decode)
+
+
+def _bench_decode(args) -> int:
+    from .caption_speed import bench_decode
+    return bench_decode(args)

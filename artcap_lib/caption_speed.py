@@ -152,27 +152,8 @@ def load_for_bench(spec: str, models_dir: str, dtype: str, device: str, attn_imp
 
 
 # ---------------------------------------------------------------------------------------------- artcap bench decode
-def add_bench_cli(bsub) -> None:
-    """`artcap bench decode`: registered by bench_cli."""
-    p = bsub.add_parser("decode", help="captioning decoders side by side: plain generate, static-cache generate "
-                        "(compiled on CUDA), fast_decode (eager / CUDA graphs): images/s and token agreement")
-    p.add_argument("--model", default="random:llava-1.5-7b@tiny",
-                   help="hub id, local directory or random: spec (GPU: random:llava-1.5-7b)")
-    p.add_argument("--images", type=int, default=24, help="the first batch is the warm-up, the rest are timed")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--min-new-tokens", type=int, default=0, help="force the answer length (0 = let it end)")
-    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {','.join(CONFIGS)}")
-    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
-                   help="default: bfloat16 on CUDA, float32 on CPU")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random: models are written")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--json", default="", metavar="PATH")
-    p.set_defaults(func=bench_decode)
-
-
 def bench_decode(args) -> int:
+    """`artcap bench decode` (arguments: bench_cli._add_decode)."""
     import json
 
     from .files import write_json
