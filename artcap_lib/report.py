@@ -490,7 +490,7 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
              f"Generated {results['generated_at']} by notebook 06 from `{results['run_dir']}`.", "",
              f"- commit: `{git.get('commit')}`{' (with uncommitted changes)' if git.get('dirty') else ''}",
              f"- device: {hardware}; {device.get('platform', '')}, Python {device.get('python', '?')}",
-             f"- notebooks run: {', '.join(results.get('notebooks', {})) or 'none recorded'}"
+             f"- notebooks run before this report: {', '.join(results.get('notebooks', {})) or 'none recorded'}"
              + (f" ({wall:.0f} s in all)" if wall else ""), "", "## Headline numbers", ""]
     lines += headlines(results) or ["No results yet (see below)."]
     if shown1 is not None:
