@@ -123,6 +123,10 @@ def _add_caption(bsub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-implementation", default=None, help='KV cache for generate, e.g. "static"')
     p.add_argument("--baseline", action="store_true", help="also time one image per generate call (the authors' loop)")
+    p.add_argument("--engine", default="generate", choices=["generate", "fast", "fast_compiled"],
+                   help="decoder of the pipeline (fast_decode: static cache, CUDA graphs with fast_compiled)")
+    p.add_argument("--decoders", action="store_true", help="also compare the decoders on the same images (plain "
+                   "batched generate, static-cache generate, fast, fast_compiled: `artcap bench decode`)")
     p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random models are materialised")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--json", default="", metavar="PATH")
@@ -163,12 +167,19 @@ def _bench_caption(args) -> int:
             processor.save_pretrained(model)
         decoding = Decoding(max_new_tokens=args.max_new_tokens, cache_implementation=args.cache_implementation,
                             min_new_tokens=args.max_new_tokens if random_weights else None)
-        captioner = Captioner.from_pretrained(model, dtype=dtype, device=device, decoding=decoding,
+        captioner = Captioner.from_pretrained(model, dtype=dtype, device=device, decoding=decoding, engine=args.engine,
                                               model_name=args.model or args.random_init or "pocket-llava (untrained)")
         size = captioner.processor.image_processor.crop_size["height"]
         items = synthetic_paintings(tmp + "/images", args.images, size)
         result = benchmark_captioning(captioner, items, args.batch_size, baseline=args.baseline)
-    result = {"benchmark": "caption", "model": captioner.model_name, "device": device, "dtype": dtype,
+        if args.decoders:
+            from .caption_speed import compare_decoders
+            from .captioning import load_image
+            result["decoders"] = compare_decoders(
+                getattr(captioner.model, "_model", captioner.model), captioner.processor,
+                [load_image(p) for _, p in items], args.batch_size, args.max_new_tokens,
+                decoding.min_new_tokens, prompt=captioner.prompt)
+    result = {"benchmark": "caption", "model": captioner.model_name, "device": device, "dtype": dtype, "engine": args.engine,
               "random_weights": random_weights, "threads": torch.get_num_threads(), **result}
     print(f"captioning {result['model']} on {device} ({dtype}), {result['images']} images, batch {args.batch_size}, "
           f"{result['new_tokens_per_image']:.0f} new tokens/image:")
