@@ -155,3 +155,13 @@ def test_markdown_flattens_two_header_levels():
     frame = pd.DataFrame([["BLIP", "0.5"]], columns=pd.MultiIndex.from_tuples([("model", ""), ("Artpedia", "P@1")]))
     text = report.markdown(frame)
     assert "Artpedia · P@1" in text and "| model" in text
+
+
+def test_paper_profile_cells_take_the_authors_runs_evaluated_like_ours():
+    ours = _results({"human": {"precision@1": 0.6, "recall@5": 0.8}})
+    theirs = _results({"human": {"precision@1": 0.5795795795795796, "recall@5": 0.8228228228228228}})
+    inputs = report.RunInputs(experiment2={"blip": ours}, authors2={"blip": theirs})
+    row = report.table2(report.table2_records(inputs)).iloc[0]
+    assert row[("Artpedia queries", "P@1")] == "0.600 (0.580)"
+    assert row[("Artpedia queries", "R@5")] == "0.800 (0.823)"
+    assert "evaluated the same way" in report.table2_notes(inputs, "ttest", 0.05)
