@@ -204,8 +204,8 @@ TRAIN_BENCHMARKS = {"longclip": "longclip_cli", "blip": "blip_cli"}
 def _add_train(bsub) -> None:
     p = bsub.add_parser("train", help="fine-tuning throughput of a retrieval model (images/s, peak GPU memory)")
     p.add_argument("--model", required=True, choices=sorted(TRAIN_BENCHMARKS))
-    p.add_argument("--arch", default="", help="longclip: L or B (full-size, random weights; default L), pocket "
-                   "(the demo's, untrained), or a model directory / longclip-*.pt; blip: L (ViT-L, random "
+    p.add_argument("--arch", default="", help="longclip: a random: spec (default random:longclip-L, full-size with "
+                   "random weights), pocket (the demo's, untrained), or a model directory / longclip-*.pt; blip: L (ViT-L, random "
                    "weights; default), pocket, or a model directory / hub id")
     p.add_argument("--batch-size", type=int, default=0, help="per step; 0 = the paper's (Long-CLIP 40, BLIP 16)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")

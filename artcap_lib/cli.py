@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # modules that contribute sub-commands, in the order they appear in --help
-COMMAND_MODULES = ("runner_cli", "data_cli", "caption_cli", "retrieval_cli", "metrics_cli", "blip_cli", "report_cli", "bench_cli")
+COMMAND_MODULES = ("runner_cli", "data_cli", "caption_cli", "retrieval_cli", "metrics_cli", "blip_cli", "longclip_cli", "report_cli", "bench_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
