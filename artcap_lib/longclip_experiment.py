@@ -1,0 +1,183 @@
+"""Experiment 2 with Long-CLIP (notebook 05): the baseline and two fine-tunes, scored on the test split.
+
+    baseline   the starting model, not fine-tuned (paper: longclip-L.pt; demo: the pocket Long-CLIP pre-trained
+               here on the disjoint pre-training pool, `pretrain_pocket`)
+    human      fine-tuned on the human captions of the train split (validation loss on the val split's)
+    synthetic  fine-tuned on the captioner's captions (captions/<captioning.name>.jsonl), validated on them too,
+               as the authors did
+
+Each variant scores the test queries (`retrieval.query_sets`) against the test images with the configured
+score (`longclip.score`, the authors' raw dot product by default), written by `runs.write_variant` under
+retrieval/longclip/<variant>/ and summarised by `runs.summarise_model` (retrieval/longclip/results.json). The
+other score (cosine when the main one is the dot product) is written the same way under
+retrieval/longclip/<score>/, and image-to-text retrieval, an extra the authors did not report, in summary.json.
+
+Files: models/pocket-longclip/{model,training}/ (demo baseline), retrieval/longclip/<variant>/model/ (fine-tuned,
+Hugging Face format), retrieval/longclip/<variant>/training/ (checkpoint.pt while training, best_model.pt,
+history.json), retrieval/longclip/<variant>/fine_tune.json, retrieval/longclip/summary.json.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import experiment2, longclip, retrieval_eval, runs, training
+from .artpedia import by_split, load_artworks
+from .files import read_json, write_json
+
+VARIANTS = ("baseline", "human", "synthetic")
+POCKET = "pocket-longclip"
+
+
+def model_dir(paths) -> Path:
+    return paths.retrieval / "longclip"
+
+
+def model_source(cfg, paths) -> str:
+    """The baseline: a hub id, local directory or .pt file, the run's pre-trained pocket Long-CLIP, or a
+    random: spec (bench profile: full-size architecture with random weights, see `random_models`)."""
+    from .random_models import resolve_model
+    if cfg.longclip.model == POCKET:
+        return str(paths.models / POCKET / "model")
+    return resolve_model(cfg.longclip.model, paths.models, device=cfg.device)
+
+
+def fine_tune_settings(cfg) -> longclip.FineTuneSettings:
+    lc = cfg.longclip
+    return longclip.FineTuneSettings(
+        preset=lc.preset, epochs=lc.epochs, batch_size=lc.batch_size, lr=lc.lr, weight_decay=lc.weight_decay,
+        warmup=lc.warmup, grad_accum=lc.grad_accum, precision=lc.precision, patience=lc.patience or None,
+        max_grad_norm=lc.max_grad_norm or None, max_length=lc.max_length, num_workers=lc.num_workers,
+        cache_images=cfg.data.source == "demo", seed=cfg.seed)
+
+
+def pretrain_pocket(cfg, paths, dist: training.Distributed | None = None, progress=print) -> Path:
+    """Build the pocket Long-CLIP and pre-train it on the pre-training pool's human captions (AdamW, CLIP's
+    recipe at pocket scale); 10% of the pool is held out for the validation loss. Done once per run dir."""
+    from .pocket_longclip import PocketSpec, build_pocket_longclip
+    out = paths.models / POCKET
+    if (out / "fine_tune.json").is_file():
+        return out / "model"
+    pool = load_artworks(paths.pretrain_pool)
+    ids = sorted(pool, key=int)
+    held_out = set(np.random.default_rng(cfg.seed).choice(ids, size=max(1, len(ids) // 10), replace=False))
+    captions = experiment2.human_captions(pool, ids)
+    model, tokenizer, processor = build_pocket_longclip(list(captions.values()), PocketSpec(), seed=cfg.seed)
+    bundle = longclip.LongClip(model, tokenizer, processor, source=POCKET, note="pocket model, pre-trained here")
+
+    def pairs(subset):
+        return experiment2.image_files(paths.pretrain_pool, pool, subset), [captions[i] for i in subset]
+
+    lc = cfg.longclip
+    settings = longclip.FineTuneSettings(preset="adamw", epochs=lc.pretrain_epochs, batch_size=lc.pretrain_batch_size,
+                                         lr=lc.pretrain_lr, weight_decay=0.1, warmup=0.1, patience=None,
+                                         precision=lc.precision, cache_images=True, seed=cfg.seed)
+    longclip.fine_tune(bundle, pairs([i for i in ids if i not in held_out]), pairs(sorted(held_out, key=int)),
+                       settings, out, dist=dist, progress=progress)
+    return out / "model"
+
+
+def run_experiment(cfg, paths, variants: Sequence[str] = VARIANTS, dist: training.Distributed | None = None,
+                   progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Train (or reuse) and score each variant, then write results.json and summary.json; returns the summary."""
+    dist = dist or training.setup_distributed(cfg.device)
+    say = progress if (progress and dist.is_main) else (lambda _msg: None)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown Long-CLIP variant(s) {unknown} (known: {', '.join(VARIANTS)})")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if cfg.longclip.model == POCKET:
+        pretrain_pocket(cfg, paths, dist, progress=say)
+        timings["pretrain_pocket"] = time.perf_counter() - t0
+
+    artworks = load_artworks(paths.artworks)
+    split_ids = {s: sorted(by_split(artworks, s), key=int) for s in ("train", "val", "test")}
+    fit_ids = split_ids["train"] + split_ids["val"]
+    sources = {"human": lambda: experiment2.human_captions(artworks, fit_ids),
+               "synthetic": lambda: experiment2.synthetic_captions(paths.caption_file(cfg.captioning.name), fit_ids)}
+    queries = experiment2.query_sets(cfg.retrieval.query_sets, artworks, split_ids["test"])
+    test_images = experiment2.image_files(paths.artworks, artworks, split_ids["test"])
+    source = model_source(cfg, paths)
+    out_dir = model_dir(paths)
+    summary: dict[str, Any] = {"model": source, "score": cfg.longclip.score, "query_sets": sorted(queries),
+                               "missing_query_sets": sorted(set(cfg.retrieval.query_sets) - set(queries)),
+                               "fine_tunes": {}, "image_to_text": {}, "truncation": {}}
+    for variant in variants:
+        t = time.perf_counter()
+        bundle = longclip.load_model(source, cfg.longclip.tokenizer, cfg.longclip.stretch_77)
+        summary["note"] = bundle.note
+        if variant != "baseline":
+            say(f"fine-tuning on {variant} captions")
+            captions = sources[variant]()
+            summary["fine_tunes"][variant] = longclip.fine_tune(
+                bundle, _pairs(paths, artworks, split_ids["train"], captions),
+                _pairs(paths, artworks, split_ids["val"], captions), fine_tune_settings(cfg), out_dir / variant,
+                dist, progress=say)
+            if dist.is_main and not cfg.longclip.keep_checkpoint:
+                (out_dir / variant / "training" / training.CHECKPOINT).unlink(missing_ok=True)
+        if dist.is_main:
+            say(f"scoring {variant}")
+            summary["image_to_text"][variant] = evaluate_variant(cfg, bundle, variant, queries, split_ids["test"],
+                                                                 test_images, out_dir, dist.device)
+        timings[variant] = time.perf_counter() - t
+    if not dist.is_main:
+        return summary
+    for name, query in queries.items():
+        summary["truncation"][f"queries_{name}"] = longclip.token_truncation(bundle.tokenizer, query.values(),
+                                                                             cfg.longclip.max_length)
+    results = runs.summarise_model(out_dir, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed,
+                                   depth=cfg.retrieval.run_depth)
+    other = _other_score(cfg.longclip.score)
+    runs.summarise_model(out_dir / other, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed, depth=cfg.retrieval.run_depth)
+    summary["results"] = "results.json"
+    summary["chance_recall@1"] = 1 / len(split_ids["test"])
+    summary["precision@1"] = {qs: {v: block["variants"][v]["metrics"]["precision@1"] for v in block["variants"]}
+                              for qs, block in results["query_sets"].items()}
+    timings["total"] = time.perf_counter() - t0
+    summary["seconds"] = timings
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _pairs(paths, artworks, ids: Sequence[str], captions: dict[str, str]) -> tuple[list[Path], list[str]]:
+    return experiment2.image_files(paths.artworks, artworks, ids), [captions[i] for i in ids]
+
+
+def _other_score(score: str) -> str:
+    return "cosine" if score == "dot" else "dot"
+
+
+def evaluate_variant(cfg, bundle: longclip.LongClip, variant: str, queries: dict[str, dict[str, str]],
+                     test_ids: Sequence[str], test_images: Sequence[Path], out_dir: Path, device) -> dict[str, Any]:
+    """Write text-to-image runs for every query set (main score in out_dir, the other in out_dir/<other>) and
+    return the image-to-text metrics (each image's relevant text: its own query)."""
+    lc = cfg.longclip
+    image_features = longclip.encode_images(bundle, test_images, lc.eval_batch_size, device, lc.precision)
+    image_to_text = {}
+    for name, query in queries.items():
+        texts = [query[i] for i in test_ids]
+        text_features = longclip.encode_texts(bundle, texts, lc.eval_batch_size, device, lc.max_length, lc.precision)
+        for score, where in ((lc.score, out_dir), (_other_score(lc.score), out_dir / _other_score(lc.score))):
+            scores = longclip.score_matrix(text_features, image_features, score).numpy()
+            runs.write_variant(where, variant, name, scores, test_ids, test_ids, depth=cfg.retrieval.run_depth)
+            if score == lc.score:
+                own = [{i} for i in range(len(test_ids))]
+                image_to_text[name] = retrieval_eval.retrieval_metrics(scores.T, own)
+    return image_to_text
+
+
+def load_histories(paths) -> dict[str, dict[str, Any]]:
+    """{name: history.json} of the fine-tunes run so far (and the pocket pre-training in the demo)."""
+    found = {}
+    pocket = paths.models / POCKET / "training" / training.HISTORY
+    if pocket.is_file():
+        found["pocket pre-training"] = read_json(pocket)
+    for variant in VARIANTS[1:]:
+        path = model_dir(paths) / variant / "training" / training.HISTORY
+        if path.is_file():
+            found[variant] = read_json(path)
+    return found
