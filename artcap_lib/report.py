@@ -150,7 +150,8 @@ def table1_records(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                         "mean": entry["mean"], "ci95": entry.get("ci95"), "control": entry.get("control_mean"),
                         "corpus": entry.get("corpus"),
                         "authors": parity.get(metric, {}).get("theirs_mean"),
-                        "authors_max_abs_diff": parity.get(metric, {}).get("max_abs_diff")})
+                        "authors_max_abs_diff": parity.get(metric, {}).get("max_abs_diff"),
+                        "authors_fraction_exact": parity.get(metric, {}).get("fraction_exact")})
     return records
 
 
@@ -500,6 +501,7 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
                   "", f"{DAGGER} / {DOUBLE_DAGGER}: differs from baseline / human-ft, p < "
                       f"{results['experiment2']['alpha']} ({results['experiment2']['significance_test']}); "
                       "(x) = the authors' value."]
+    lines += _parity_lines(results)
     if results["figures"]:
         lines += ["", "## Figures", ""]
         for name, files in results["figures"].items():
@@ -532,4 +534,23 @@ def headlines(results: Mapping[str, Any]) -> list[str]:
                                  f"{p1['marks']} / MRR {mrr['value']:.3f}{mrr['marks']}")
             lines.append(f"- Experiment 2, {figures.label(model, figures.MODEL_LABELS)}, "
                          f"{figures.label(query_set, figures.QUERY_SET_LABELS)}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def _parity_lines(results: Mapping[str, Any]) -> list[str]:
+    """README lines on how close ours are to the authors' values (none where no authors' value is known)."""
+    per_image = [r for r in (results.get("experiment1") or {}).get("metrics", [])
+                 if r["authors"] is not None and r["authors_max_abs_diff"] is not None]
+    cells = [c for c in (results.get("experiment2") or {}).get("cells", []) if c["authors"] is not None]
+    if not per_image and not cells:
+        return []
+    lines = ["", "## Parity with the authors' values", ""]
+    if per_image:
+        lines += ["Experiment 1, per image against their stored scores (max |ours - theirs|, share within 1e-6):", ""]
+        lines += [f"- {r['name']}: {r['authors_max_abs_diff']:.2g}, {r['authors_fraction_exact']:.1%} exact"
+                  for r in per_image]
+        lines += [""] if cells else []
+    if cells:
+        worst = max(abs(c["value"] - c["authors"]) for c in cells)
+        lines.append(f"Experiment 2: {len(cells)} cells with an authors' value; largest |ours - theirs| = {worst:.2g}.")
     return lines

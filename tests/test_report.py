@@ -165,3 +165,16 @@ def test_paper_profile_cells_take_the_authors_runs_evaluated_like_ours():
     assert row[("Artpedia queries", "P@1")] == "0.600 (0.580)"
     assert row[("Artpedia queries", "R@5")] == "0.800 (0.823)"
     assert "evaluated the same way" in report.table2_notes(inputs, "ttest", 0.05)
+
+
+def test_readme_reports_parity_with_the_authors():
+    summary = {"metrics": {"rouge1_f": {"backend": "paper", "mean": 0.19, "ci95": [0.18, 0.2], "control_mean": 0.1}},
+               "parity": {"metrics": {"rouge1_f": {"theirs_mean": 0.19, "max_abs_diff": 2e-7,
+                                                   "fraction_exact": 1.0}}}}
+    results = {"profile": "reference", "generated_at": "now", "run_dir": "/run", "git": {}, "device": {},
+               "notebooks": {}, "figures": {}, "missing": [], "experiment2": None,
+               "experiment1": {"n_pairs": 2173, "split": "train", "captioner": "llava",
+                               "metrics": report.table1_records(summary)}}
+    text = report.readme(results, None, None)
+    assert "## Parity with the authors' values" in text and "- ROUGE-1 F1: 2e-07, 100.0% exact" in text
+    assert "Experiment 1 (2173 train pairs, llava vs human)" in text
