@@ -102,3 +102,14 @@ def test_resolve_passes_other_specs_through_and_rebuilds_incomplete(models_dir, 
     path = rm.resolve_model(spec, models_dir, device="cpu")
     assert path == str(tmp_path / "shared" / rm.directory_name(spec))
     assert (tmp_path / "shared" / rm.directory_name(spec) / "model.safetensors").is_file()
+
+
+def test_pipeline_loaders_accept_random_directories(models_dir):
+    """What notebooks 04/05 call on the bench profile's models: blip.load_blip and longclip.load_model."""
+    from artcap_lib import blip, longclip
+    model, tokenizer, mean, _ = blip.load_blip(rm.resolve_model("random:blip-itm-large-coco@tiny", models_dir))
+    assert blip.enc_token_id(tokenizer) == 30523 and model.config.vision_config.image_size == 64
+    bundle = longclip.load_model(rm.resolve_model("random:longclip-L@tiny", models_dir))
+    assert bundle.tokenizer.model_max_length == 248 and bundle.note == ""
+    ids = bundle.tokenizer(["a red circle"], padding="max_length", max_length=248, return_tensors="pt")["input_ids"]
+    assert bundle.model(input_ids=ids, pixel_values=torch.zeros(1, 3, 56, 56)).text_embeds.shape == (1, 32)
