@@ -129,11 +129,13 @@ def run_experiment(cfg, paths, variants: Sequence[str] = VARIANTS, dist: trainin
     for name, query in queries.items():
         summary["truncation"][f"queries_{name}"] = longclip.token_truncation(bundle.tokenizer, query.values(),
                                                                              cfg.longclip.max_length)
-    results = runs.summarise_model(out_dir, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed,
-                                   depth=cfg.retrieval.run_depth)
-    other = _other_score(cfg.longclip.score)
-    runs.summarise_model(out_dir / other, bootstrap=cfg.metrics.bootstrap, seed=cfg.seed, depth=cfg.retrieval.run_depth)
+    r = cfg.retrieval
+    results = runs.summarise_model(out_dir, bootstrap=r.bootstrap, randomisation=r.randomisation, seed=cfg.seed,
+                                   depth=r.run_depth)
+    runs.summarise_model(out_dir / _other_score(cfg.longclip.score), bootstrap=r.bootstrap,
+                         randomisation=r.randomisation, seed=cfg.seed, depth=r.run_depth)
     summary["results"] = "results.json"
+    summary["n"] = {split: len(ids) for split, ids in split_ids.items()}
     summary["chance_recall@1"] = 1 / len(split_ids["test"])
     summary["precision@1"] = {qs: {v: block["variants"][v]["metrics"]["precision@1"] for v in block["variants"]}
                               for qs, block in results["query_sets"].items()}
@@ -181,3 +183,91 @@ def load_histories(paths) -> dict[str, dict[str, Any]]:
         if path.is_file():
             found[variant] = read_json(path)
     return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# notebook 05
+
+
+def experiment(cfg, paths, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Notebook 05's one call. retrieval.source "model": train and score (`run_experiment`). "reference": nothing
+    is trained; the authors' stored Long-CLIP runs are evaluated by `runs.reference_experiment2`."""
+    if cfg.retrieval.source == "reference":
+        reference = runs.reference_experiment2(paths, bootstrap=cfg.retrieval.bootstrap,
+                                               randomisation=cfg.retrieval.randomisation, seed=cfg.seed)
+        return {"source": "reference", "summary": None, "results": reference["models"]["longclip"],
+                "other_score_results": None, "histories": {}}
+    if cfg.retrieval.source != "model":
+        raise ValueError(f"retrieval.source must be model or reference, got {cfg.retrieval.source!r}")
+    summary = run_experiment(cfg, paths, progress=progress)
+    out_dir = model_dir(paths)
+    return {"source": "artcap", "summary": summary, "results": read_json(out_dir / "results.json"),
+            "other_score_results": read_json(out_dir / _other_score(cfg.longclip.score) / "results.json"),
+            "histories": load_histories(paths)}
+
+
+def describe(out: dict[str, Any]) -> str:
+    """One paragraph saying what notebook 05 just did."""
+    if out["source"] == "reference":
+        return ("**Reference profile: no model was trained or run.** The numbers below are the authors' stored "
+                "Long-CLIP-L runs (jcgohr/artwork-caption-gen, top-100 ranx runs scored with raw dot products) "
+                "re-evaluated here with bootstrap intervals and paired tests.")
+    s = out["summary"]
+    tunes = s["fine_tunes"]
+    epochs = ", ".join(f"{v}: kept epoch {t['best_epoch']} of {t['epochs_run']}" for v, t in tunes.items())
+    return (f"Trained and scored here: baseline = `{s['model']}`{' (' + s['note'] + ')' if s.get('note') else ''}; "
+            f"fine-tuned on human and on synthetic captions ({s['n']['train']} train / {s['n']['val']} val images; "
+            f"{epochs}), evaluated on {s['n']['test']} test images with {s['score']} scores "
+            f"(chance R@1 = {s['chance_recall@1']:.4f}) in {s['seconds']['total']:.0f} s."
+            + (f" Query sets not available here: {', '.join(s['missing_query_sets'])}." if s["missing_query_sets"] else ""))
+
+
+def chance_table(out: dict[str, Any]):
+    """Test R@1 of every variant against chance (1 / number of test images), text-to-image and image-to-text."""
+    import pandas as pd
+    if out["summary"] is None:
+        return pd.DataFrame()
+    s = out["summary"]
+    rows = [{"query set": qs, "variant": v, "text->image R@1": entry["metrics"]["recall@1"],
+             "image->text R@1": s["image_to_text"][v][qs]["recall@1"],
+             "image->text MRR": s["image_to_text"][v][qs]["mrr"], "chance": s["chance_recall@1"],
+             "text->image x chance": entry["metrics"]["recall@1"] / s["chance_recall@1"]}
+            for qs, block in out["results"]["query_sets"].items() for v, entry in block["variants"].items()]
+    return pd.DataFrame(rows).round(4)
+
+
+def score_table(out: dict[str, Any], metrics: Sequence[str] = ("precision@1", "recall@5", "mrr")):
+    """The configured score (the authors' raw dot product) beside the other one (cosine), per variant."""
+    import pandas as pd
+    if out["other_score_results"] is None:
+        return pd.DataFrame()
+    main, other = out["summary"]["score"], _other_score(out["summary"]["score"])
+    rows = []
+    for qs, block in out["results"]["query_sets"].items():
+        alt = out["other_score_results"]["query_sets"][qs]["variants"]
+        for variant, entry in block["variants"].items():
+            rows.append({"query set": qs, "variant": variant,
+                         **{f"{main} {m}": entry["metrics"][m] for m in metrics},
+                         **{f"{other} {m}": alt[variant]["metrics"][m] for m in metrics}})
+    return pd.DataFrame(rows).round(4)
+
+
+def truncation_table(out: dict[str, Any]):
+    """How much the 248-token context cuts, per caption source (training, validation) and query set."""
+    import pandas as pd
+    if out["summary"] is None:
+        return pd.DataFrame()
+    s = out["summary"]
+    rows = [{"text": f"{variant} captions ({part})", **stats}
+            for variant, tune in s["fine_tunes"].items() for part, stats in tune["truncation"].items()]
+    rows += [{"text": name.replace("_", " "), **stats} for name, stats in s["truncation"].items()]
+    return pd.DataFrame(rows).round(4)
+
+
+def retrieval_examples(cfg, paths, variant: str, n: int = 3, k: int = 5) -> list[dict[str, Any]]:
+    """The same n random test queries (human captions) for every variant, with their top-k images."""
+    artworks = load_artworks(paths.artworks)
+    test_ids = sorted(by_split(artworks, "test"), key=int)
+    queries = experiment2.human_captions(artworks, test_ids)
+    return experiment2.retrieval_examples(model_dir(paths), variant, "artpedia", queries, paths.artworks, artworks,
+                                          n=n, k=k, seed=cfg.seed)
