@@ -48,7 +48,14 @@ class CaptioningConfig:
     prompt: str = "Caption this image"
     max_new_tokens: int = 200
     dtype: str = "float16"               # float32 | float16 | bfloat16
-    batch_size: int = 16
+    batch_size: int = 16                 # images per generate call (halved automatically on CUDA out-of-memory)
+    answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
+    cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)
+    threads: int = 0                     # CPU threads for torch (0 = torch's default)
+    pocket_steps: int = 300              # demo: training steps of the pocket LLaVA on the pre-training pool
+    pocket_batch_size: int = 32
+    pocket_lr: float = 3.0e-3
+    pocket_image_size: int = 48          # the pocket vision tower's input side (patch 8 -> 36 image tokens)
     engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
                                          # static cache, CUDA graphs; same captions as generate in fp32)
 
