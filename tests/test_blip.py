@@ -249,3 +249,40 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
     assert out["summary"]["chance_r1"] == pytest.approx(1 / 5)
     assert len(blip_experiment.itc_vs_itm_table(out)) == 3 and len(blip_experiment.chance_table(out)) == 3
     blip_experiment.training_curves(out["histories"])
+
+
+def _ddp_queue_worker(rank: int, world_size: int, port: int, pocket_dir: str, out_dir: str) -> None:
+    import os
+
+    import torch.distributed as tdist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from artcap_lib import training
+    training.setup_distributed("cpu")
+    torch.manual_seed(0)
+    loaded = blip.load_blip(pocket_dir)
+    obj = _objective(loaded, queue_size=12)
+    obj.train()
+    whole = _batch(loaded[1], idx=[5, 6, 7, 8])
+    mine = {k: v[2 * rank:2 * rank + 2] for k, v in whole.items()}       # each process holds half the batch
+    obj(**mine)["loss"].backward()
+    torch.save({k: v for k, v in obj.state_dict().items() if "queue" in k}, f"{out_dir}/rank{rank}.pt")
+    tdist.destroy_process_group()
+
+
+def test_queues_gather_every_process_features_under_torch_distributed(pocket_dir, pocket, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_queue_worker, args=(2, port, str(pocket_dir), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    torch.manual_seed(0)
+    single = _objective(pocket, queue_size=12)
+    single.train()
+    single(**_batch(pocket[1], idx=[5, 6, 7, 8]))
+    for state in ranks:
+        assert state["idx_queue"][0, :4].tolist() == [5, 6, 7, 8] and int(state["queue_ptr"]) == 4
+        torch.testing.assert_close(state["image_queue"][:, :4], single.image_queue[:, :4], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(state["text_queue"][:, :4], single.text_queue[:, :4], rtol=1e-4, atol=1e-5)
