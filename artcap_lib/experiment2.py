@@ -156,5 +156,5 @@ def plot_examples(examples: list[dict[str, Any]], title: str = "", width: int = 
                     transform=row[0].transAxes, fontsize=8, va="bottom")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.9, wspace=0.08)    # room for the query text above each row
     return fig

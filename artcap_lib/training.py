@@ -351,8 +351,9 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
             if global_step % config.log_every == 0:
                 history["steps"].append({"epoch": epoch, "step": global_step, "lr": lr, "grad_norm": grad_norm,
                                          **{k: float(v.detach()) for k, v in out.items()}})
+        # lr: the last rate applied this epoch (a scheduler's value after its final step is never used)
         row = {"epoch": epoch, **{f"train_{k}": v / n_batches for k, v in sums.items()},
-               **_validate(model, validate, dist), "lr": _lr(optimizer), "seconds": time.perf_counter() - t0}
+               **_validate(model, validate, dist), "lr": lr, "seconds": time.perf_counter() - t0}
         history["epochs"].append(row)
         if config.monitor not in row:
             raise KeyError(f"validate() returned {sorted(row)}, without the monitored key {config.monitor!r}")
