@@ -103,8 +103,9 @@ class Captioner:
         return self.processor(images=list(images), text=texts, return_tensors="pt", padding=True)
 
     @torch.inference_mode()
-    def generate_ids(self, inputs) -> list[list[int]]:
-        """New token ids per row, cut after the first end-of-sequence token (what follows it is padding)."""
+    def generate_ids(self, inputs) -> tuple[list[list[int]], list[list[int]]]:
+        """(new token ids, prompt ids) per row; new ids cut after the first end-of-sequence token (the rest is
+        padding), prompt ids as fed (left padding included; decoding skips it)."""
         dtype = next(self.model.parameters()).dtype
         inputs = {k: (v.to(self.device, dtype) if torch.is_floating_point(v) else v.to(self.device))
                   for k, v in inputs.items()}
