@@ -23,7 +23,7 @@ def blip_tokenizer_offline():
     return tokenizer
 
 
-def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int = 8, hidden: int = 96,
+def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int = 16, hidden: int = 64,
                       layers: int = 2, embed_dim: int = 64, init_range: float = 0.1, seed: int = 0) -> Path:
     """Write a randomly initialised pocket BLIP (model + BlipProcessor) to out_dir and return out_dir.
 
