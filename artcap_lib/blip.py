@@ -222,14 +222,19 @@ def itm_head_logits(model, enc_ids, attention_mask, image_embeds) -> torch.Tenso
 # ---- loading and scoring ----------------------------------------------------------------------------------------
 
 
-def enc_token_id(tokenizer) -> int:
-    """BLIP's [ENC] token (the ITM input's first token), added to BERT's uncased vocabulary after [DEC]."""
+def enc_token_id(tokenizer, vocab_size: int | None = None) -> int:
+    """BLIP's [ENC] token (the ITM input's first token), added to BERT's uncased vocabulary after [DEC].
+
+    A tokenizer saved without [ENC] but with [DEC] as its last token, for a model whose text vocabulary has one
+    more row (vocab_size), gets that row: BLIP's [ENC] id (30,523 for bert-base-uncased)."""
     token_id = tokenizer.convert_tokens_to_ids("[ENC]")
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        raise ValueError("the tokenizer has no [ENC] token: BLIP's ITM needs the BERT uncased vocabulary with "
-                         "[DEC] and [ENC] added (add_special_tokens({'bos_token': '[DEC]', "
-                         "'additional_special_tokens': ['[ENC]']}))")
-    return int(token_id)
+    if token_id is not None and token_id != tokenizer.unk_token_id:
+        return int(token_id)
+    if vocab_size == len(tokenizer) + 1 and tokenizer.convert_tokens_to_ids("[DEC]") == len(tokenizer) - 1:
+        return len(tokenizer)
+    raise ValueError("the tokenizer has no [ENC] token: BLIP's ITM needs the BERT uncased vocabulary with "
+                     "[DEC] and [ENC] added (add_special_tokens({'bos_token': '[DEC]', "
+                     "'additional_special_tokens': ['[ENC]']}))")
 
 
 def load_blip(model_dir: str | Path, device: str | torch.device = "cpu"):

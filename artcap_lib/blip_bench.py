@@ -35,7 +35,8 @@ def benchmark_training(model: str | Path | None = "random:blip-itm-large-coco", 
     if grad_checkpointing:
         net.vision_model.activation_checkpointing_enable()
     size = net.config.vision_config.image_size
-    objective = blip.BlipRetrievalObjective(net, blip.enc_token_id(tokenizer), max(queue_size, batch_size)).to(dev)
+    enc = blip.enc_token_id(tokenizer, net.config.text_config.vocab_size)
+    objective = blip.BlipRetrievalObjective(net, enc, max(queue_size, batch_size)).to(dev)
     objective.train()
     optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6, weight_decay=0.05)
     # captions of BLIP's training length: 30 words, cut to 35 tokens

