@@ -297,3 +297,16 @@ def test_queues_gather_every_process_features_under_torch_distributed(pocket_dir
         assert state["idx_queue"][0, :4].tolist() == [5, 6, 7, 8] and int(state["queue_ptr"]) == 4
         torch.testing.assert_close(state["image_queue"][:, :4], single.image_queue[:, :4], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(state["text_queue"][:, :4], single.text_queue[:, :4], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_objective_trains_under_bf16_autocast_on_cuda(pocket):
+    from artcap_lib import training
+    obj = _objective(pocket).cuda()
+    obj.train()
+    batch = training.to_device(_batch(pocket[1]), torch.device("cuda"))
+    with training.autocast_context(torch.device("cuda"), "bf16"):
+        out = obj(**batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and obj.image_queue.dtype == torch.float32
+    assert obj.model.vision_model.embeddings.patch_embedding.weight.grad is not None
