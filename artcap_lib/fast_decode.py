@@ -49,9 +49,11 @@ class GreedyDecoder:
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self.takes_cache_position = "cache_position" in params
-        self.compile = compile
+        # CUDA graphs are what compilation buys here; on a CPU the eager step is used
+        self.compile = compile and next(model.parameters()).is_cuda
         self._cache, self._cache_key = None, None
-        self._step = torch.compile(self._forward, mode="reduce-overhead", fullgraph=False) if compile else self._forward
+        self._step = (torch.compile(self._forward, mode="reduce-overhead", fullgraph=False) if self.compile
+                      else self._forward)
 
     def _forward(self, **kwargs) -> torch.Tensor:
         return self.model(**kwargs, use_cache=True, logits_to_keep=1, return_dict=True).logits[:, -1, :]

