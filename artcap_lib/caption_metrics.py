@@ -232,9 +232,13 @@ class BertScore:
 
     @property
     def hash(self) -> str:
-        """bert-score's settings hash (model, layer, idf, version); a local path is shown by its last part."""
-        return self.scorer.hash.replace(self.settings.model_path, Path(self.settings.model_path).name) \
-            if Path(self.settings.model_path).is_dir() else self.scorer.hash
+        """bert-score's settings hash (model, layer, idf, versions), a local path shown by the name asked for
+        ('minilm') or its last part, so the hash does not depend on where the model lives."""
+        path = self.settings.model_path
+        if not Path(path).is_dir():
+            return self.scorer.hash
+        name = self.settings.model if self.settings.model == MINILM_ALIAS else Path(path).name
+        return self.scorer.hash.replace(path, name)
 
     def score(self, candidates: Sequence[str], references: Sequence[str]) -> dict[str, np.ndarray]:
         """One batched bert-score call. bert-score embeds each distinct sentence once, so scoring extra pairs
@@ -257,6 +261,9 @@ class GuardedMeteor:
 
     def __init__(self):
         from pycocoevalcap.meteor.meteor import Meteor
+        if shutil.which("java") is None:
+            raise RuntimeError("the coco backend needs a Java runtime on PATH (METEOR 1.5, PTB tokenizer): "
+                               "install one (e.g. apt-get install default-jre-headless) or use --backend paper")
         self._meteor = Meteor()
 
     @staticmethod

@@ -190,7 +190,7 @@ def test_both_backends_with_control(scorer):
     assert result.control is not None and (result.control.loc["2"] < frame.loc["2"] - 1e-3).all()
     assert {"coco_bleu4", "coco_meteor", "control_coco_meteor"} <= set(result.corpus)
     assert result.spice["status"] == "skipped"
-    assert result.bertscore["num_layers"] == 6 and "_L6_no-idf" in result.bertscore["hash"]
+    assert result.bertscore["num_layers"] == 6 and result.bertscore["hash"].startswith("minilm_L6_no-idf")
     # scoring again reuses the loaded resources and gives the same numbers
     again = scorer.score(ids, refs, cands)
     pd.testing.assert_frame_equal(again.per_image, frame)
