@@ -284,7 +284,7 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
 def load_histories(paths) -> dict[str, dict]:
     """The training histories (curves) of the fine-tuned variants and, in the demo, of the pocket pre-training."""
     out = {}
-    for name, folder in (("pocket pre-training", paths.models / f"{POCKET}-pretrain" / "train"),
+    for name, folder in (("pocket pre-training (validated on a pool hold-out)", paths.models / f"{POCKET}-pretrain" / "train"),
                          ("human", paths.retrieval / "blip" / "human" / "train"),
                          ("synthetic", paths.retrieval / "blip" / "synthetic" / "train")):
         if (folder / training.HISTORY).is_file():
