@@ -139,7 +139,8 @@ def build_pocket_llava(corpus: list[str], spec: PocketSpec = PocketSpec(), promp
     """(model, processor): a randomly initialised pocket LLaVA whose tokenizer knows `corpus` and the prompt."""
     from transformers import LlavaForConditionalGeneration
     conversation_text = f"USER: \n{prompt} ASSISTANT:"
-    tokenizer = train_tokenizer([conversation_text, *corpus], spec.vocab_size)
+    # answers follow "ASSISTANT:" after a space, so they are learnt with it (" The", not "The")
+    tokenizer = train_tokenizer([conversation_text, *(" " + text for text in corpus)], spec.vocab_size)
     processor = build_processor(tokenizer, spec.image_size, spec.patch_size)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(llava_config(tokenizer, spec))
