@@ -160,8 +160,10 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     import torch.distributed as tdist
     if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x), dim=0)
+    # the functional collective's backward reduce-scatters (sums) the gradients of every process's copy, so each
+    # process's rows get the gradient of the whole global loss (torch.distributed.nn's all_gather is deprecated)
+    from torch.distributed._functional_collectives import all_gather_tensor_autograd
+    return all_gather_tensor_autograd(x.contiguous(), gather_dim=0, group=tdist.group.WORLD)
 
 
 def rank_offset(batch_size: int, dist: Distributed) -> int:
