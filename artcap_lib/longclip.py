@@ -68,17 +68,18 @@ def load_model(source: str | Path, tokenizer: str = "", stretch_77: bool = True)
             raise ValueError(f"{source}: a .pt checkpoint has no tokenizer; set longclip.tokenizer "
                              "(e.g. openai/clip-vit-large-patch14, or a local directory holding one)")
         model = longclip_convert.load_openai_checkpoint(path)
-        return LongClip(model, AutoTokenizer.from_pretrained(tokenizer), _clip_processor(model), text,
-                        note=f"converted from the original layout ({path.name})")
-    model = CLIPModel.from_pretrained(text)
-    bundle = LongClip(model, AutoTokenizer.from_pretrained(text),
-                      AutoImageProcessor.from_pretrained(text), text)
-    positions = model.config.text_config.max_position_embeddings
-    if positions == 77 and stretch_77:
-        bundle.model = longclip_convert.stretch_clip_model(model)
-        bundle.note = "77 text positions stretched to 248 (first 20 kept, the rest interpolated 4x)"
-    elif positions != LONG_CONTEXT:
-        bundle.note = f"{positions} text positions (not Long-CLIP's 248)"
+        bundle = LongClip(model, AutoTokenizer.from_pretrained(tokenizer), _clip_processor(model), text,
+                          note=f"converted from the original layout ({path.name})")
+    else:
+        model = CLIPModel.from_pretrained(text)
+        bundle = LongClip(model, AutoTokenizer.from_pretrained(text), AutoImageProcessor.from_pretrained(text), text)
+        positions = model.config.text_config.max_position_embeddings
+        if positions == 77 and stretch_77:
+            bundle.model = longclip_convert.stretch_clip_model(model)
+            bundle.note = "77 text positions stretched to 248 (first 20 kept, the rest interpolated 4x)"
+        elif positions != LONG_CONTEXT:
+            bundle.note = f"{positions} text positions (not Long-CLIP's 248)"
+    # CLIP tokenizers say 77; the model's context is what counts (texts are cut there, see Collate)
     bundle.tokenizer.model_max_length = bundle.model.config.text_config.max_position_embeddings
     return bundle
 

@@ -51,7 +51,8 @@ def fine_tune_settings(cfg) -> longclip.FineTuneSettings:
         preset=lc.preset, epochs=lc.epochs, batch_size=lc.batch_size, lr=lc.lr, weight_decay=lc.weight_decay,
         warmup=lc.warmup, grad_accum=lc.grad_accum, precision=lc.precision, patience=lc.patience or None,
         max_grad_norm=lc.max_grad_norm or None, max_length=lc.max_length, num_workers=lc.num_workers,
-        cache_images=cfg.data.source == "demo", seed=cfg.seed)
+        # small demo collections stay in memory; worker processes would each hold (and lose) their own copy
+        cache_images=cfg.data.source == "demo" and lc.num_workers == 0, seed=cfg.seed)
 
 
 def pretrain_pocket(cfg, paths, dist: training.Distributed | None = None, progress=print) -> Path:
