@@ -209,9 +209,9 @@ def truncation_report(cfg, sources: dict[str, dict[str, str]], queries: dict[str
 
 
 def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Train (where needed) and score every variant; write the retrieval files and return retrieval/blip/summary.json."""
-    from transformers import AutoTokenizer
-
+    """Train (where needed) and score every variant; write the retrieval files (module docstring) and return
+    {"source": "model", "summary" (= retrieval/blip/summary.json), "results", "rerank_results", "truncation",
+    "histories"}."""
     from . import experiment2, runs
     from .artpedia import by_split, human_caption, load_artworks
     say = progress or (lambda _m: None)
@@ -240,7 +240,6 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
         seconds[f"train_{variant}"] = time.perf_counter() - t0
 
     device = training.setup_distributed(cfg.device).device
-    tokenizer = AutoTokenizer.from_pretrained(str(baseline))
     metrics: dict[str, dict] = {"itc": {}, "itm": {}}
     t0 = time.perf_counter()
     for variant, model_dir in model_dirs.items():
@@ -284,7 +283,8 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
 def load_histories(paths) -> dict[str, dict]:
     """The training histories (curves) of the fine-tuned variants and, in the demo, of the pocket pre-training."""
     out = {}
-    for name, folder in (("pocket pre-training (validated on a pool hold-out)", paths.models / f"{POCKET}-pretrain" / "train"),
+    pretraining = paths.models / f"{POCKET}-pretrain" / "train"
+    for name, folder in (("pocket pre-training (validated on a pool hold-out)", pretraining),
                          ("human", paths.retrieval / "blip" / "human" / "train"),
                          ("synthetic", paths.retrieval / "blip" / "synthetic" / "train")):
         if (folder / training.HISTORY).is_file():

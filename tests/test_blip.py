@@ -246,7 +246,8 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
     paths.captions.mkdir(parents=True)
     with open(paths.caption_file(cfg.captioning.name), "w") as fh:
         for art_id, entry in artworks.items():
-            fh.write(json.dumps({"id": art_id, "caption": f"A painting titled {entry['title']}, " + "very " * 40}) + "\n")
+            caption = f"A painting titled {entry['title']}, " + "very " * 40
+            fh.write(json.dumps({"id": art_id, "caption": caption}) + "\n")
     out = blip_experiment.experiment(cfg, paths, progress=None)
     blip_dir = paths.retrieval / "blip"
     for variant in ("baseline", "human", "synthetic"):
