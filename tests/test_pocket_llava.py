@@ -58,7 +58,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
     assert report["pretrain_images"] == 32 and (tmp_path / "pocket" / "training.json").is_file()
     first = train_pocket_llava(data["pretrain_pool"], data["scenes"], tmp_path / "untrained", steps=1,
                                batch_size=8, lr=3e-3, spec=TINY)["loss"][0]["loss"]
-    assert losses[-1] < 0.5 * first
+    assert losses[-1] < 0.8 * first     # from ln(vocab) ~ 6 towards the caption template
     (tmp_path / "no_scenes.json").write_text("{}")
     with pytest.raises(ValueError, match="no_scenes.json: no scene for pre-training entries 900000"):
         train_pocket_llava(data["pretrain_pool"], tmp_path / "no_scenes.json", tmp_path / "x", steps=1)
