@@ -298,7 +298,7 @@ def markdown(frame: pd.DataFrame) -> str:
     flat = frame.copy()
     flat.columns = [" · ".join(str(level) for level in column if str(level)) if isinstance(column, tuple)
                     else str(column) for column in flat.columns]
-    return flat.to_markdown(index=False)
+    return flat.to_markdown(index=False, disable_numparse=True)   # "0.240" stays as written
 
 
 def latex(frame: pd.DataFrame, caption: str, label: str) -> str:
