@@ -497,10 +497,11 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
     if shown1 is not None:
         lines += ["", "## Table 1: Experiment 1", "", markdown(shown1)]
     if shown2 is not None:
+        with_authors = any(c["authors"] is not None for c in results["experiment2"]["cells"])
         lines += ["", "## Table 2: Experiment 2", "", markdown(shown2),
                   "", f"{DAGGER} / {DOUBLE_DAGGER}: differs from baseline / human-ft, p < "
-                      f"{results['experiment2']['alpha']} ({results['experiment2']['significance_test']}); "
-                      "(x) = the authors' value."]
+                      f"{results['experiment2']['alpha']} ({results['experiment2']['significance_test']})"
+                      + ("; (x) = the authors' value." if with_authors else ".")]
     lines += _parity_lines(results)
     if results["figures"]:
         lines += ["", "## Figures", ""]
