@@ -52,7 +52,7 @@ class CaptioningConfig:
     answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
     cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)
     threads: int = 0                     # CPU threads for torch (0 = torch's default)
-    pocket_steps: int = 400              # demo: training steps of the pocket LLaVA on the pre-training pool
+    pocket_steps: int = 300              # demo: training steps of the pocket LLaVA on the pre-training pool
     pocket_batch_size: int = 32
     pocket_lr: float = 3.0e-3
     pocket_image_size: int = 48          # the pocket vision tower's input side (patch 8 -> 36 image tokens)
