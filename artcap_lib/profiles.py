@@ -126,6 +126,8 @@ class BlipConfig:
     precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
     eval_batch_size: int = 32
     num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); the pocket model's tiny ops
+                                         # cost ~9x the CPU with 2 threads than with 1 on a loaded 2-core machine
     pretrain_epochs: int = 0             # pocket-blip only: epochs on the demo pre-training pool (= the baseline)
     pretrain_lr: float = 1e-3            # pocket-blip only: learning rate of that pre-training
     pretrain_momentum: float = 0.9       # pocket-blip only: from random weights a 0.995 EMA would stay near random
