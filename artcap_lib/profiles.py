@@ -52,10 +52,11 @@ class CaptioningConfig:
     answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
     cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)
     threads: int = 0                     # CPU threads for torch (0 = torch's default)
-    pocket_steps: int = 300              # demo: training steps of the pocket LLaVA on the pre-training pool
+    pocket_steps: int = 500              # demo: training steps of the pocket LLaVA on the pre-training pool (kind is
+                                         # learnt from ~400 on; colour long before)
     pocket_batch_size: int = 32
-    pocket_lr: float = 3.0e-3
-    pocket_image_size: int = 48          # the pocket vision tower's input side (patch 8 -> 36 image tokens)
+    pocket_lr: float = 1.0e-3            # 3e-3 stalls the from-scratch vision tower on colour only
+    pocket_image_size: int = 48          # the pocket vision tower's input side (patch 12 -> 16 image tokens)
     engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
                                          # static cache, CUDA graphs; same captions as generate in fp32)
 
@@ -99,6 +100,8 @@ class LongClipConfig:
     score: str = "dot"                   # dot (the authors' raw dot product) | cosine
     eval_batch_size: int = 64
     num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); demo: 1, the pocket model's
+                                         # tiny ops made 2 threads spin (26 s vs 2 s per pre-training epoch, loaded box)
     keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
     pretrain_epochs: int = 40            # demo: pocket pre-training on the pre-training pool (the baseline)
     pretrain_lr: float = 2e-3
