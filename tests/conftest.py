@@ -28,3 +28,14 @@ def reference_dir():
     if not value or not os.path.isdir(value):
         pytest.skip("ARTCAP_REFERENCE_DIR is not set to a local mirror of the authors' artefacts")
     return value
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Pocket models on a shared CPU: one torch thread is much faster than two contending ones.
+    Use per module with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,17 +2,11 @@
 import json
 
 import pytest
-import torch
 
 from artcap_lib.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bench_decode_and_caption_write_their_figures(tmp_path):

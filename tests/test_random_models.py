@@ -9,14 +9,8 @@ from artcap_lib import random_models as rm
 TINY_SPECS = ("random:llava-1.5-7b@tiny", "random:blip-itm-large-coco@tiny", "random:longclip-L@tiny")
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared CPU: one thread is faster than contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
