@@ -154,16 +154,34 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every process's gradient for the gathered tensor (all_reduce) and keeps this
+    process's rows: each process's features then get the gradient of the whole global loss. Plain synchronous
+    collectives work alike on gloo and NCCL (the functional collectives crashed gloo workers intermittently)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as tdist
+        ctx.rank, ctx.world = tdist.get_rank(), tdist.get_world_size()
+        parts = [torch.empty_like(x) for _ in range(ctx.world)]
+        tdist.all_gather(parts, x)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as tdist
+        grad = grad.contiguous().clone()
+        tdist.all_reduce(grad, op=tdist.ReduceOp.SUM)
+        return grad.chunk(ctx.world, dim=0)[ctx.rank]
+
+
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate x (same shape on every process) over processes along dim 0, keeping the gradient path to
     every process's own rows; the identity without torch.distributed. Used for contrastive negatives."""
     import torch.distributed as tdist
     if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
         return x
-    # the functional collective's backward reduce-scatters (sums) the gradients of every process's copy, so each
-    # process's rows get the gradient of the whole global loss (torch.distributed.nn's all_gather is deprecated)
-    from torch.distributed._functional_collectives import all_gather_tensor_autograd
-    return all_gather_tensor_autograd(x.contiguous(), gather_dim=0, group=tdist.group.WORLD)
+    return _GatherWithGrad.apply(x.contiguous())
 
 
 def rank_offset(batch_size: int, dist: Distributed) -> int:
