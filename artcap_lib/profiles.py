@@ -153,6 +153,7 @@ class Profile:
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     run_dir: str = ""                    # "" = papermill_runs/<profile>
     figures_dir: str = ""                # "" = figures/<profile>
+    jobs: int = 1                        # notebooks run side by side once their needs are met (03/04/05 need 02)
     data: DataConfig = field(default_factory=DataConfig)
     captioning: CaptioningConfig = field(default_factory=CaptioningConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -160,6 +161,10 @@ class Profile:
     longclip: LongClipConfig = field(default_factory=LongClipConfig)
     blip: BlipConfig = field(default_factory=BlipConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self):
+        if self.jobs < 1:
+            raise ProfileError(f"jobs must be at least 1, got {self.jobs}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -493,7 +493,7 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
              f"- commit: `{git.get('commit')}`{' (with uncommitted changes)' if git.get('dirty') else ''}",
              f"- device: {hardware}; {device.get('platform', '')}, Python {device.get('python', '?')}",
              f"- notebooks run before this report: {', '.join(results.get('notebooks', {})) or 'none recorded'}"
-             + (f" ({wall:.0f} s in all)" if wall else ""), "", "## Headline numbers", ""]
+             + (f" ({wall:.0f} s of notebook time)" if wall else ""), "", "## Headline numbers", ""]
     lines += headlines(results) or ["No results yet (see below)."]
     if shown1 is not None:
         lines += ["", "## Table 1: Experiment 1", "", markdown(shown1)]

@@ -1,4 +1,5 @@
-"""`artcap reproduce`: execute the numbered notebooks in order with papermill, one run directory per profile.
+"""`artcap reproduce`: execute the numbered notebooks with papermill, in order of their needs, one run directory per
+profile.
 
 Each notebook gets three parameters (profile, run_dir, overrides) and loads everything else from the profile,
 so a notebook run by hand in JupyterLab and one run here are configured the same way. Executed copies land
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -62,45 +64,95 @@ def ensure_kernel(name: str = KERNEL_NAME) -> str:
     return name
 
 
+def notebook_needs(notebook: Path, chosen: list[Path]) -> set[str]:
+    """The stems among `chosen` that must finish before `notebook` starts.
+
+    A notebook names the notebooks whose outputs it reads in its metadata (`artcap.needs`, two-digit numbers);
+    one without that entry (a user's own 07_...) waits for every earlier notebook. Notebooks outside the
+    selection (`--only 05`) are taken as done: their outputs are already in the run directory."""
+    import nbformat
+    meta = nbformat.read(notebook, as_version=4).metadata.get("artcap", {})
+    numbers = meta.get("needs")
+    earlier = [p for p in chosen if p.name[:2] < notebook.name[:2]]
+    return {p.stem for p in earlier if numbers is None or p.name[:2] in numbers}
+
+
 def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, only: list[str] | None = None,
               start: str | None = None, stop: str | None = None, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, Any]:
-    import papermill as pm
-
+    """Run the selected notebooks, up to `cfg.jobs` at a time among those whose needs are met (03, 04 and 05
+    only need 02's captions), each in its own kernel; the first failure lets running notebooks finish, starts
+    no new one and is raised."""
     overrides = dict(overrides or {})
     cfg = load_profile(profile, overrides)        # fail on a bad profile before any notebook starts
     paths = RunPaths.for_profile(cfg)
     paths.root.mkdir(parents=True, exist_ok=True)
     notebooks = select_notebooks(list_notebooks(), only, start, stop)
+    needs = {nb.stem: notebook_needs(nb, notebooks) for nb in notebooks}
     kernel = ensure_kernel()
     manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}
     manifest.update({"profile": cfg.profile, "parameters": cfg.to_dict(), "overrides": overrides,
                      "seeds": {"seed": cfg.seed}, **environment()})
     manifest.setdefault("notebooks", {})
     manifest.pop("failed", None)
-    for i, notebook in enumerate(notebooks, 1):
-        output = paths.root / notebook.name
-        log(f"[{i}/{len(notebooks)}] {notebook.stem} ...")
+    # per-cell progress bars of notebooks running side by side would garble each other
+    bars = progress and cfg.jobs == 1
+    n = len(notebooks)
+    index = {nb.stem: i for i, nb in enumerate(notebooks, 1)}
+
+    def run_one(notebook: Path) -> float:
+        log(f"[{index[notebook.stem]}/{n}] {notebook.stem} ...")
         began = time.perf_counter()
-        try:
-            pm.execute_notebook(str(notebook), str(output), kernel_name=kernel, cwd=str(NOTEBOOKS_DIR),
-                                parameters={"profile": str(profile), "overrides": overrides},
-                                progress_bar=progress, log_output=False)
-        except pm.PapermillExecutionError as err:
-            failure = NotebookFailed(notebook.name, err.cell_index, err.ename, err.evalue, output)
-            manifest["failed"] = {"notebook": notebook.name, "cell": err.cell_index,
-                                  "error": f"{err.ename}: {err.evalue}"}
-            write_json(paths.manifest, manifest)
-            raise failure from None
-        wall = time.perf_counter() - began
-        manifest["notebooks"][notebook.stem] = {"wall_s": round(wall, 2), "executed": str(output),
-                                                "finished_at": datetime.now(timezone.utc).isoformat()}
-        write_json(paths.manifest, manifest)
-        log(f"[{i}/{len(notebooks)}] {notebook.stem} done in {wall:.1f} s")
+        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, bars)
+        return time.perf_counter() - began
+
+    began = time.perf_counter()
+    pending, done, failure = list(notebooks), set(), None
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        running: dict[Future, Path] = {}
+        while pending or running:
+            if failure is None:
+                for nb in [nb for nb in pending if needs[nb.stem] <= done][:cfg.jobs - len(running)]:
+                    pending.remove(nb)
+                    running[pool.submit(run_one, nb)] = nb
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f].name):
+                nb = running.pop(future)
+                try:
+                    wall = future.result()
+                except NotebookFailed as err:
+                    if failure is None:
+                        failure = err
+                        manifest["failed"] = {"notebook": err.notebook, "cell": err.cell,
+                                              "error": f"{err.ename}: {err.evalue}"}
+                        write_json(paths.manifest, manifest)
+                    continue
+                done.add(nb.stem)
+                manifest["notebooks"][nb.stem] = {"wall_s": round(wall, 2), "executed": str(paths.root / nb.name),
+                                                  "finished_at": datetime.now(timezone.utc).isoformat()}
+                write_json(paths.manifest, manifest)
+                log(f"[{index[nb.stem]}/{n}] {nb.stem} done in {wall:.1f} s")
+    if failure is not None:
+        raise failure
+    # notebook time summed (also over earlier partial runs), and this invocation's wall clock
     manifest["total_wall_s"] = round(sum(v["wall_s"] for v in manifest["notebooks"].values()), 2)
+    manifest["run_wall_s"] = round(time.perf_counter() - began, 2)
+    manifest["jobs"] = cfg.jobs
     manifest["input_hashes"] = input_hashes(profile, paths)
     write_json(paths.manifest, manifest)
     return manifest
+
+
+def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides: dict[str, Any], bars: bool) -> None:
+    import papermill as pm
+    try:
+        pm.execute_notebook(str(notebook), str(output), kernel_name=kernel, cwd=str(NOTEBOOKS_DIR),
+                            parameters={"profile": str(profile), "overrides": overrides},
+                            progress_bar=bars, log_output=False)
+    except pm.PapermillExecutionError as err:
+        raise NotebookFailed(notebook.name, err.cell_index, err.ename, err.evalue, output) from None
 
 
 def input_hashes(profile: str, paths: RunPaths) -> dict[str, str]:

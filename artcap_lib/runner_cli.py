@@ -13,6 +13,8 @@ def add_cli(sub) -> None:
     p.add_argument("--to", dest="stop", metavar="NN", help="last notebook to run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile value, e.g. --set captioning.batch_size=8 --set run_dir=/tmp/run")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="notebooks run side by side once their needs are met (= --set jobs=N; profile default)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     p.set_defaults(func=_reproduce)
 
@@ -31,7 +33,10 @@ def _reproduce(args) -> int:
     from .profiles import ProfileError
     from .runner import NotebookFailed, reproduce
     try:
-        manifest = reproduce(args.profile, _overrides(args.set), args.only, args.start, args.stop,
+        overrides = _overrides(args.set)
+        if args.jobs is not None:
+            overrides["jobs"] = args.jobs
+        manifest = reproduce(args.profile, overrides, args.only, args.start, args.stop,
                              progress=not args.no_progress)
     except (ProfileError, ValueError) as err:
         print(f"artcap reproduce: {err}", file=sys.stderr)
@@ -39,7 +44,8 @@ def _reproduce(args) -> int:
     except NotebookFailed as err:
         print(f"artcap reproduce: {err}", file=sys.stderr)
         return 1
-    print(f"done: {len(manifest['notebooks'])} notebook(s), {manifest['total_wall_s']:.1f} s; "
+    print(f"done: {len(manifest['notebooks'])} notebook(s) in {manifest['run_wall_s']:.1f} s "
+          f"({manifest['total_wall_s']:.1f} s of notebook time, {manifest['jobs']} at a time); "
           f"manifest {manifest['parameters']['run_dir'] or 'papermill_runs/' + manifest['profile']}/manifest.json")
     return 0
 

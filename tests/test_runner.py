@@ -7,6 +7,7 @@ import pytest
 from artcap_lib.artpedia import load_artworks
 from artcap_lib.cli import main
 from artcap_lib.paths import NOTEBOOKS_DIR
+from artcap_lib import runner
 from artcap_lib.runner import list_notebooks, select_notebooks
 
 SMALL = ["--set", "data.demo_train=16", "--set", "data.demo_val=4", "--set", "data.demo_test=6",
@@ -71,3 +72,89 @@ def test_notebooks_are_committed_without_outputs_and_take_profile_parameters():
         names = {line.split("=")[0].strip() for line in params[0].source.splitlines() if "=" in line}
         assert names == {"profile", "overrides"}, f"{path.name}: parameters are {names}"
         assert nb.metadata.kernelspec.name == "artcap"
+
+
+def _fake_notebooks(tmp_path, needs):
+    """Empty numbered notebooks whose metadata declares `needs` ({"03": ["02"], ...}; None = no declaration)."""
+    paths = []
+    for number, need in needs.items():
+        nb = nbformat.v4.new_notebook()
+        if need is not None:
+            nb.metadata["artcap"] = {"needs": need}
+        path = tmp_path / f"{number}_step.ipynb"
+        nbformat.write(nb, path)
+        paths.append(path)
+    return paths
+
+
+def test_needs_come_from_notebook_metadata_and_default_to_every_earlier_notebook(tmp_path):
+    nbs = _fake_notebooks(tmp_path, {"01": [], "02": ["01"], "03": ["02"], "04": ["02"], "05": None})
+    assert runner.notebook_needs(nbs[3], nbs) == {"02_step"}
+    assert runner.notebook_needs(nbs[4], nbs) == {"01_step", "02_step", "03_step", "04_step"}
+    assert runner.notebook_needs(nbs[3], nbs[3:]) == set()          # --only 04: 02's outputs are taken as there
+    for path in list_notebooks():                                   # the project's own declare theirs, backwards
+        declared = nbformat.read(path, as_version=4).metadata["artcap"]["needs"]
+        assert all(n < path.name[:2] for n in declared), path.name
+
+
+def _run_fake(tmp_path, monkeypatch, jobs, fail=None):
+    """reproduce() over fake notebooks 01-06 (the project's needs) with a recording executor instead of papermill."""
+    import threading
+    nbs = _fake_notebooks(tmp_path, {"01": [], "02": ["01"], "03": ["02"], "04": ["02"], "05": ["02"],
+                                     "06": ["03", "04", "05"]})
+    events, lock = [], threading.Lock()
+    started, finished = ({nb.name[:2]: threading.Event() for nb in nbs} for _ in range(2))
+
+    def execute(notebook, output, kernel, profile, overrides, bars):
+        number = notebook.name[:2]
+        with lock:
+            events.append(("start", number))
+        started[number].set()
+        try:
+            if number == "03" and jobs > 1:          # 03 ends only once 04 runs beside it, and 04 only after 03
+                assert started["04"].wait(timeout=60), "04 did not start while 03 was running"
+            if number == "04" and jobs > 1:
+                assert finished["03"].wait(timeout=60), "03 did not finish"
+            if number == fail:
+                raise runner.NotebookFailed(notebook.name, 2, "ValueError", "boom", output)
+            with lock:
+                events.append(("end", number))
+        finally:
+            finished[number].set()
+
+    monkeypatch.setattr(runner, "list_notebooks", lambda: nbs)
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: "artcap")
+    monkeypatch.setattr(runner, "_execute", execute)
+    return events, lambda: runner.reproduce("demo", {"run_dir": str(tmp_path / "run"), "jobs": jobs,
+                                                     "data.demo_train": 4}, progress=False, log=lambda s: None)
+
+
+def test_notebooks_whose_needs_are_met_run_side_by_side_and_dependants_wait(tmp_path, monkeypatch):
+    events, run = _run_fake(tmp_path, monkeypatch, jobs=2)
+    manifest = run()
+    position = {event: i for i, event in enumerate(events)}
+    assert position[("end", "02")] < min(position[("start", n)] for n in ("03", "04", "05"))
+    assert position[("start", "04")] < position[("end", "03")]                       # ran side by side
+    assert position[("start", "06")] > max(position[("end", n)] for n in ("03", "04", "05"))
+    assert len(manifest["notebooks"]) == 6 and manifest["jobs"] == 2 and manifest["run_wall_s"] >= 0
+
+
+def test_one_job_runs_in_number_order(tmp_path, monkeypatch):
+    events, run = _run_fake(tmp_path, monkeypatch, jobs=1)
+    run()
+    assert events == [(kind, f"0{i}") for i in range(1, 7) for kind in ("start", "end")]
+
+
+def test_a_failure_lets_running_notebooks_finish_and_starts_no_other(tmp_path, monkeypatch):
+    events, run = _run_fake(tmp_path, monkeypatch, jobs=2, fail="03")
+    with pytest.raises(runner.NotebookFailed, match="03_step.ipynb failed in cell 2"):
+        run()
+    assert ("end", "04") in events                                  # the notebook beside it finished
+    assert not any(n in ("05", "06") for _, n in events)            # nothing new started after the failure
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["failed"]["notebook"] == "03_step.ipynb" and "04_step" in manifest["notebooks"]
+
+
+def test_jobs_must_be_positive(tmp_path, capsys):
+    assert main(["reproduce", "--jobs", "0", "--set", f"run_dir={tmp_path}"]) == 2
+    assert "jobs must be at least 1" in capsys.readouterr().err
