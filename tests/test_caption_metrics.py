@@ -225,3 +225,18 @@ def test_experiment1_run_writes_outputs(scorer, tmp_path):
     assert written["spice"]["status"] == "skipped" and written["bertscore"]["hash"]
     assert set(written["lengths"]) == {"reference", "candidate"}
     assert summary["metrics"].keys() == written["metrics"].keys()
+
+
+def test_fast_lcs_table_equals_the_rouge_packages_own_and_is_unpatched_after_use():
+    import random
+    from rouge import rouge_score
+    from artcap_lib.caption_metrics import _LcsTable, rouge_scores
+    rng = random.Random(0)
+    for _ in range(200):
+        x = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]
+        y = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]
+        theirs, ours = rouge_score._lcs(x, y), _LcsTable(x, y)
+        assert all(theirs[i, j] == ours[i, j] for i in range(len(x) + 1) for j in range(len(y) + 1))
+    original = rouge_score._lcs
+    rouge_scores(["a cat sat on the mat."], ["the cat sat on a red mat."])
+    assert rouge_score._lcs is original
