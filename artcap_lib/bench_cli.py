@@ -122,7 +122,9 @@ def _add_caption(bsub) -> None:
                    help="default: float16 on CUDA, float32 on CPU")
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-implementation", default=None, help='KV cache for generate, e.g. "static"')
-    p.add_argument("--baseline", action="store_true", help="also time one image per generate call (the authors' loop)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also time the baselines in the same run: one image per generate call (the authors' loop) "
+                   "and the decoder comparison of --decoders (plain batched and static-cache generate vs fast)")
     p.add_argument("--engine", default="generate", choices=["generate", "fast", "fast_compiled"],
                    help="decoder of the pipeline (fast_decode: static cache, CUDA graphs with fast_compiled)")
     p.add_argument("--decoders", action="store_true", help="also compare the decoders on the same images (plain "
@@ -172,7 +174,7 @@ def _bench_caption(args) -> int:
         size = captioner.processor.image_processor.crop_size["height"]
         items = synthetic_paintings(tmp + "/images", args.images, size)
         result = benchmark_captioning(captioner, items, args.batch_size, baseline=args.baseline)
-        if args.decoders:
+        if args.decoders or args.baseline:
             from .caption_speed import compare_decoders
             from .captioning import load_image
             result["decoders"] = compare_decoders(
@@ -190,6 +192,9 @@ def _bench_caption(args) -> int:
     if args.baseline:
         print(f"  one image per generate: {result['baseline_images_per_second']:.2f} images/s "
               f"-> batched is {result['speedup']:.1f}x")
+    for key, value in result.get("decoders", {}).items():
+        if key.startswith("ratio_"):
+            print(f"  {key}: {value:.2f}x")
     if args.json:
         write_json(args.json, result)
     else:

@@ -69,11 +69,11 @@ def paint(scene: dict[str, Any], size: int, rng: np.random.Generator) -> Image.I
     s = size * 2
     img = Image.new("RGB", (s, s), BACKGROUNDS[scene["background"]])
     draw = ImageDraw.Draw(img)
-    base = np.array(BACKGROUNDS[scene["background"]])
+    ground = BACKGROUNDS[scene["background"]]
     for _ in range(40):   # visible brushwork in the ground
         x0, y0 = rng.integers(0, s, 2)
         dx, dy = rng.integers(-s // 4, s // 4, 2)
-        tone = tuple(int(v) for v in np.clip(base + rng.integers(-18, 19, 3), 0, 255))
+        tone = tuple(min(255, max(0, b + int(d))) for b, d in zip(ground, rng.integers(-18, 19, 3)))
         draw.line([(int(x0), int(y0)), (int(x0 + dx), int(y0 + dy))], fill=tone, width=int(rng.integers(1, 4)))
     for obj in scene["objects"][::-1]:    # small objects first: the main one is painted over them
         large = obj["size"] == "large"
@@ -117,7 +117,7 @@ _MAIN_TEMPLATES = [
     "A large {colour} {kind} {verb} {where}.",
     "The painting shows a big {colour} {kind} {where}.",
     "{Where_cap}, the artist placed a large {colour} {kind}.",
-    "A {colour} {kind} dominates the picture, {where}.",
+    "{A_colour} {kind} dominates the picture, {where}.",
 ]
 _VERBS = ["stands", "is set", "is painted", "sits"]
 _BACKGROUND_TEMPLATES = [
@@ -140,7 +140,8 @@ def visual_sentences(scene: dict[str, Any], rng: np.random.Generator) -> list[st
     where = str(rng.choice(_POSITION_PHRASES[main["position"]]))
     sentences = [str(rng.choice(_MAIN_TEMPLATES)).format(
         colour=main["colour"], kind=main["kind"], verb=str(rng.choice(_VERBS)), where=where,
-        Where_cap=where[0].upper() + where[1:])]
+        Where_cap=where[0].upper() + where[1:],
+        A_colour=("An " if main["colour"][0] in "aeiou" else "A ") + main["colour"])]
     sentences.append(str(rng.choice(_BACKGROUND_TEMPLATES)).format(bg=scene["background"]))
     for obj in small:
         sentences.append(str(rng.choice(_SMALL_TEMPLATES)).format(

@@ -10,24 +10,37 @@ from PIL import Image
 
 
 def gallery(items: Sequence[dict], ncols: int = 4, width: int = 40, max_lines: int = 8, title: str | None = None):
-    """A grid of images with captions under them. items: {"image": path, "captions": {label: text}}."""
+    """A grid of images with captions under them. items: {"image": path, "captions": {label: text}}.
+
+    Each row of images gets a text band below it as tall as its longest caption block, so text never runs
+    into the next row's titles."""
     nrows = max(1, -(-len(items) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 5.2 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, item in zip(axes.flat, items):
-        if item.get("image") and Path(item["image"]).is_file():
-            with Image.open(item["image"]) as im:
-                ax.imshow(im.convert("RGB"))
+    texts = []
+    for item in items:
         lines = []
         for label, text in item.get("captions", {}).items():
             wrapped = textwrap.wrap(f"{label}: {text}", width)
             lines += wrapped[:max_lines] + (["…"] if len(wrapped) > max_lines else [])
-        ax.set_title(item.get("title", ""), fontsize=9)
-        ax.text(0, -0.04, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=7.5)
+        texts.append("\n".join(lines))
+    line_inches = 0.14
+    bands = [line_inches * max([t.count("\n") + 1 for t in texts[r * ncols:(r + 1) * ncols]] or [1]) + 0.1
+             for r in range(nrows)]
+    ratios = [h for band in bands for h in (4.0, band)]
+    fig = plt.figure(figsize=(4 * ncols, sum(ratios) + 0.3 * nrows + (0.4 if title else 0)))
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=ratios)
+    for i, (item, text) in enumerate(zip(items, texts)):
+        r, c = divmod(i, ncols)
+        image_ax, text_ax = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
+        for ax in (image_ax, text_ax):
+            ax.axis("off")
+        if item.get("image") and Path(item["image"]).is_file():
+            with Image.open(item["image"]) as im:
+                image_ax.imshow(im.convert("RGB"))
+        image_ax.set_title(item.get("title", ""), fontsize=9)
+        text_ax.text(0, 1, text, transform=text_ax.transAxes, va="top", fontsize=7.5)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98) if title else None)
     return fig
 
 

@@ -1,4 +1,4 @@
-"""`artcap bench decode` and `artcap bench caption --engine fast --decoders` on CPU with a pocket-sized random LLaVA."""
+"""`artcap bench decode` and `artcap bench caption --engine fast --baseline` on CPU with a pocket-sized random LLaVA."""
 import json
 
 import pytest
@@ -24,10 +24,11 @@ def test_bench_decode_and_caption_write_their_figures(tmp_path):
 
     assert main(["bench", "caption", "--random-init", spec, "--images", "4", "--batch-size", "2",
                  "--max-new-tokens", "3", "--models-dir", str(tmp_path / "models"), "--engine", "fast",
-                 "--decoders", "--json", str(tmp_path / "caption.json")]) == 0
+                 "--baseline", "--json", str(tmp_path / "caption.json")]) == 0
     caption = json.loads((tmp_path / "caption.json").read_text())
     assert caption["engine"] == "fast" and caption["new_tokens_per_image"] == 3
-    assert caption["decoders"]["configs"]["fast"]["token_agreement"] == 1.0
+    assert caption["decoders"]["configs"]["fast"]["token_agreement"] == 1.0    # --baseline: decoders in the same run
+    assert "ratio_fast_vs_generate" in caption["decoders"] and caption["baseline_images_per_second"] > 0
     # the random model was materialised once and reused by the second command
     assert [p.name for p in (tmp_path / "models" / "random").iterdir()] == ["llava-1.5-7b_tiny_image_size_28"]
 
