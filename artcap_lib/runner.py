@@ -101,7 +101,6 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
     index = {nb.stem: i for i, nb in enumerate(notebooks, 1)}
 
     def run_one(notebook: Path) -> float:
-        log(f"[{index[notebook.stem]}/{n}] {notebook.stem} ...")
         began = time.perf_counter()
         _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, bars)
         return time.perf_counter() - began
@@ -114,6 +113,7 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
             if failure is None:
                 for nb in [nb for nb in pending if needs[nb.stem] <= done][:cfg.jobs - len(running)]:
                     pending.remove(nb)
+                    log(f"[{index[nb.stem]}/{n}] {nb.stem} ...")
                     running[pool.submit(run_one, nb)] = nb
             if not running:
                 break
