@@ -136,14 +136,12 @@ def _add_caption(bsub) -> None:
 
 
 def _bench_caption(args) -> int:
-    import json
     import tempfile
 
     import torch
 
     from .caption_bench import benchmark_captioning, synthetic_paintings
     from .captioning import Captioner, Decoding
-    from .files import write_json
     from .provenance import resolve_device
 
     if args.threads:
@@ -195,10 +193,7 @@ def _bench_caption(args) -> int:
     for key, value in result.get("decoders", {}).items():
         if key.startswith("ratio_"):
             print(f"  {key}: {value:.2f}x")
-    if args.json:
-        write_json(args.json, result)
-    else:
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+    _write_or_print(result, args.json, digits=3)
     return 0
 
 
@@ -227,11 +222,8 @@ def _add_train(bsub) -> None:
 
 def _bench_train(args) -> int:
     import importlib
-    import json
 
     import torch
-
-    from .files import write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -239,10 +231,7 @@ def _bench_train(args) -> int:
     print(f"training {result['model']} ({result['source']}) on {result['device']}, {result['precision']}, batch "
           f"{result['batch_size']}: {result['images_per_second']:.2f} images/s, {result['seconds_per_step']:.3f} s/step"
           + (f", peak {result['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in result else ""))
-    if args.json:
-        write_json(args.json, result)
-    else:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
+    _write_or_print(result, args.json, digits=4)
     return 0
 
 
@@ -269,3 +258,14 @@ def _add_decode(bsub) -> None:
 def _bench_decode(args) -> int:
     from .caption_speed import bench_decode
     return bench_decode(args)
+
+
+def _write_or_print(result: dict, path: str, digits: int) -> None:
+    """The full result as JSON into `path`, or, without one, a rounded one-line summary on stdout."""
+    import json
+
+    from .files import write_json
+    if path:
+        write_json(path, result)
+    else:
+        print(json.dumps({k: round(v, digits) if isinstance(v, float) else v for k, v in result.items()}))
