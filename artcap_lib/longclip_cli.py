@@ -42,9 +42,9 @@ def _run(args) -> int:
 
     from . import longclip_experiment
     from .notebook import setup
-    from .profiles import parse_override
+    from .profiles import parse_overrides
 
-    cfg, paths = setup(args.profile, dict(parse_override(s) for s in args.set))
+    cfg, paths = setup(args.profile, parse_overrides(args.set))
     summary = longclip_experiment.run_experiment(cfg, paths, args.variant or longclip_experiment.VARIANTS)
     if "precision@1" in summary:
         print(json.dumps({"precision@1": summary["precision@1"], "results": str(longclip_experiment.model_dir(paths)
@@ -95,7 +95,7 @@ def bench_train(args) -> dict:
         corpus = [" ".join(visual_sentences(random_scene(rng), rng)) for _ in range(200)]
         bundle = longclip.LongClip(*build_pocket_longclip(corpus), source="pocket Long-CLIP, untrained")
     else:
-        bundle = longclip.load_model(resolve_model(arch, device=device), tokenizer=getattr(args, "tokenizer", ""))
+        bundle = longclip.load_model(resolve_model(arch, device=device), tokenizer=args.tokenizer)
         bundle.source = arch
     return longclip.benchmark_training(bundle, batch_size=args.batch_size or 40, steps=args.steps,
                                        warmup=args.warmup, tokens=args.tokens or 96, device=device,

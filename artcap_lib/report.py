@@ -181,10 +181,7 @@ def table1_notes(summary: Mapping[str, Any]) -> str:
              "(what unrelated captions of this collection score).",
              "95% CI: percentile bootstrap of the mean over images."]
     if bert:
-        label = str(bert.get("label") or bert.get("model"))
-        if not bert.get("is_paper_model") and "NOT the paper" not in label:
-            label += " (NOT the paper's distilbert-base-uncased)"
-        lines.append(f"BERTScore model: {label}; hash {bert.get('hash')}.")
+        lines.append(f"BERTScore model: {bert.get('label') or bert.get('model')}; hash {bert.get('hash')}.")
     if spice.get("status") != "ok" and "coco" in summary.get("backends", []):
         lines.append(f"SPICE not computed: {spice.get('reason', 'skipped')}.")
     parity = summary.get("parity")
