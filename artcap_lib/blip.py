@@ -33,19 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .training import all_gather_with_grad, concat_all_gather
+
 MOMENTUM = 0.995
 ALPHA = 0.4
 TEMP_INIT, TEMP_MIN, TEMP_MAX = 0.07, 0.001, 0.5
-
-
-def concat_all_gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate x over processes along dim 0, without gradient; the identity in one process."""
-    import torch.distributed as tdist
-    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(tdist.get_world_size())]
-    tdist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 def sample_hard_negatives(similarity: torch.Tensor, is_positive: torch.Tensor,
@@ -188,7 +180,6 @@ class BlipRetrievalObjective(nn.Module):
             self.train_steps += 1
 
         # ---- ITM with hard negatives drawn from the whole (all-process) batch
-        from .training import all_gather_with_grad
         enc_ids = input_ids.clone()
         enc_ids[:, 0] = self.enc_token_id
         bs = pixel_values.shape[0]

@@ -26,8 +26,8 @@ def add_cli(sub) -> None:
 
 def _setup(args):
     from .notebook import setup
-    from .profiles import parse_override
-    return setup(args.profile, dict(parse_override(item) for item in args.set))
+    from .profiles import parse_overrides
+    return setup(args.profile, parse_overrides(args.set))
 
 
 def _finetune(args) -> int:

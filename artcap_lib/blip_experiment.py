@@ -53,12 +53,6 @@ def image_files(artworks_json: Path, artworks: dict[str, dict], ids: Sequence[st
     return dict(zip(ids, files_in_order(artworks_json, artworks, ids)))
 
 
-def use_threads(bcfg) -> None:
-    """blip.threads > 0: that many torch intra-op threads (the pocket model's ops are too small to share)."""
-    if bcfg.threads > 0:
-        torch.set_num_threads(bcfg.threads)
-
-
 def _loader(dataset, batch_size: int, num_workers: int):
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
@@ -130,7 +124,7 @@ def train_blip(init_dir: str | Path, out_dir: str | Path, train_ids: Sequence[st
     momentum = bcfg.momentum if momentum is None else momentum
     if select_with not in ("itm", "itc"):
         raise ValueError(f"blip.select_with must be itm or itc, got {select_with!r}")
-    use_threads(bcfg)
+    training.use_threads(bcfg.threads)
     dist = training.setup_distributed(device)
     training.seed_everything(seed, dist.rank)
     model, tokenizer, mean, std = blip.load_blip(init_dir)
@@ -224,7 +218,7 @@ def run_blip_experiment(cfg, paths, progress: Callable[[str], None] | None = pri
     say = progress or (lambda _m: None)
     t_start = time.perf_counter()
     bcfg = cfg.blip
-    use_threads(bcfg)
+    training.use_threads(bcfg.threads)
     artworks = load_artworks(paths.artworks, require_urls=False)
     train_ids, val_ids, test_ids = (sorted(by_split(artworks, s)) for s in ("train", "val", "test"))
     files = image_files(paths.artworks, artworks)

@@ -15,30 +15,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .caption_store import CaptionStore
+from .caption_speed import bench_images, sync_device
 from .captioning import Captioner, caption_into, load_image
 
 
 def synthetic_paintings(out_dir: str | Path, n: int, size: int, seed: int = 0) -> list[tuple[str, Path]]:
-    """n demo-style paintings as JPEG files: (id, path) items for the pipeline."""
-    from .demo_data import paint, random_scene
+    """n demo-style paintings (`caption_speed.bench_images`) as JPEG files: (id, path) items for the pipeline."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     items = []
-    for i in range(n):
+    for i, image in enumerate(bench_images(n, size, seed)):
         path = out / f"{i}.jpg"
-        paint(random_scene(rng), size, rng).save(path, quality=92)
+        image.save(path, quality=92)
         items.append((str(i), path))
     return items
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_prefill(captioner: Captioner, items: list[tuple[str, Path]], batch_size: int) -> tuple[float, int]:
@@ -49,7 +42,7 @@ def time_prefill(captioner: Captioner, items: list[tuple[str, Path]], batch_size
     try:
         for i in range(0, len(items), batch_size):
             inputs = captioner.prepare([load_image(p) for _, p in items[i:i + batch_size]])
-            _sync(captioner.device)
+            sync_device(captioner.device)
             t0 = time.perf_counter()
             captioner.generate_ids(inputs)
             seconds += time.perf_counter() - t0
@@ -65,7 +58,7 @@ def time_one_at_a_time(captioner: Captioner, items: list[tuple[str, Path]]) -> d
     prompt = captioner.chat_prompt()
     dtype = next(model.parameters()).dtype
     tokens = 0
-    _sync(captioner.device)
+    sync_device(captioner.device)
     start = time.perf_counter()
     for _, path in items:
         inputs = processor(images=load_image(path), text=prompt, return_tensors="pt").to(captioner.device)

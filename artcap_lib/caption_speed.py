@@ -25,7 +25,8 @@ import torch
 CONFIGS = ("generate", "generate_static", "fast", "fast_compiled")
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer stops when the work does."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -95,10 +96,10 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
         with torch.inference_mode():
             for b, batch in enumerate(batches):
                 inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                _sync(device)
+                sync_device(device)
                 t0 = time.perf_counter()
                 out = run(**inputs)
-                _sync(device)
+                sync_device(device)
                 elapsed = time.perf_counter() - t0
                 got = _answers(out.cpu(), inputs["input_ids"].shape[1], eos)
                 rows.extend(got)

@@ -57,17 +57,15 @@ def run_captioning(cfg, paths, progress: bool = True) -> dict[str, Any]:
     """Step 02: captions for every artwork of the run, by the configured source; writes captions/<name>_run.json."""
     import time
 
-    import torch
-
     from .captioning import Captioner, Decoding, caption_collection, collection_items, process_device
     from .provenance import resolve_device
+    from .training import use_threads
     c = cfg.captioning
     start = time.perf_counter()
     if c.source == "reference":
         summary = import_reference_captions(paths, c.name)
     elif c.source == "model":
-        if c.threads:
-            torch.set_num_threads(c.threads)
+        use_threads(c.threads)
         device = process_device(resolve_device(cfg.device))
         training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_NAME else None
         captioner = Captioner.from_pretrained(

@@ -63,7 +63,7 @@ def _download(args) -> int:
 def _prepare(args) -> int:
     from .data_prep import prepare_data
     from .paths import RunPaths
-    from .profiles import load_profile, parse_override
-    cfg = load_profile(args.profile, dict(parse_override(s) for s in args.set))
+    from .profiles import load_profile, parse_overrides
+    cfg = load_profile(args.profile, parse_overrides(args.set))
     print(prepare_data(cfg, RunPaths.for_profile(cfg)))
     return 0

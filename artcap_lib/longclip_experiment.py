@@ -84,9 +84,7 @@ def pretrain_pocket(cfg, paths, dist: training.Distributed | None = None, progre
 def run_experiment(cfg, paths, variants: Sequence[str] = VARIANTS, dist: training.Distributed | None = None,
                    progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train (or reuse) and score each variant, then write results.json and summary.json; returns the summary."""
-    if cfg.longclip.threads > 0:    # the pocket model's ops are too small to share between threads
-        import torch
-        torch.set_num_threads(cfg.longclip.threads)
+    training.use_threads(cfg.longclip.threads)
     dist = dist or training.setup_distributed(cfg.device)
     say = progress if (progress and dist.is_main) else (lambda _msg: None)
     unknown = sorted(set(variants) - set(VARIANTS))

@@ -205,6 +205,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
+def parse_overrides(items) -> dict[str, Any]:
+    """Several KEY=VALUE texts (the CLI's repeated --set) -> {dotted key: value}."""
+    return dict(parse_override(item) for item in items)
+
+
 def _set_dotted(raw: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = raw

@@ -17,9 +17,9 @@ def add_cli(sub) -> None:
 
 def _report(args) -> int:
     from . import notebook, report
-    from .profiles import ProfileError, parse_override
+    from .profiles import ProfileError, parse_overrides
     try:
-        cfg, paths = notebook.setup(args.profile, dict(parse_override(item) for item in args.set))
+        cfg, paths = notebook.setup(args.profile, parse_overrides(args.set))
         built = report.build(cfg, paths)
     except (ProfileError, ValueError) as err:
         print(f"artcap report: {err}", file=sys.stderr)

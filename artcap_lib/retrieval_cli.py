@@ -124,10 +124,10 @@ def _fuse(args) -> int:
 
 def _reference(args) -> int:
     from .paths import RunPaths
-    from .profiles import load_profile, parse_override
+    from .profiles import load_profile, parse_overrides
     from .reference import ReferenceError
     from .runs import reference_experiment2
-    cfg = load_profile(args.profile, dict(parse_override(s) for s in args.set))
+    cfg = load_profile(args.profile, parse_overrides(args.set))
     paths = RunPaths.for_profile(cfg)
     try:
         results = reference_experiment2(paths, cfg.retrieval.bootstrap, cfg.retrieval.randomisation, cfg.seed)

@@ -24,16 +24,11 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_show_profile)
 
 
-def _overrides(items):
-    from .profiles import parse_override
-    return dict(parse_override(item) for item in items)
-
-
 def _reproduce(args) -> int:
-    from .profiles import ProfileError
+    from .profiles import ProfileError, parse_overrides
     from .runner import NotebookFailed, reproduce
     try:
-        overrides = _overrides(args.set)
+        overrides = parse_overrides(args.set)
         if args.jobs is not None:
             overrides["jobs"] = args.jobs
         manifest = reproduce(args.profile, overrides, args.only, args.start, args.stop,
@@ -51,9 +46,9 @@ def _reproduce(args) -> int:
 
 
 def _show_profile(args) -> int:
-    from .profiles import ProfileError, load_profile
+    from .profiles import ProfileError, load_profile, parse_overrides
     try:
-        cfg = load_profile(args.name, _overrides(args.set))
+        cfg = load_profile(args.name, parse_overrides(args.set))
     except ProfileError as err:
         print(f"artcap profile: {err}", file=sys.stderr)
         return 2

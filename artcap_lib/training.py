@@ -32,7 +32,7 @@ Interface
   through `model(...)` (forward) so DDP synchronises gradients; put a multi-part loss inside the module's forward.
   It returns a dict of scalar tensors; `"loss"` is back-propagated, every entry is logged.
 - Contrastive losses under DDP gather the other processes' features with `all_gather_with_grad(x)` (identity
-  in one process); `rank_offset(batch_size, dist)` gives the row of this process's first item in the gathered batch.
+  in one process); this process's rows start at rank * batch size in the gathered batch.
 - `validate(model)` returns a dict holding `config.monitor` (Long-CLIP: validation loss, mode "min"; BLIP:
   validation mean recall, mode "max"). `mean_losses(model, step, loader, dist)` is the validation loss of a loader.
 - Resume: run the same call again after a kill; training continues after the last completed epoch (model,
@@ -154,6 +154,16 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def concat_all_gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x over processes along dim 0, without gradient; the identity in one process."""
+    import torch.distributed as tdist
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(tdist.get_world_size())]
+    tdist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums every process's gradient for the gathered tensor (all_reduce) and keeps this
     process's rows: each process's features then get the gradient of the whole global loss. Plain synchronous
@@ -163,9 +173,7 @@ class _GatherWithGrad(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as tdist
         ctx.rank, ctx.world = tdist.get_rank(), tdist.get_world_size()
-        parts = [torch.empty_like(x) for _ in range(ctx.world)]
-        tdist.all_gather(parts, x)
-        return torch.cat(parts, dim=0)
+        return concat_all_gather(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -184,9 +192,10 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return _GatherWithGrad.apply(x.contiguous())
 
 
-def rank_offset(batch_size: int, dist: Distributed) -> int:
-    """Index of this process's first item in an all-gathered batch (for the contrastive targets)."""
-    return dist.rank * batch_size
+def use_threads(n: int) -> None:
+    """n > 0: that many torch intra-op threads (pocket models' ops are too small to share between threads)."""
+    if n > 0:
+        torch.set_num_threads(n)
 
 
 def autocast_context(device: torch.device, precision: str):
