@@ -18,6 +18,8 @@ history.json), retrieval/longclip/<variant>/fine_tune.json, retrieval/longclip/s
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -108,10 +110,12 @@ def run_experiment(cfg, paths, variants: Sequence[str] = VARIANTS, dist: trainin
     summary: dict[str, Any] = {"model": source, "score": cfg.longclip.score, "query_sets": sorted(queries),
                                "missing_query_sets": sorted(set(cfg.retrieval.query_sets) - set(queries)),
                                "fine_tunes": {}, "image_to_text": {}, "truncation": {}}
+    # loaded (converted, stretched) once; each fine-tune trains its own copy of the weights
+    base = longclip.load_model(source, cfg.longclip.tokenizer, cfg.longclip.stretch_77)
+    summary["note"] = base.note
     for variant in variants:
         t = time.perf_counter()
-        bundle = longclip.load_model(source, cfg.longclip.tokenizer, cfg.longclip.stretch_77)
-        summary["note"] = bundle.note
+        bundle = base if variant == "baseline" else dataclasses.replace(base, model=copy.deepcopy(base.model))
         if variant != "baseline":
             say(f"fine-tuning on {variant} captions")
             captions = sources[variant]()
