@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import torch
 
+from .captioning import answer_ids
+
 CONFIGS = ("generate", "generate_static", "fast", "fast_compiled")
 
 
@@ -29,14 +31,6 @@ def sync_device(device: torch.device) -> None:
     """Wait for queued GPU work, so that a timer stops when the work does."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _answers(out: torch.Tensor, prompt_len: int, eos: set[int]) -> list[list[int]]:
-    rows = []
-    for ids in out[:, prompt_len:].tolist():
-        cut = next((i + 1 for i, t in enumerate(ids) if t in eos), len(ids))
-        rows.append(ids[:cut])
-    return rows
 
 
 def token_agreement(reference: Sequence[list[int]], other: Sequence[list[int]]) -> dict[str, float]:
@@ -78,8 +72,6 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
         inputs = processor(images=chunk, text=[text] * len(chunk), return_tensors="pt", padding=True)
         inputs = {k: v.to(dtype) if torch.is_floating_point(v) else v for k, v in inputs.items()}
         batches.append({k: v.pin_memory() for k, v in inputs.items()} if device.type == "cuda" else inputs)
-    eos = model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     decoding = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
     if min_new_tokens:
         decoding["min_new_tokens"] = min_new_tokens
@@ -101,7 +93,7 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
                 out = run(**inputs)
                 sync_device(device)
                 elapsed = time.perf_counter() - t0
-                got = _answers(out.cpu(), inputs["input_ids"].shape[1], eos)
+                got = answer_ids(out.cpu(), inputs["input_ids"].shape[1], model.generation_config.eos_token_id)
                 rows.extend(got)
                 if b == 0 and len(batches) > 1:
                     first = elapsed          # warm-up batch: compilation and capture, reported apart

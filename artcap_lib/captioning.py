@@ -111,14 +111,9 @@ class Captioner:
                   for k, v in inputs.items()}
         out = self.model.generate(**inputs, **self.decoding.generate_kwargs(),
                                   pad_token_id=self.tokenizer.pad_token_id)
-        new = out[:, inputs["input_ids"].shape[1]:].tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-        rows = []
-        for ids in new:
-            cut = next((i + 1 for i, t in enumerate(ids) if t in eos), len(ids))
-            rows.append(ids[:cut])
-        return rows, out[:, :inputs["input_ids"].shape[1]].tolist()
+        prompt_len = inputs["input_ids"].shape[1]
+        rows = answer_ids(out, prompt_len, self.model.generation_config.eos_token_id)
+        return rows, out[:, :prompt_len].tolist()
 
     def answer(self, prompt_ids: list[int], new_ids: list[int]) -> str:
         """The authors' parsing: decode prompt + answer, keep the text after the first answer marker."""
@@ -153,6 +148,17 @@ class Captioner:
 
 
 # ---------------------------------------------------------------------------------------------- a collection
+def answer_ids(out: torch.Tensor, prompt_len: int, eos_token_id: int | list[int] | None) -> list[list[int]]:
+    """The generated ids of each row of `generate`'s output, cut after the first end-of-sequence token (what
+    follows is padding)."""
+    eos = set(eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]) if eos_token_id is not None else set()
+    rows = []
+    for ids in out[:, prompt_len:].tolist():
+        cut = next((i + 1 for i, t in enumerate(ids) if t in eos), len(ids))
+        rows.append(ids[:cut])
+    return rows
+
+
 def load_image(path: str | Path) -> Image.Image:
     with Image.open(path) as im:
         return im.convert("RGB")
