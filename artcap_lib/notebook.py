@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import os
-import random
 
-from .paths import RunPaths
-from .profiles import Profile, load_profile
+from artcap_lib.config import Profile, RunPaths, load_profile
+from artcap_lib.runtime import seed_everything
 
 
 def setup(profile: str = "demo", overrides: dict | None = None) -> tuple[Profile, RunPaths]:
@@ -16,17 +15,6 @@ def setup(profile: str = "demo", overrides: dict | None = None) -> tuple[Profile
     seed_everything(cfg.seed)
     _plot_style()
     return cfg, paths
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    import numpy as np
-    np.random.seed(seed)
-    try:
-        import torch
-        torch.manual_seed(seed)
-    except ImportError:
-        pass
 
 
 def _plot_style() -> None:

@@ -6,8 +6,10 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
-from .paths import REPO_ROOT
+PACKAGE_DIR = Path(__file__).resolve().parent    # git is asked about the checkout holding this code
+
 
 PACKAGES = ("artcap", "torch", "transformers", "tokenizers", "accelerate", "numpy", "pandas", "pillow", "nltk",
             "rouge", "torcheval", "bert-score", "pycocoevalcap", "ranx", "papermill", "adabelief-pytorch")
@@ -15,7 +17,7 @@ PACKAGES = ("artcap", "torch", "transformers", "tokenizers", "accelerate", "nump
 
 def git_state() -> dict:
     def git(*args):
-        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
+        return subprocess.run(["git", "-C", str(PACKAGE_DIR), *args], capture_output=True, text=True, timeout=10)
     try:
         head = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
@@ -51,11 +53,3 @@ def device_info() -> dict:
 
 def environment() -> dict:
     return {"git": git_state(), "packages": package_versions(), "device": device_info()}
-
-
-def resolve_device(name: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is returned as given."""
-    if name != "auto":
-        return name
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write_bytes, sha256_file
+from artcap_lib.files import atomic_write_bytes, sha256_file
 
 COMMIT = "922787d3a38c358385091b8c85984aac475773c7"
 BASE_URL = f"https://raw.githubusercontent.com/jcgohr/artwork-caption-gen/{COMMIT}/"

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .files import read_json, sha256_file, write_json
-from .paths import NOTEBOOKS_DIR, PARAMS_DIR, RunPaths
-from .profiles import load_profile
-from .provenance import environment
+from artcap_lib.files import read_json, sha256_file, write_json
+from artcap_lib.config import NOTEBOOKS_DIR, RunPaths, profile_path
+from artcap_lib.config import load_profile
+from artcap_lib.provenance import environment
 
 KERNEL_NAME = "artcap"
 
@@ -157,7 +157,7 @@ def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides:
 
 def input_hashes(profile: str, paths: RunPaths) -> dict[str, str]:
     """SHA-256 of what the results depend on: the profile file and the run's data and caption files."""
-    profile_file = Path(profile) if str(profile).endswith((".yaml", ".yml")) else PARAMS_DIR / f"{profile}.yaml"
+    profile_file = profile_path(profile)
     files = [profile_file, paths.artworks, paths.splits, *sorted(paths.captions.glob("*.jsonl"))]
     return {str(f.relative_to(paths.root) if f.is_relative_to(paths.root) else f.name): sha256_file(f)
             for f in files if f.is_file()}

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artcap_lib import caption_metrics, data_prep, runs
+from artcap_lib.textmetrics import metrics as caption_metrics
+from artcap_lib.data import prepare as data_prep
+from artcap_lib.retrieval import runs
 from artcap_lib.files import read_json, write_json
-from artcap_lib.paths import RunPaths
-from artcap_lib.profiles import load_profile
+from artcap_lib.config import RunPaths
+from artcap_lib.config import load_profile
 
 SIZES = {"data.demo_train": 12, "data.demo_val": 4, "data.demo_test": 6, "data.demo_pretrain": 0}
 STEPS = ("data", "captions", "metrics", "retrieval", "histories")

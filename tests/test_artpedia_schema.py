@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from artcap_lib.artpedia import ArtpediaError, human_caption, load_artworks, validate_file
+from artcap_lib.data.artpedia import ArtpediaError, human_caption, load_artworks, validate_file
 from artcap_lib.cli import main
 
 

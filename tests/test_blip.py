@@ -6,13 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from artcap_lib import blip, blip_data
-from artcap_lib.profiles import BlipConfig
+from artcap_lib.retrieval.blip import model as blip
+from artcap_lib.retrieval.blip import data as blip_data
+from artcap_lib.config import BlipConfig
 
 
 @pytest.fixture(scope="session")
 def pocket_dir(tmp_path_factory):
-    from artcap_lib.blip_pocket import build_pocket_blip
+    from artcap_lib.standins.pocket_blip import build_pocket_blip
     return build_pocket_blip(tmp_path_factory.mktemp("pocket-blip"), image_size=32, patch_size=8, hidden=32,
                              layers=1, embed_dim=16)
 
@@ -183,8 +184,8 @@ def test_itm_rerank_orders_top_k_by_itm_plus_itc(pocket):
 
 @pytest.fixture(scope="session")
 def tiny_collection(tmp_path_factory):
-    from artcap_lib.artpedia import human_caption
-    from artcap_lib.demo_data import DemoSizes, generate_collection
+    from artcap_lib.data.artpedia import human_caption
+    from artcap_lib.data.demo import DemoSizes, generate_collection
     out = tmp_path_factory.mktemp("collection")
     paths = generate_collection(out, DemoSizes(train=8, val=4, test=4, pretrain=0), image_size=32)
     import json
@@ -195,7 +196,7 @@ def tiny_collection(tmp_path_factory):
 
 
 def _train(pocket_dir, out, data, progress=None):
-    from artcap_lib.blip_experiment import train_blip
+    from artcap_lib.retrieval.blip.experiment import train_blip
     ids, files, captions = data
     bcfg = BlipConfig(batch_size=4, queue_size=8, num_workers=0, grad_checkpointing=True, precision="fp32",
                       k_test=3, eval_batch_size=8)
@@ -235,8 +236,8 @@ def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_co
 def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_dir, tmp_path):
     import json
 
-    from artcap_lib import blip_experiment
-    from artcap_lib.demo_data import DemoSizes, generate_collection
+    from artcap_lib.retrieval.blip import experiment as blip_experiment
+    from artcap_lib.data.demo import DemoSizes, generate_collection
     from artcap_lib.notebook import setup
     cfg, paths = setup("demo", {"run_dir": str(tmp_path / "run"), "blip.model": str(pocket_dir), "blip.epochs": 1,
                                 "blip.batch_size": 4, "blip.queue_size": 8, "blip.k_test": 3, "blip.num_workers": 0,
@@ -270,7 +271,7 @@ def _ddp_queue_worker(rank: int, world_size: int, port: int, pocket_dir: str, ou
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from artcap_lib import training
+    from artcap_lib.retrieval import training
     training.setup_distributed("cpu")
     torch.manual_seed(0)
     loaded = blip.load_blip(pocket_dir)
@@ -302,7 +303,7 @@ def test_queues_gather_every_process_features_under_torch_distributed(pocket_dir
 
 @pytest.mark.gpu
 def test_objective_trains_under_bf16_autocast_on_cuda(pocket):
-    from artcap_lib import training
+    from artcap_lib.retrieval import training
     obj = _objective(pocket).cuda()
     obj.train()
     batch = training.to_device(_batch(pocket[1]), torch.device("cuda"))

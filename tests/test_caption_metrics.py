@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artcap_lib import caption_metrics as cm
-from artcap_lib import metric_statistics as ms
+from artcap_lib.textmetrics import metrics as cm
+from artcap_lib import stats as ms
 from artcap_lib.cli import main as artcap_main
-from artcap_lib.metrics_cli import PairsFileError, read_pairs_tsv
+from artcap_lib.cli.metrics import PairsFileError, read_pairs_tsv
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the coco backend needs Java on PATH")
 
@@ -198,10 +198,10 @@ def test_both_backends_with_control(scorer):
 
 @needs_java
 def test_experiment1_run_writes_outputs(scorer, tmp_path):
-    from artcap_lib.caption_store import CaptionStore
-    from artcap_lib.experiment1 import run
-    from artcap_lib.paths import RunPaths
-    from artcap_lib.profiles import load_profile
+    from artcap_lib.captioning.store import CaptionStore
+    from artcap_lib.textmetrics.step import run
+    from artcap_lib.config import RunPaths
+    from artcap_lib.config import load_profile
     cfg = load_profile("demo", {"run_dir": str(tmp_path), "metrics.split": "test", "metrics.bootstrap": 50})
     paths = RunPaths.for_profile(cfg)
     paths.data.mkdir(parents=True)
@@ -230,7 +230,7 @@ def test_experiment1_run_writes_outputs(scorer, tmp_path):
 def test_fast_lcs_table_equals_the_rouge_packages_own_and_is_unpatched_after_use():
     import random
     from rouge import rouge_score
-    from artcap_lib.caption_metrics import _LcsTable, rouge_scores
+    from artcap_lib.textmetrics.metrics import _LcsTable, rouge_scores
     rng = random.Random(0)
     for _ in range(200):
         x = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]

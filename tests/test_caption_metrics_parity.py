@@ -6,8 +6,8 @@ without worker processes, so the numbers are those of the libraries alone."""
 import numpy as np
 import pytest
 
-from artcap_lib import caption_metrics as cm
-from artcap_lib import metrics_parity
+from artcap_lib.textmetrics import metrics as cm
+from artcap_lib.textmetrics import parity as metrics_parity
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """Step 02 in the reference profile: the authors' LLaVA captions imported into the common caption file."""
 from artcap_lib import reference
-from artcap_lib.caption_step import import_reference_captions, model_location
-from artcap_lib.caption_store import read_captions, read_records
-from artcap_lib.paths import RunPaths
+from artcap_lib.captioning.step import import_reference_captions, model_location
+from artcap_lib.captioning.store import read_captions, read_records
+from artcap_lib.config import RunPaths
 
 
 def test_reference_captions_import_in_the_common_format(reference_dir, tmp_path):

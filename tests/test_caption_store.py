@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from artcap_lib.caption_store import (CaptionFileError, CaptionStore, merge_shards, read_captions, read_failures,
+from artcap_lib.captioning.store import (CaptionFileError, CaptionStore, merge_shards, read_captions, read_failures,
                                       read_records, shard_path)
 
 

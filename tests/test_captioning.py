@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from artcap_lib.caption_store import read_captions, read_failures, read_records
-from artcap_lib.captioning import Captioner, Decoding, caption_collection, collection_items, load_image
+from artcap_lib.captioning.store import read_captions, read_failures, read_records
+from artcap_lib.captioning.captioner import Captioner, Decoding, caption_collection, collection_items, load_image
 from artcap_lib.cli import main as artcap
-from artcap_lib.demo_data import DemoSizes, generate_collection
-from artcap_lib.pocket_llava import PocketSpec, train_pocket_llava
+from artcap_lib.data.demo import DemoSizes, generate_collection
+from artcap_lib.standins.pocket_llava import PocketSpec, train_pocket_llava
 
 SMALL = PocketSpec(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, text_hidden=48, text_layers=1,
                    heads=2, vocab_size=300)

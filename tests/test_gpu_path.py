@@ -4,7 +4,7 @@ Run by scripts/gpu_check.sh (`pytest -m gpu`); pocket-sized random models, secon
 import pytest
 import torch
 
-from artcap_lib import random_models as rm
+from artcap_lib.standins import random_models as rm
 
 pytestmark = pytest.mark.gpu
 
@@ -24,7 +24,7 @@ def _llava(models_dir, dtype):
 @pytest.mark.parametrize("dtype,least", [(torch.float32, 0.95), (torch.bfloat16, 0.5)])
 def test_fast_decoder_agrees_with_generate_on_cuda(models_dir, dtype, least):
     """fp32: (near-)identical to plain generate, eager and as CUDA graphs; bf16: the agreement is measured."""
-    from artcap_lib.caption_speed import bench_images, compare_decoders
+    from artcap_lib.bench.decode import bench_images, compare_decoders
     model, processor = _llava(models_dir, dtype)
     result = compare_decoders(model, processor, bench_images(48, 64), batch_size=16, max_new_tokens=24,
                               configs=("generate", "fast", "fast_compiled"), progress=print)
@@ -34,8 +34,8 @@ def test_fast_decoder_agrees_with_generate_on_cuda(models_dir, dtype, least):
 
 
 def test_fast_engine_in_the_captioning_pipeline_on_cuda(models_dir, tmp_path):
-    from artcap_lib.caption_speed import bench_images
-    from artcap_lib.captioning import Captioner, Decoding
+    from artcap_lib.bench.decode import bench_images
+    from artcap_lib.captioning.captioner import Captioner, Decoding
     path = rm.resolve_model("random:llava-1.5-7b@tiny?text_hidden=128&text_layers=4", models_dir, device="cpu")
     images = bench_images(8, 64)
     captions = {engine: Captioner.from_pretrained(path, dtype="float32", device="cuda", engine=engine,
@@ -49,11 +49,11 @@ def test_fast_engine_in_the_captioning_pipeline_on_cuda(models_dir, tmp_path):
 def test_training_step_bf16_on_cuda(which, models_dir):
     """One benchmark's worth of bf16 fine-tuning steps of each retrieval model on CUDA: finite, timed, peak memory."""
     if which == "blip":
-        from artcap_lib.blip_bench import benchmark_training
+        from artcap_lib.bench.blip_train import benchmark_training
         out = benchmark_training("random:blip-itm-large-coco@tiny", batch_size=8, steps=2, warmup=1, queue_size=32,
                                  device="cuda", precision="bf16", models_dir=models_dir)
     else:
-        from artcap_lib import longclip
+        from artcap_lib.retrieval.longclip import model as longclip
         bundle = longclip.load_model(rm.resolve_model("random:longclip-L@tiny", models_dir, device="cpu"))
         out = longclip.benchmark_training(bundle, batch_size=8, steps=2, warmup=1, tokens=96, device="cuda",
                                           precision="bf16", preset="adamw")
@@ -61,7 +61,7 @@ def test_training_step_bf16_on_cuda(which, models_dir):
 
 
 def test_itm_rerank_batched_on_cuda_matches_one_pair_at_a_time(models_dir):
-    from artcap_lib import blip
+    from artcap_lib.retrieval.blip import model as blip
     model, tokenizer, _, _ = blip.load_blip(rm.resolve_model("random:blip-itm-large-coco@tiny", models_dir,
                                                              device="cpu"), "cuda")
     model.eval()

@@ -14,8 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from artcap_lib import longclip, longclip_convert, training
-from artcap_lib.pocket_longclip import EOT, SOT, PocketSpec, build_pocket_longclip, train_clip_tokenizer
+from artcap_lib.retrieval.longclip import model as longclip
+from artcap_lib.retrieval.longclip import convert as longclip_convert
+from artcap_lib.retrieval import training
+from artcap_lib.standins.pocket_longclip import EOT, SOT, PocketSpec, build_pocket_longclip, train_clip_tokenizer
 
 CORPUS = ["A large red circle sits on the left of the canvas.", "The ground is a warm cream colour.",
           "There is also a small blue star at the top.", "A green house stands in the centre."] * 5
@@ -159,7 +161,7 @@ def test_presets_paper_is_adabelief_onecycle_and_adamw_spares_gains(pocket_dir):
 KILLED_FINE_TUNE = """
 import os, signal, sys, torch
 sys.path.insert(0, {tests!r})
-from artcap_lib import longclip
+from artcap_lib.retrieval.longclip import model as longclip
 import test_longclip as t
 real_step = longclip.contrastive_step
 calls = {{"n": 0}}

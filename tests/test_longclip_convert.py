@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel
 
-from artcap_lib import longclip_convert as lc
+from artcap_lib.retrieval.longclip import convert as lc
 
 VOCAB = 50
 

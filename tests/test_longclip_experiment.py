@@ -5,10 +5,13 @@ import json
 
 import pytest
 
-from artcap_lib import cli, longclip, longclip_experiment, runs
-from artcap_lib.demo_data import DemoSizes, generate_collection
-from artcap_lib.paths import RunPaths
-from artcap_lib.profiles import load_profile
+from artcap_lib import cli
+from artcap_lib.retrieval.longclip import model as longclip
+from artcap_lib.retrieval.longclip import experiment as longclip_experiment
+from artcap_lib.retrieval import runs
+from artcap_lib.data.demo import DemoSizes, generate_collection
+from artcap_lib.config import RunPaths
+from artcap_lib.config import load_profile
 
 
 @pytest.fixture(scope="module")

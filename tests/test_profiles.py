@@ -1,7 +1,7 @@
 import pytest
 
-from artcap_lib.paths import REPO_ROOT, RunPaths
-from artcap_lib.profiles import Profile, ProfileError, available_profiles, load_profile, parse_override
+from artcap_lib.config import PROJECT_ROOT, RunPaths
+from artcap_lib.config import Profile, ProfileError, available_profiles, load_profile, parse_override
 
 
 def test_all_four_profiles_load_and_name_themselves():
@@ -55,5 +55,5 @@ def test_bad_yaml_files(tmp_path):
 
 def test_default_run_and_figure_dirs_are_per_profile():
     paths = RunPaths.for_profile(load_profile("reference"))
-    assert paths.root == REPO_ROOT / "papermill_runs" / "reference"
-    assert paths.figures == REPO_ROOT / "figures" / "reference"
+    assert paths.root == PROJECT_ROOT / "papermill_runs" / "reference"
+    assert paths.figures == PROJECT_ROOT / "figures" / "reference"

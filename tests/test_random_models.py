@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from artcap_lib import random_models as rm
+from artcap_lib.standins import random_models as rm
 
 TINY_SPECS = ("random:llava-1.5-7b@tiny", "random:blip-itm-large-coco@tiny", "random:longclip-L@tiny")
 
@@ -100,7 +100,8 @@ def test_resolve_passes_other_specs_through_and_rebuilds_incomplete(models_dir, 
 
 def test_pipeline_loaders_accept_random_directories(models_dir):
     """What notebooks 04/05 call on the bench profile's models: blip.load_blip and longclip.load_model."""
-    from artcap_lib import blip, longclip
+    from artcap_lib.retrieval.blip import model as blip
+    from artcap_lib.retrieval.longclip import model as longclip
     model, tokenizer, mean, _ = blip.load_blip(rm.resolve_model("random:blip-itm-large-coco@tiny", models_dir))
     assert blip.enc_token_id(tokenizer) == 30523 and model.config.vision_config.image_size == 64
     bundle = longclip.load_model(rm.resolve_model("random:longclip-L@tiny", models_dir))

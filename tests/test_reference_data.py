@@ -8,10 +8,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from artcap_lib import reference
-from artcap_lib.data_prep import align_splits, prepare_data
+from artcap_lib.data.prepare import align_splits, prepare_data
 from artcap_lib.files import read_json
-from artcap_lib.paths import RunPaths
-from artcap_lib.profiles import load_profile
+from artcap_lib.config import RunPaths
+from artcap_lib.config import load_profile
 
 
 def test_split_ids_and_captions_from_the_mirror(reference_dir):

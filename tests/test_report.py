@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from artcap_lib import report
+from artcap_lib.report import tables as report
 from artcap_lib.files import read_json
 from artcap_lib.notebook import setup
 from report_rundir import METRIC_MEANS, make_run_dir

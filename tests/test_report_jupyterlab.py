@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from artcap_lib.paths import NOTEBOOKS_DIR
+from artcap_lib.config import NOTEBOOKS_DIR
 from artcap_lib.runner import KERNEL_NAME, ensure_kernel
 from report_rundir import make_run_dir
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from artcap_lib import retrieval_eval as re
+from artcap_lib.retrieval import metrics as re
 
 
 def reference_metrics(scores, relevant, ks=(1, 5, 10), depth=None):

@@ -4,7 +4,8 @@ import pytest
 
 ranx = pytest.importorskip("ranx")
 
-from artcap_lib import retrieval_eval, runs  # noqa: E402
+from artcap_lib.retrieval import metrics as retrieval_eval
+from artcap_lib.retrieval import runs
 
 
 @pytest.fixture(scope="module")

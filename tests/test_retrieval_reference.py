@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from artcap_lib import reference, runs
+from artcap_lib import reference
+from artcap_lib.retrieval import runs
 from artcap_lib.cli import main
-from artcap_lib.paths import RunPaths
+from artcap_lib.config import RunPaths
 
 STORED = [(model, query_set, variant) for model in runs.REFERENCE_MODELS for query_set in runs.REFERENCE_QUERY_SETS
           for variant in runs.REFERENCE_VARIANTS]

@@ -4,9 +4,9 @@ import json
 import nbformat
 import pytest
 
-from artcap_lib.artpedia import load_artworks
+from artcap_lib.data.artpedia import load_artworks
 from artcap_lib.cli import main
-from artcap_lib.paths import NOTEBOOKS_DIR
+from artcap_lib.config import NOTEBOOKS_DIR
 from artcap_lib import runner
 from artcap_lib.runner import list_notebooks, select_notebooks
 

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from artcap_lib import retrieval_eval, runs
+from artcap_lib.retrieval import metrics as retrieval_eval
+from artcap_lib.retrieval import runs
 from artcap_lib.cli import main
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from artcap_lib import training
+from artcap_lib.retrieval import training
+from artcap_lib.runtime import seed_everything
 
 DIM = 6
 
@@ -63,7 +64,7 @@ def mse_step(model, batch):
 
 def run_fit(out_dir, step=mse_step, batch_size=8, epochs=3, shuffle=True, dist=None, **config):
     dist = dist or training.Distributed()
-    training.seed_everything(0, dist.rank)
+    seed_everything(0, dist.rank)
     model = TwoTower()
     loader = training.make_loader(PairDataset(32), batch_size, dist, shuffle=shuffle, drop_last=True, seed=0)
     val_loader = training.make_loader(PairDataset(16, seed=1), 8, dist, shuffle=False)

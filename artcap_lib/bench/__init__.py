@@ -1,0 +1,1 @@
+"""Benchmarks (`artcap bench ...`): speed of the real pipeline, never timed tests."""

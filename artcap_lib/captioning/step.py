@@ -1,0 +1,128 @@
+"""Step 02 of a run (notebook 02): produce captions/<name>.jsonl, by running a captioner or importing the authors'.
+
+- captioning.source = model: the configured checkpoint (a hub id, a local directory, "pocket-llava" = the run's
+  pocket model, trained here first if the run has none, or a random:<arch> spec) captions every image of the
+  run through `captioning.caption_collection`; figures go to captions/<name>_run.json.
+- captioning.source = reference: the authors' published LLaVA-1.5-7B captions are written into the same file,
+  same line format, so later steps cannot tell (and need not care) where captions came from.
+On the demo profile, captions/<name>_accuracy.json says how often a caption names the main object's kind and
+colour right (the painter's scenes are ground truth).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records
+from artcap_lib.files import read_json, write_json
+
+POCKET_NAME = "pocket-llava"
+
+
+def model_location(model: str, paths) -> str:
+    """What `from_pretrained` gets: the run's pocket model directory for "pocket-llava", else `model` as given
+    (a hub id, a local directory, or a random:<arch> spec, which Captioner.from_pretrained materialises)."""
+    return str(paths.models / POCKET_NAME) if model == POCKET_NAME else model
+
+
+def ensure_pocket_llava(cfg, paths) -> dict[str, Any]:
+    """Train and save the run's pocket LLaVA unless a finished one is there; returns its training report."""
+    from artcap_lib.standins.pocket_llava import PocketSpec, train_pocket_llava
+    out = paths.models / POCKET_NAME
+    report = out / "training.json"            # written after the weights: its presence means the model is whole
+    if report.is_file():
+        return {**read_json(report), "reused": True}
+    c = cfg.captioning
+    return train_pocket_llava(paths.pretrain_pool, paths.scenes, out, steps=c.pocket_steps,
+                              batch_size=c.pocket_batch_size, lr=c.pocket_lr,
+                              spec=PocketSpec(image_size=c.pocket_image_size), prompt=c.prompt, seed=cfg.seed)
+
+
+def import_reference_captions(paths, name: str) -> dict[str, Any]:
+    """Write the authors' published LLaVA captions into captions/<name>.jsonl (idempotent, duplicate-free)."""
+    from artcap_lib import reference
+    captions = reference.llava_captions()
+    decoding = {"max_new_tokens": 200, "do_sample": False, "num_beams": 1}      # the authors' call
+    store = CaptionStore(paths.caption_file(name))
+    added = store.append({"id": art_id, "caption": text, "model": "llava-hf/llava-1.5-7b-hf",
+                          "prompt": "Caption this image", "decoding": decoding, "new_tokens": None, "seconds": None,
+                          "source": f"jcgohr/artwork-caption-gen@{reference.COMMIT}"}
+                         for art_id, text in captions.items())
+    return {"source": "reference", "imported": added, "captions": len(store.captioned),
+            "commit": reference.COMMIT}
+
+
+def run_captioning(cfg, paths, progress: bool = True) -> dict[str, Any]:
+    """Step 02: captions for every artwork of the run, by the configured source; writes captions/<name>_run.json."""
+    import time
+
+    from artcap_lib.captioning.captioner import Captioner, Decoding, caption_collection, collection_items
+    from artcap_lib.runtime import process_device, resolve_device, use_threads
+    c = cfg.captioning
+    start = time.perf_counter()
+    if c.source == "reference":
+        summary = import_reference_captions(paths, c.name)
+    elif c.source == "model":
+        use_threads(c.threads)
+        device = process_device(resolve_device(cfg.device))
+        training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_NAME else None
+        captioner = Captioner.from_pretrained(
+            model_location(c.model, paths), dtype=c.dtype, device=device, prompt=c.prompt, engine=c.engine,
+            answer_marker=c.answer_marker, model_name=c.model,
+            decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
+        items = collection_items(paths.artworks)
+        summary = {"source": "model", "model": c.model, "device": device, "dtype": c.dtype,
+                   **caption_collection(captioner, items, paths.caption_file(c.name), c.batch_size, progress=progress)}
+        if training is not None:
+            summary["pocket_training"] = {k: training[k] for k in ("steps", "train_seconds", "parameters", "reused")
+                                          if k in training}
+    else:
+        raise ValueError(f"captioning.source must be 'model' or 'reference', not {c.source!r}")
+    summary["step_seconds"] = time.perf_counter() - start
+    write_json(paths.captions / f"{c.name}_run.json", summary)
+    return summary
+
+
+def main_object_accuracy(cfg, paths, split: str = "test") -> dict[str, Any]:
+    """Demo only: share of `split` captions naming the main object's kind and colour; writes
+    captions/<name>_accuracy.json."""
+    from artcap_lib.data.artpedia import by_split, load_artworks
+    from artcap_lib.standins.pocket_llava import main_object_accuracy as score
+    ids = set(by_split(load_artworks(paths.artworks), split))
+    captions = {i: t for i, t in read_captions(paths.caption_file(cfg.captioning.name)).items() if i in ids}
+    result = {"split": split, "model": cfg.captioning.model,
+              **score(captions, json.loads(Path(paths.scenes).read_text(encoding="utf-8")))}
+    write_json(paths.captions / f"{cfg.captioning.name}_accuracy.json", result)
+    return result
+
+
+def caption_table(cfg, paths):
+    """One row per artwork: split, human caption, synthetic caption (or failure), lengths in words."""
+    import pandas as pd
+
+    from artcap_lib.data.artpedia import human_caption, image_path, load_artworks
+    artworks = load_artworks(paths.artworks, require_urls=cfg.data.source != "reference")
+    synthetic = read_captions(paths.caption_file(cfg.captioning.name))
+    failures = read_failures(paths.caption_file(cfg.captioning.name))
+    rows = []
+    for art_id, entry in artworks.items():
+        human = human_caption(entry)
+        rows.append({"id": art_id, "split": entry["split"], "image": image_path(paths.artworks, entry),
+                     "human": human, "synthetic": synthetic.get(art_id), "failure": failures.get(art_id),
+                     "human_words": len(human.split()),
+                     "synthetic_words": len(synthetic[art_id].split()) if art_id in synthetic else None})
+    return pd.DataFrame(rows)
+
+
+def length_summary(table):
+    """Caption length in words (human vs synthetic): count, mean, quartiles, max."""
+    stats = table[["human_words", "synthetic_words"]].describe().T
+    stats.index = ["human", "synthetic"]
+    return stats.round(1)
+
+
+def records_frame(paths, name: str):
+    """The caption file as a DataFrame (one row per line), e.g. for tokens and seconds per image."""
+    import pandas as pd
+    return pd.DataFrame(read_records(paths.caption_file(name)))

@@ -1,0 +1,144 @@
+"""`artcap retrieval evaluate | compare | fuse` over ranx-format JSON runs and qrels (see `runs`)."""
+from __future__ import annotations
+
+import json
+import sys
+
+DEFAULT_METRICS = "precision@1,mrr,recall@5,recall@10"
+
+
+def add_cli(sub) -> None:
+    retrieval = sub.add_parser("retrieval", help="evaluate, compare and fuse retrieval runs (ranx JSON format)")
+    rsub = retrieval.add_subparsers(dest="retrieval_command", required=True, metavar="ACTION")
+
+    p = rsub.add_parser("evaluate", help="mean metrics of one run (ties: in the order the run file lists them)")
+    p.add_argument("--run", required=True, help="run JSON {query_id: {doc_id: score}}")
+    p.add_argument("--qrels", required=True, help="qrels JSON {query_id: {doc_id: relevance}}")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS}); "
+                   "precision@k, recall@k, hit_rate@k, mrr, mrr@k")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    p.set_defaults(func=_evaluate)
+
+    p = rsub.add_parser("compare", help="paired t-test and randomisation test between runs, bootstrap CIs")
+    p.add_argument("--qrels", required=True)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=RUN.json",
+                   help="a run to compare (give two or more); every pair is tested")
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--randomisation", type=int, default=10_000, help="resamples of the randomisation test")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the bootstrap CIs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_compare)
+
+    p = rsub.add_parser("fuse", help="fuse runs with ranx (default: RRF over min-max normalised scores)")
+    p.add_argument("--run", action="append", required=True, metavar="RUN.json", help="a run to fuse (two or more)")
+    p.add_argument("--out", required=True, help="fused run JSON")
+    p.add_argument("--method", default="rrf", help="a ranx fusion method (rrf, comb_sum, ...)")
+    p.add_argument("--norm", default="min-max", help="a ranx normalisation (min-max, max, sum, zmuv, rank, ...)")
+    p.set_defaults(func=_fuse)
+
+    p = rsub.add_parser("reference", help="Experiment 2 from the authors' stored runs -> "
+                        "<run dir>/retrieval/reference_results.json")
+    p.add_argument("--profile", default="reference")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_reference)
+
+
+def _metrics(text: str) -> list[str]:
+    from artcap_lib.retrieval.runs import parse_metric
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for name in names:
+        parse_metric(name)
+    return names
+
+
+def _fail(action: str, err: Exception) -> int:
+    print(f"artcap retrieval {action}: {err}", file=sys.stderr)
+    return 2
+
+
+def _evaluate(args) -> int:
+    from artcap_lib.retrieval.runs import RunError, evaluate_run, load_qrels, load_run
+    try:
+        means = evaluate_run(load_run(args.run), load_qrels(args.qrels), _metrics(args.metrics), where=args.run)
+    except RunError as err:
+        return _fail("evaluate", err)
+    if args.json:
+        print(json.dumps(means, indent=2))
+    else:
+        width = max(map(len, means))
+        for name, value in means.items():
+            print(f"{name:<{width}}  {value!r}")       # repr: every digit, so results can be checked exactly
+    return 0
+
+
+def _compare(args) -> int:
+    from artcap_lib import stats as significance
+    from artcap_lib.retrieval.runs import RunError, compare, load_qrels, load_run, per_query_run_metrics
+    try:
+        named = dict(_named_run(text) for text in args.run)
+        if len(named) < 2:
+            raise RunError("give at least two runs (--run NAME=RUN.json twice or more, distinct names)")
+        metrics = _metrics(args.metrics)
+        qrels = load_qrels(args.qrels)
+        per_query = {name: per_query_run_metrics(load_run(path), qrels, metrics, where=path)
+                     for name, path in named.items()}
+    except RunError as err:
+        return _fail("compare", err)
+    rows = compare(per_query, metrics, randomisation=args.randomisation, seed=args.seed)
+    cis = {name: {m: significance.bootstrap_ci(v, args.bootstrap, args.seed).tolist() for m, v in values.items()}
+           for name, values in per_query.items()}
+    if args.json:
+        print(json.dumps({"ci95": cis, "significance": rows}, indent=2))
+        return 0
+    for name, values in per_query.items():
+        print(name + ": " + ", ".join(f"{m} {v.mean():.4f} [{cis[name][m][0]:.4f}, {cis[name][m][1]:.4f}]"
+                                      for m, v in values.items()))
+    print(f"{'a':<12} {'b':<12} {'metric':<12} {'mean a':>8} {'mean b':>8} {'p t-test':>9} {'p random':>9}")
+    for r in rows:
+        print(f"{r['a']:<12} {r['b']:<12} {r['metric']:<12} {r['mean_a']:8.4f} {r['mean_b']:8.4f} "
+              f"{r['p_ttest']:9.3g} {r['p_randomisation']:9.3g}")
+    return 0
+
+
+def _named_run(text: str) -> tuple[str, str]:
+    from artcap_lib.retrieval.runs import RunError
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise RunError(f"--run {text!r}: expected NAME=RUN.json")
+    return name, path
+
+
+def _fuse(args) -> int:
+    from artcap_lib.retrieval.runs import RunError, fuse_runs, load_run, save_run
+    if len(args.run) < 2:
+        return _fail("fuse", RunError("give at least two runs (--run twice or more)"))
+    try:
+        fused = fuse_runs([load_run(path) for path in args.run], method=args.method, norm=args.norm)
+    except RunError as err:
+        return _fail("fuse", err)
+    save_run(args.out, fused)
+    print(f"{len(fused)} queries fused ({args.method}, {args.norm} norm) -> {args.out}")
+    return 0
+
+
+def _reference(args) -> int:
+    from artcap_lib.config import RunPaths
+    from artcap_lib.config import load_profile, parse_overrides
+    from artcap_lib.reference import ReferenceError
+    from artcap_lib.retrieval.runs import reference_experiment2
+    cfg = load_profile(args.profile, parse_overrides(args.set))
+    paths = RunPaths.for_profile(cfg)
+    try:
+        results = reference_experiment2(paths, cfg.retrieval.bootstrap, cfg.retrieval.randomisation, cfg.seed)
+    except ReferenceError as err:
+        return _fail("reference", err)
+    for model, block in results["models"].items():
+        for query_set, qs in block["query_sets"].items():
+            for variant, entry in qs["variants"].items():
+                parity = (f"  (stored means: max |diff| {entry['stored_max_abs_diff']:.1e})"
+                          if "stored" in entry else "")
+                print(f"{model:<9} {query_set:<9} {variant:<20} " + "  ".join(
+                    f"{m} {entry['metrics'][m]:.4f}" for m in block["metrics"]) + parity)
+    print(f"-> {paths.retrieval / 'reference_results.json'}")
+    return 0

@@ -1,0 +1,349 @@
+"""Configuration: the profiles (one YAML file each, loaded into one typed dataclass) and the layout of a run.
+
+The same loader serves papermill (every notebook's parameters cell holds `profile` and `overrides`, and calls
+`notebook.setup`) and the CLI (`--profile P --set key=value`), so a run configured one way is configured identically
+the other way. Unknown keys, wrong types and out-of-range values are errors when the profile is loaded.
+
+A run directory (papermill_runs/<profile>/) is the only channel between notebooks: each step writes its results
+there as files and later steps read them back (never from notebook outputs); `RunPaths` names every one of them.
+
+Where things live. The profiles ship inside the package (artcap_lib/profiles/*.yaml). Everything else is relative
+to one project folder: `$ARTCAP_ROOT` if set, else the checkout this package is installed from (it holds
+notebooks/), else the current directory. Its notebooks/ are what `artcap reproduce` runs; papermill_runs/ and
+figures/ are the default homes of run directories and figures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def project_root() -> Path:
+    """The project folder (see the module docstring): $ARTCAP_ROOT, else this package's checkout, else the cwd."""
+    if os.environ.get("ARTCAP_ROOT"):
+        return Path(os.environ["ARTCAP_ROOT"]).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "notebooks").is_dir() else Path.cwd().resolve()
+
+
+PROJECT_ROOT = project_root()
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+RUNS_DIR = PROJECT_ROOT / "papermill_runs"
+FIGURES_DIR = PROJECT_ROOT / "figures"
+
+
+# ---- profiles ----------------------------------------------------------------------------------------------------
+
+
+class ProfileError(ValueError):
+    """A profile file or override that does not fit the schema."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "demo"                 # demo (generated) | artpedia (downloaded) | reference (authors' artefacts)
+    artpedia_json: str = ""              # artpedia: local artpedia.json / artpedia.zip, or "" to download the zip
+    artpedia_url: str = "https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip"
+    download_workers: int = 4            # concurrent image downloads (polite cap: at most 8)
+    max_side: int = 1000                 # the authors' normalisation: fit inside max_side x max_side
+    max_pixels: int = 400_000_000        # decompression-bomb guard: larger images are excluded, not decoded
+    align_with_authors: bool = True      # take split ids from the authors' caption files (2173/325/333)
+    demo_train: int = 240                # demo collection sizes (train/val/test) ...
+    demo_val: int = 40
+    demo_test: int = 60
+    demo_pretrain: int = 800             # ... and the disjoint pre-training pool of the pocket models
+    demo_image_size: int = 96            # demo paintings are square, this many pixels a side
+
+
+@dataclass
+class CaptioningConfig:
+    source: str = "model"                # model (run a captioner) | reference (import the authors' LLaVA captions)
+    name: str = "llava"                  # captions/<name>.jsonl
+    model: str = "llava-hf/llava-1.5-7b-hf"   # hub id or local directory; "pocket-llava" = the run's pocket model
+    prompt: str = "Caption this image"
+    max_new_tokens: int = 200
+    dtype: str = "float16"               # float32 | float16 | bfloat16
+    batch_size: int = 16                 # images per generate call (halved automatically on CUDA out-of-memory)
+    answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
+    cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)
+    threads: int = 0                     # CPU threads for torch (0 = torch's default)
+    pocket_steps: int = 500              # demo: training steps of the pocket LLaVA on the pre-training pool (kind is
+                                         # learnt from ~400 on; colour long before)
+    pocket_batch_size: int = 32
+    pocket_lr: float = 1.0e-3            # 3e-3 stalls the from-scratch vision tower on colour only
+    pocket_image_size: int = 48          # the pocket vision tower's input side (patch 12 -> 16 image tokens)
+    engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
+                                         # static cache, CUDA graphs; same captions as generate in fp32)
+
+
+@dataclass
+class MetricsConfig:
+    backends: list[str] = field(default_factory=lambda: ["paper", "coco"])
+    bertscore_model: str = "distilbert-base-uncased"   # hub id or local directory; "minilm" = offline MiniLM
+    bertscore_num_layers: int = 0        # 0 = bert-score's default layer for the model
+    split: str = "train"                 # the authors scored the train split
+    bootstrap: int = 1000                # bootstrap resamples for the 95% CIs
+    spice_jars: str = ""                 # directory with stanford-corenlp-3.6.0(-models).jar; "" = SPICE skipped
+
+
+@dataclass
+class RetrievalConfig:
+    source: str = "model"                # model (score with our models) | reference (the authors' stored runs)
+    query_sets: list[str] = field(default_factory=lambda: ["artpedia", "llama"])
+    run_depth: int = 100                 # the authors' ranx runs keep the top 100 images per query
+    bootstrap: int = 1000                # bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)
+    randomisation: int = 10_000          # resamples of the paired randomisation tests
+
+
+@dataclass
+class LongClipConfig:
+    model: str = "BeichenZhang/LongCLIP-L/longclip-L.pt"   # HF dir / hub id, a longclip-*.pt file (path or
+                                         # <hub repo>/<file>.pt), or "pocket-longclip" (demo: pre-trained here)
+    tokenizer: str = "openai/clip-vit-large-patch14"   # CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)
+    stretch_77: bool = True              # a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)
+    max_length: int = 248                # text tokens; longer captions are cut (the cut is logged)
+    preset: str = "paper"                # paper (AdaBelief + OneCycle, the authors') | adamw (AdamW + warm-up/cosine)
+    epochs: int = 6
+    batch_size: int = 40                 # per process (the authors: 40; their README example: 30)
+    lr: float = 5e-7                     # the authors' code: 5e-7 (their stored results: 1e-7)
+    weight_decay: float = 1e-3           # paper: AdaBelief's coupled 1e-3; adamw: decoupled, matrices only
+    warmup: float = 0.1                  # share of steps warming up (OneCycle pct_start)
+    grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
+    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
+    max_grad_norm: float = 0.0           # gradient clipping; 0 = none (the authors did not clip)
+    score: str = "dot"                   # dot (the authors' raw dot product) | cosine
+    eval_batch_size: int = 64
+    num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); demo: 1, the pocket model's
+                                         # tiny ops made 2 threads spin (26 s vs 2 s per pre-training epoch, loaded box)
+    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
+    pretrain_epochs: int = 40            # demo: pocket pre-training on the pre-training pool (the baseline)
+    pretrain_lr: float = 2e-3
+    pretrain_batch_size: int = 64
+
+
+@dataclass
+class BlipConfig:
+    model: str = "Salesforce/blip-itm-large-coco"   # hub id or local dir; "pocket-blip" = built + pre-trained by 04
+    epochs: int = 6                      # the authors' recipe (BLIP train_retrieval.py on Artpedia) ...
+    batch_size: int = 16                 # ... per process; the queue and the ITM negatives see the global batch
+    lr: float = 5e-6                     # AdamW, cosine to 0 over the epochs (set per epoch, as BLIP does)
+    weight_decay: float = 0.05
+    image_size: int = 384
+    queue_size: int = 2048               # < the 2,173 train images: filled in the first epoch, never two features of
+                                         # one image; the authors' 57,600 was still 77% random vectors after 815 steps
+    momentum: float = 0.995              # momentum encoders' EMA
+    alpha: float = 0.4                   # momentum distillation weight, ramped up over the first epoch
+    max_words: int = 30                  # training captions cut to 30 words (pre_caption) ...
+    max_tokens: int = 35                 # ... and 35 tokens; queries are raw captions cut to 35 tokens
+    k_test: int = 256                    # ITM re-ranking: candidates per query from ITC
+    itm_rerank: bool = True              # also score test queries with ITC top-k re-ranked by ITM (beside ITC)
+    select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
+    grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    eval_batch_size: int = 32
+    num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); the pocket model's tiny ops
+                                         # cost ~9x the CPU with 2 threads than with 1 on a loaded 2-core machine
+    pretrain_epochs: int = 0             # pocket-blip only: epochs on the demo pre-training pool (= the baseline)
+    pretrain_lr: float = 1e-3            # pocket-blip only: learning rate of that pre-training
+    pretrain_momentum: float = 0.9       # pocket-blip only: from random weights a 0.995 EMA would stay near random
+
+
+@dataclass
+class ReportConfig:
+    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])   # figure files written per figure
+    decimals: int = 3                    # digits of the numbers in the tables (results.json keeps full precision)
+    significance_test: str = "ttest"     # ttest (paired Student t, ranx's default, the authors') | randomisation
+    alpha: float = 0.05                  # significance marks in Table 2 where p < alpha
+    compare_with_authors: bool = True    # show the authors' stored values beside ours (needs the reference artefacts)
+    gallery_size: int = 6                # test artworks in the gallery of human and synthetic captions
+
+
+@dataclass
+class Profile:
+    profile: str = "demo"                # the profile's name (= the YAML file's stem)
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    run_dir: str = ""                    # "" = papermill_runs/<profile>
+    figures_dir: str = ""                # "" = figures/<profile>
+    jobs: int = 1                        # notebooks run side by side once their needs are met (03/04/05 need 02)
+    data: DataConfig = field(default_factory=DataConfig)
+    captioning: CaptioningConfig = field(default_factory=CaptioningConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    longclip: LongClipConfig = field(default_factory=LongClipConfig)
+    blip: BlipConfig = field(default_factory=BlipConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self):
+        if self.jobs < 1:
+            raise ProfileError(f"jobs must be at least 1, got {self.jobs}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """A profile's YAML file: a path ending in .yaml/.yml as given, else the packaged profile of that name."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") else PROFILES_DIR / f"{name_or_path}.yaml"
+
+
+def load_profile(name_or_path: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Read a profile by name (artcap_lib/profiles/<name>.yaml) or path and apply dotted overrides.
+
+    >>> load_profile("demo", {"captioning.batch_size": 4}).captioning.batch_size
+    4
+    """
+    path = profile_path(name_or_path)
+    if not path.is_file():
+        raise ProfileError(f"no profile {name_or_path!r}: {path} not found (known: {', '.join(available_profiles())})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: the top level must be a mapping")
+    raw.setdefault("profile", path.stem)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return _build(Profile, raw, where=str(path))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'captioning.batch_size=8' -> ('captioning.batch_size', 8); the value is read as YAML."""
+    if "=" not in text:
+        raise ProfileError(f"override {text!r} is not key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def parse_overrides(items) -> dict[str, Any]:
+    """Several KEY=VALUE texts (the CLI's repeated --set) -> {dotted key: value}."""
+    return dict(parse_override(item) for item in items)
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ProfileError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _build(cls, raw: Mapping[str, Any], where: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ProfileError(f"{where}: {name} must be a mapping, got {type(value).__name__}")
+            kwargs[name] = _build(hint, value, f"{where}: {name}")
+        else:
+            kwargs[name] = _check_type(value, hint, f"{where}: {name}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check_type(value, option, where)
+            except ProfileError:
+                continue
+        raise ProfileError(f"{where} must be {hint}, got {value!r}")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, list):
+            (item,) = typing.get_args(hint)
+            return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise ProfileError(f"{where} must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}")
+
+
+# ---- the run directory -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path        # papermill_runs/<profile>/
+    figures: Path     # figures/<profile>/
+
+    @classmethod
+    def for_profile(cls, profile) -> "RunPaths":
+        """Resolve a Profile's run_dir/figures_dir (relative paths are relative to the repository)."""
+        root = Path(profile.run_dir) if profile.run_dir else RUNS_DIR / profile.profile
+        figures = Path(profile.figures_dir) if profile.figures_dir else FIGURES_DIR / profile.profile
+        return cls(root if root.is_absolute() else PROJECT_ROOT / root,
+                   figures if figures.is_absolute() else PROJECT_ROOT / figures)
+
+    # 01 data prep
+    @property
+    def data(self) -> Path: return self.root / "data"
+    @property
+    def artworks(self) -> Path: return self.data / "artworks.json"
+    @property
+    def excluded(self) -> Path: return self.data / "excluded.json"
+    @property
+    def splits(self) -> Path: return self.data / "splits.json"
+    @property
+    def images(self) -> Path: return self.data / "images"
+    # demo only: the pocket models' pre-training pool and the generator's ground truth
+    @property
+    def pretrain_pool(self) -> Path: return self.data / "pretrain_pool.json"
+    @property
+    def scenes(self) -> Path: return self.data / "scenes.json"
+    # 02 captioning
+    @property
+    def captions(self) -> Path: return self.root / "captions"
+    # 03 metrics
+    @property
+    def metrics(self) -> Path: return self.root / "metrics"
+    # 04/05 retrieval: retrieval/<model>/<variant>/
+    @property
+    def retrieval(self) -> Path: return self.root / "retrieval"
+    # pocket models and fine-tuned checkpoints
+    @property
+    def models(self) -> Path: return self.root / "models"
+    @property
+    def manifest(self) -> Path: return self.root / "manifest.json"
+    @property
+    def tables(self) -> Path: return self.figures / "tables"
+
+    def caption_file(self, captioner: str) -> Path:
+        return self.captions / f"{captioner}.jsonl"

@@ -1,0 +1,436 @@
+"""The training loop shared by the retrieval models (Long-CLIP, BLIP): model-agnostic, resumable, one GPU or many.
+
+The caller owns everything model-specific: the loss, the optimiser, the schedule, the data and the validation
+criterion. This module owns what is the same for every model: devices and processes, mixed precision, gradient
+accumulation, seeding, checkpoints, resume, early stopping / best-model selection and the history of the curves.
+
+Interface
+---------
+    from artcap_lib.retrieval import training
+
+    dist = training.setup_distributed("auto")        # torchrun/accelerate launch -> DDP; otherwise one process
+    runtime.seed_everything(cfg.seed, dist.rank)
+    train_loader = training.make_loader(train_set, batch_size, dist, shuffle=True, drop_last=True,
+                                        collate_fn=collate, seed=cfg.seed)       # per-process batch size
+    result = training.fit(
+        model,                                        # nn.Module; fit() moves it to dist.device, wraps it in DDP
+        step=lambda model, batch: {"loss": ..., "loss_itc": ...},   # batch already on the device; call model(...)
+        train_loader=train_loader,
+        validate=lambda model: {"val_loss": ...},     # called every epoch on every process (model unwrapped, eval
+                                                      # mode, no grad); rank 0's dict is what counts
+        make_optimizer=lambda model: torch.optim.AdamW(model.parameters(), lr=...),
+        make_scheduler=lambda opt, total_steps: ...,  # stepped once per optimiser step; or None
+        config=training.TrainConfig(epochs=6, monitor="val_loss", mode="min", patience=1),
+        out_dir=run_dir / "train",                    # checkpoint.pt, best_model.pt, history.json
+        dist=dist,
+        fingerprint={"lr": 5e-7, ...},                # saved in the checkpoint; resuming with other values fails
+    )
+    result.model           # the unwrapped module with the best epoch's weights loaded
+    result.history         # {"steps": [...], "epochs": [...], "best_epoch", "best", "stopped_early", ...}
+
+- `step(model, batch)` gets the DDP-wrapped model under torch.distributed: it must reach the trainable weights
+  through `model(...)` (forward) so DDP synchronises gradients; put a multi-part loss inside the module's forward.
+  It returns a dict of scalar tensors; `"loss"` is back-propagated, every entry is logged.
+- Contrastive losses under DDP gather the other processes' features with `all_gather_with_grad(x)` (identity
+  in one process); this process's rows start at rank * batch size in the gathered batch.
+- `validate(model)` returns a dict holding `config.monitor` (Long-CLIP: validation loss, mode "min"; BLIP:
+  validation mean recall, mode "max"). `mean_losses(model, step, loader, dist)` is the validation loss of a loader.
+- Resume: run the same call again after a kill; training continues after the last completed epoch (model,
+  optimiser, scheduler, RNG states, history, best value), and a finished run returns at once.
+- Gradient accumulation: `config.grad_accum` micro-batches per optimiser step (the loss of each micro-batch is
+  divided by it). For contrastive losses it does NOT enlarge the set of negatives, only the gradient's batch.
+- Precision: `config.precision` "auto" = bf16 autocast on GPUs that support it, fp32 elsewhere; weights and
+  optimiser states stay fp32 (as the Long-CLIP authors' autocast), so no loss scaling is needed.
+- History: `history.json` holds per step {epoch, step, lr, loss, ...} and per epoch {epoch, train_<key>
+  means, validation entries, lr, seconds}; epoch 0 is the model before training (validation only) when
+  `config.validate_first`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from artcap_lib.files import read_json, write_json
+from artcap_lib.runtime import resolve_device
+
+StepFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 6
+    grad_accum: int = 1                  # micro-batches per optimiser step
+    precision: str = "auto"              # auto (bf16 where supported) | bf16 | fp32
+    max_grad_norm: float | None = None   # clip the gradient norm; None = no clipping (the norm is logged anyway)
+    monitor: str = "val_loss"            # key of validate()'s dict that selects the best epoch
+    mode: str = "min"                    # min (a loss) | max (a recall)
+    patience: int | None = 1             # stop after this many epochs without improvement; None = never stop early
+    validate_first: bool = True          # record epoch 0 (the untrained model) in the history, for the curves
+    log_every: int = 1                   # keep every n-th optimiser step in the history
+    seed: int = 0
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: dict[str, Any]
+    best_epoch: int | None
+    best: float | None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# processes, devices, seeds, data
+
+
+def setup_distributed(device: str = "auto") -> Distributed:
+    """One process unless launched by torchrun / `accelerate launch` (both set WORLD_SIZE, RANK, LOCAL_RANK)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(device=torch.device(resolve_device(device)))
+    import torch.distributed as tdist
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Distributed(rank=tdist.get_rank(), world_size=tdist.get_world_size(), local_rank=local_rank,
+                       device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"))
+
+
+def make_loader(dataset, batch_size: int, dist: Distributed, shuffle: bool, drop_last: bool = False,
+                collate_fn=None, seed: int = 0, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader whose order is a function of (seed, epoch) only, so a resumed run sees the batches an
+    uninterrupted one would; under DDP each process reads its own shard. `batch_size` is per process."""
+    from torch.utils.data import DataLoader, DistributedSampler
+    # DistributedSampler also serves one process: it reshuffles per epoch with seed + epoch (fit calls set_epoch)
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
+                                 seed=seed, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, collate_fn=collate_fn,
+                      num_workers=num_workers, pin_memory=dist.device.type == "cuda")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def concat_all_gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x over processes along dim 0, without gradient; the identity in one process."""
+    import torch.distributed as tdist
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(tdist.get_world_size())]
+    tdist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every process's gradient for the gathered tensor (all_reduce) and keeps this
+    process's rows: each process's features then get the gradient of the whole global loss. Plain synchronous
+    collectives work alike on gloo and NCCL (the functional collectives crashed gloo workers intermittently)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as tdist
+        ctx.rank, ctx.world = tdist.get_rank(), tdist.get_world_size()
+        return concat_all_gather(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as tdist
+        grad = grad.contiguous().clone()
+        tdist.all_reduce(grad, op=tdist.ReduceOp.SUM)
+        return grad.chunk(ctx.world, dim=0)[ctx.rank]
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x (same shape on every process) over processes along dim 0, keeping the gradient path to
+    every process's own rows; the identity without torch.distributed. Used for contrastive negatives."""
+    import torch.distributed as tdist
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return x
+    return _GatherWithGrad.apply(x.contiguous())
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast where the device supports it ("auto" = GPUs with bf16), else a no-op (fp32)."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and not (device.type == "cuda" and torch.cuda.is_bf16_supported())):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@torch.no_grad()
+def mean_losses(model: nn.Module, step: StepFn, loader, dist: Distributed, precision: str = "auto") -> dict[str, float]:
+    """Batch-size-weighted mean of every entry of step()'s dict over a loader (summed over processes), as
+    val_<key>. The contrastive loss of a batch depends on the batch, so use the training batch size here."""
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in loader:
+        batch = to_device(batch, dist.device)
+        with autocast_context(dist.device, precision):
+            out = step(model, batch)
+        n = _batch_len(batch)
+        for key, value in out.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * n
+        count += n
+    keys = sorted(sums)
+    totals = torch.tensor([sums[k] for k in keys] + [count], dtype=torch.float64, device=dist.device)
+    if dist.enabled:
+        import torch.distributed as tdist
+        tdist.all_reduce(totals)
+    if totals[-1] == 0:
+        raise ValueError("mean_losses: the validation loader yielded no batch (too few items for the batch size?)")
+    return {f"val_{k}": float(totals[i] / totals[-1]) for i, k in enumerate(keys)}
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    if isinstance(batch, Mapping):
+        return _batch_len(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        return _batch_len(batch[0])
+    raise TypeError(f"cannot tell the size of a batch of type {type(batch).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+CHECKPOINT = "checkpoint.pt"     # everything needed to resume, rewritten after every epoch
+BEST_MODEL = "best_model.pt"     # the state_dict of the best epoch so far
+HISTORY = "history.json"
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    # write beside the target and rename: a kill mid-write leaves the previous file intact
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    # weights_only=False: the checkpoint holds Python/NumPy RNG states; it is a file this loop wrote itself
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def read_history(out_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(out_dir) / HISTORY)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Module], Mapping[str, float]],
+        make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+        make_scheduler: Callable[[torch.optim.Optimizer, int], Any] | None,
+        config: TrainConfig, out_dir: str | Path, dist: Distributed | None = None,
+        fingerprint: Mapping[str, Any] | None = None, resume: bool = True,
+        progress: Callable[[str], None] | None = print) -> TrainResult:
+    """Train for config.epochs (fewer on early stop), checkpointing each epoch; see the module docstring."""
+    if config.mode not in ("min", "max"):
+        raise ValueError(f"TrainConfig.mode must be 'min' or 'max', got {config.mode!r}")
+    if len(train_loader) < config.grad_accum:
+        raise ValueError(f"the training loader has {len(train_loader)} batches, fewer than grad_accum="
+                         f"{config.grad_accum}: lower the batch size or add data")
+    dist = dist or Distributed()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = progress if (progress and dist.is_main) else (lambda _msg: None)
+    fingerprint = dict(fingerprint or {})
+
+    model.to(dist.device)
+    optimizer = make_optimizer(model)    # before DDP wrapping: the parameters are the same objects
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    scheduler = make_scheduler(optimizer, steps_per_epoch * config.epochs) if make_scheduler else None
+    history: dict[str, Any] = {"steps": [], "epochs": [], "best_epoch": None, "best": None, "stopped_early": False,
+                               "finished": False, "monitor": config.monitor, "mode": config.mode,
+                               "world_size": dist.world_size, "steps_per_epoch": steps_per_epoch}
+    start_epoch, global_step = 1, 0
+
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        ckpt = _load_checkpoint(ckpt_path)
+        if ckpt.get("fingerprint", {}) != fingerprint:
+            raise ValueError(f"{ckpt_path}: written by a run with other settings {ckpt.get('fingerprint')} "
+                             f"!= {fingerprint}; use another output directory or delete the checkpoint")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"])
+        history, start_epoch, global_step = ckpt["history"], ckpt["epoch"] + 1, ckpt["global_step"]
+        say(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
+        del ckpt
+
+    if history["finished"]:
+        return _finish(model, out_dir, history, say)
+
+    train_model = model
+    if dist.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+
+    if config.validate_first and start_epoch == 1:
+        history["epochs"].append({"epoch": 0, **_validate(model, validate, dist), "lr": _lr(optimizer)})
+        say(f"epoch 0 (before training): {_fmt(history['epochs'][-1])}")
+
+    stale = _stale_epochs(history, config)
+    for epoch in range(start_epoch, config.epochs + 1):
+        if config.patience is not None and stale >= config.patience:
+            break
+        t0 = time.perf_counter()
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        train_model.train()
+        sums: dict[str, float] = {}
+        n_batches = len(train_loader)
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(train_loader):
+            batch = to_device(batch, dist.device)
+            last_micro = (i + 1) % config.grad_accum == 0 or i + 1 == n_batches
+            # inside an accumulation window only the last micro-batch synchronises gradients across processes
+            sync = train_model.no_sync() if (dist.enabled and not last_micro) else nullcontext()
+            with sync:
+                with autocast_context(dist.device, config.precision):
+                    out = step(train_model, batch)
+                if "loss" not in out:
+                    raise KeyError(f"step() must return a dict with 'loss', got keys {sorted(out)}")
+                (out["loss"] / config.grad_accum).backward()
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            if not last_micro:
+                continue
+            max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+            lr = _lr(optimizer)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            global_step += 1
+            if global_step % config.log_every == 0:
+                history["steps"].append({"epoch": epoch, "step": global_step, "lr": lr, "grad_norm": grad_norm,
+                                         **{k: float(v.detach()) for k, v in out.items()}})
+        # lr: the last rate applied this epoch (a scheduler's value after its final step is never used)
+        row = {"epoch": epoch, **{f"train_{k}": v / n_batches for k, v in sums.items()},
+               **_validate(model, validate, dist), "lr": lr, "seconds": time.perf_counter() - t0}
+        history["epochs"].append(row)
+        if config.monitor not in row:
+            raise KeyError(f"validate() returned {sorted(row)}, without the monitored key {config.monitor!r}")
+        improved = history["best"] is None or (row[config.monitor] < history["best"] if config.mode == "min"
+                                               else row[config.monitor] > history["best"])
+        if improved:
+            history["best"], history["best_epoch"] = row[config.monitor], epoch
+            if dist.is_main:
+                _atomic_torch_save(model.state_dict(), out_dir / BEST_MODEL)
+        stale = 0 if improved else stale + 1
+        last_epoch = epoch == config.epochs or (config.patience is not None and stale >= config.patience)
+        history["stopped_early"] = epoch < config.epochs and last_epoch
+        history["finished"] = last_epoch
+        say(f"epoch {epoch}/{config.epochs}: {_fmt(row)}{' (best)' if improved else ''}")
+        if dist.is_main:
+            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                "rng": _rng_state(), "epoch": epoch, "global_step": global_step,
+                                "history": history, "fingerprint": fingerprint}, ckpt_path)
+            write_json(out_dir / HISTORY, history)
+        if dist.enabled:
+            import torch.distributed as tdist
+            tdist.barrier()
+        if last_epoch:
+            break
+    history["finished"] = True
+    if dist.is_main:
+        write_json(out_dir / HISTORY, history)
+    return _finish(model, out_dir, history, say)
+
+
+def _finish(model: nn.Module, out_dir: Path, history: dict, say) -> TrainResult:
+    best_path = out_dir / BEST_MODEL
+    if best_path.exists():
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+        say(f"best epoch {history['best_epoch']}: {history['monitor']} = {history['best']:.4f}")
+    return TrainResult(model=model, history=history, best_epoch=history["best_epoch"], best=history["best"])
+
+
+def _validate(model: nn.Module, validate, dist: Distributed) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in validate(model).items()}
+    if dist.enabled:    # every process must take the same early-stopping decision: rank 0's numbers decide
+        import torch.distributed as tdist
+        box = [metrics]
+        tdist.broadcast_object_list(box, src=0)
+        metrics = box[0]
+    return metrics
+
+
+def _stale_epochs(history: dict, config: TrainConfig) -> int:
+    """Epochs since the best one (after a resume the early-stopping counter is rebuilt from the history)."""
+    trained = [row["epoch"] for row in history["epochs"] if row["epoch"] > 0]
+    if history["best_epoch"] is None or not trained:
+        return 0
+    return max(trained) - history["best_epoch"]
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def _fmt(row: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float))

@@ -1,0 +1,99 @@
+"""Statistics shared by Experiments 1 and 2: bootstrap intervals, paired significance tests, controls, lengths.
+
+- `bootstrap_means` / `bootstrap_ci`: percentile bootstrap of the mean over the units the paper averages over
+  (images in Experiment 1, queries in Experiment 2). Several metrics (columns) share one set of resampled rows, so
+  the intervals of different metrics are comparable.
+- `paired_t_test`: Student's paired two-sided t-test, ranx's default in `ranx.compare` and what the authors ran
+  (scipy's `ttest_rel`, which ranx calls too).
+- `randomisation_test`: the paired (sign-flip) randomisation test of the mean difference, two-sided; it makes no
+  normality assumption, which matters for 0/1 values such as precision@1 (Smucker et al., CIKM 2007).
+- `derangement`: the shuffled control of Experiment 1 pairs each reference with another image's candidate (never its
+  own). Scores of such unrelated pairs show what a metric gives for "any caption of a painting in this collection":
+  a BERTScore of 0.75 means little until one knows unrelated captions score 0.70.
+- `length_stats`: words per caption (whitespace split); BLEU's brevity penalty and ROUGE's P/R balance both follow
+  length, and LLaVA's captions are longer than Artpedia's visual sentences.
+All randomness comes from numpy Generators seeded by the caller, so results are reproducible.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+BATCH = 256          # bootstrap / randomisation resamples drawn at once: memory is BATCH x n
+
+
+def bootstrap_means(values, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples, n_metrics) means of `values` (n_units, n_metrics) over units drawn with replacement."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or len(values) == 0:
+        raise ValueError(f"bootstrap needs a non-empty 1-D or 2-D array, got shape {values.shape}")
+    rng = np.random.default_rng(seed)
+    # drawn BATCH rows of indices at a time: the same stream as one (resamples, n) draw, in bounded memory
+    return np.concatenate([np.nanmean(values[rng.integers(0, len(values), size=(min(BATCH, resamples - s), len(values)))],
+                                      axis=1) for s in range(0, resamples, BATCH)])
+
+
+def bootstrap_ci(values, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> np.ndarray:
+    """(n_metrics, 2) percentile-bootstrap interval of the mean; a 1-D input gives shape (2,)."""
+    means = bootstrap_means(values, resamples, seed)
+    tail = (1.0 - level) / 2 * 100
+    ci = np.percentile(means, [tail, 100 - tail], axis=0).T
+    return ci[0] if np.asarray(values).ndim == 1 else ci
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"paired tests need two 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def paired_t_test(a, b) -> float:
+    """Two-sided p-value of Student's paired t-test; 1.0 when the two systems agree on every query
+    (the statistic is undefined there and scipy returns NaN)."""
+    from scipy import stats    # lazy: scipy is only needed where tests are run
+
+    a, b = _paired(a, b)
+    if np.all(a == b):
+        return 1.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def randomisation_test(a, b, n_resamples: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value of the paired randomisation test: under H0 each query's difference is as likely to
+    have the other sign. p = (1 + #resamples with |mean| >= observed) / (1 + n_resamples)."""
+    a, b = _paired(a, b)
+    diff = a - b
+    observed = abs(diff.mean())
+    rng = np.random.default_rng(seed)
+    at_least = 0
+    for start in range(0, n_resamples, BATCH):
+        signs = rng.choice((-1.0, 1.0), size=(min(BATCH, n_resamples - start), diff.size))
+        # a tiny slack so that resamples equal to the observed value in exact arithmetic count as such
+        at_least += int(np.sum(np.abs(signs @ diff) / diff.size >= observed - 1e-12))
+    return (1 + at_least) / (1 + n_resamples)
+
+
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A random permutation with no fixed point (Sattolo's algorithm: one random n-cycle), for n >= 2."""
+    if n < 2:
+        raise ValueError(f"a shuffled control needs at least 2 pairs, got {n}")
+    rng = np.random.default_rng(seed)
+    perm = np.arange(n)
+    for i in range(n - 1, 0, -1):
+        j = rng.integers(0, i)          # j < i, never i itself: this is what forbids fixed points
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def length_stats(texts: Iterable[str]) -> dict[str, float]:
+    """Words per text: mean, std, min, 5th percentile, median, 95th percentile, max."""
+    words = np.array([len(t.split()) for t in texts], dtype=np.float64)
+    if words.size == 0:
+        raise ValueError("no texts")
+    return {"mean": float(words.mean()), "std": float(words.std()), "min": float(words.min()),
+            "p5": float(np.percentile(words, 5)), "median": float(np.median(words)),
+            "p95": float(np.percentile(words, 95)), "max": float(words.max())}

@@ -1,0 +1,189 @@
+"""Experiment 1 (notebook 03): score the captioner's captions against the human captions, write the results.
+
+Inputs (run directory): `data/artworks.json` (human caption = visual sentences joined, for the ids of
+`cfg.metrics.split`) and `captions/<cfg.captioning.name>.jsonl` (successful captions only).
+
+Outputs (`metrics/`, read by notebook 06):
+
+- `per_image.parquet`: index `id`, one float column per metric, both backends (`caption_metrics.PAPER_COLUMNS`
+  then `COCO_COLUMNS`, those computed).
+- `control_per_image.parquet`: the same columns for the shuffled control (each reference paired with another
+  image's candidate).
+- `summary.json`:
+
+  ```
+  {
+    "schema_version": 1,
+    "profile": str, "split": str, "captioner": str,
+    "n_pairs": int,                       # images scored
+    "n_missing_captions": int,            # images of the split with no caption (not scored)
+    "backends": ["paper", "coco"],
+    "metrics": {                          # one entry per column of per_image.parquet
+      "<metric>": {"backend": "paper" | "coco",
+                   "mean": float,         # mean over images
+                   "ci95": [lo, hi],      # percentile bootstrap of the mean over images
+                   "control_mean": float, # mean over the shuffled pairs (null without a control)
+                   "corpus": float | null}# coco BLEU-n/METEOR: corpus-level value (not a mean of per-image ones)
+    },
+    "bertscore": null | {"model", "label", "num_layers", "is_paper_model", "hash"},   # hash: bert-score's
+    "spice": {"status": "ok" | "skipped", "reason": str, "how_to_enable": str},
+    "meteor_punkt": str,                  # which Punkt model split sentences for NLTK METEOR
+    "lengths": {"reference": {...}, "candidate": {...}},   # words: mean std min p5 median p95 max
+    "control": {"method": "derangement", "seed": int} | null,
+    "bootstrap": {"method": "percentile", "resamples": int, "seed": int, "level": 0.95},
+    "seconds": {...},                     # wall time per part of the scoring
+    "parity": null | {                    # reference profile: ours vs the authors' stored scores
+      "source": "metrics/LlamaCaptioner.tsv", "n_rows": int, "n_ours": int, "n_theirs": int,
+      "tolerance": 1e-6, "bertscore": "checked" | "skipped: <reason>",
+      "metrics": {"<metric>": {"ours_mean", "theirs_mean", "mean_diff", "max_abs_diff", "fraction_exact"}}
+    }
+  }
+  ```
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from artcap_lib.textmetrics import metrics as caption_metrics
+from artcap_lib import stats as metric_statistics
+from artcap_lib.files import write_json
+
+SCHEMA_VERSION = 1
+
+
+def load_pairs(cfg, paths) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(ids, human captions, candidate captions, ids of the split without a caption), in artworks.json order."""
+    from artcap_lib.data.artpedia import by_split, human_caption, load_artworks
+    from artcap_lib.captioning.store import read_captions
+    caption_file = paths.caption_file(cfg.captioning.name)
+    if not caption_file.is_file():
+        raise FileNotFoundError(f"{caption_file} not found: run notebook 02 (captioning) first")
+    artworks = by_split(load_artworks(paths.artworks, require_urls=False), cfg.metrics.split)
+    if not artworks:
+        raise ValueError(f"{paths.artworks}: no artworks in split {cfg.metrics.split!r}")
+    captions = read_captions(caption_file)
+    ids = [i for i in artworks if i in captions]
+    missing = [i for i in artworks if i not in captions]
+    if not ids:
+        raise ValueError(f"{caption_file}: no caption for any of the {len(artworks)} {cfg.metrics.split} artworks")
+    return ids, [human_caption(artworks[i]) for i in ids], [captions[i] for i in ids], missing
+
+
+def make_scorer(cfg) -> caption_metrics.CaptionScorer:
+    from artcap_lib.runtime import resolve_device
+    model = cfg.metrics.bertscore_model or None
+    return caption_metrics.CaptionScorer(cfg.metrics.backends, model, cfg.metrics.bertscore_num_layers,
+                                         cfg.metrics.spice_jars, resolve_device(cfg.device))
+
+
+def summarise(result: caption_metrics.ScoreResult, references, candidates, resamples: int, seed: int) -> dict:
+    """The statistics part of summary.json (see the module docstring)."""
+    per_image, control = result.per_image, result.control
+    ci = metric_statistics.bootstrap_ci(per_image.to_numpy(), resamples, seed)
+    metrics = {}
+    for j, column in enumerate(per_image.columns):
+        metrics[column] = {
+            "backend": "coco" if column.startswith("coco_") else "paper",
+            "mean": float(np.nanmean(per_image[column])),
+            "ci95": [float(ci[j, 0]), float(ci[j, 1])],
+            "control_mean": float(np.nanmean(control[column])) if control is not None else None,
+            "corpus": result.corpus.get(column),
+        }
+    return {"n_pairs": len(per_image), "metrics": metrics, "bertscore": result.bertscore, "spice": result.spice,
+            "meteor_punkt": result.meteor_punkt,
+            "lengths": {"reference": metric_statistics.length_stats(references),
+                        "candidate": metric_statistics.length_stats(candidates)},
+            "control": {"method": "derangement", "seed": seed} if control is not None else None,
+            "bootstrap": {"method": "percentile", "resamples": resamples, "seed": seed, "level": 0.95},
+            "seconds": result.seconds}
+
+
+def run(cfg, paths, scorer: caption_metrics.CaptionScorer | None = None) -> dict:
+    """Score the run's captions, write metrics/{per_image,control_per_image}.parquet and summary.json."""
+    ids, references, candidates, missing = load_pairs(cfg, paths)
+    own_scorer = scorer is None
+    scorer = scorer or make_scorer(cfg)
+    try:
+        permutation = metric_statistics.derangement(len(ids), cfg.seed) if len(ids) >= 2 else None
+        result = scorer.score(ids, references, candidates, permutation)
+    finally:
+        if own_scorer:
+            scorer.close()
+    summary = {"schema_version": SCHEMA_VERSION, "profile": cfg.profile, "split": cfg.metrics.split,
+               "captioner": cfg.captioning.name, "n_missing_captions": len(missing),
+               "backends": list(cfg.metrics.backends),
+               **summarise(result, references, candidates, cfg.metrics.bootstrap, cfg.seed), "parity": None}
+    if cfg.data.source == "reference":   # the authors' captions on the authors' train pairs: check parity
+        from artcap_lib.textmetrics import parity as metrics_parity
+        summary["parity"] = {"source": "metrics/LlamaCaptioner.tsv",
+                             **metrics_parity.parity_table(result.per_image, metrics_parity.authors_scores(),
+                                                           result.bertscore)}
+    paths.metrics.mkdir(parents=True, exist_ok=True)
+    _write_parquet(result.per_image, paths.metrics / "per_image.parquet")
+    if result.control is not None:
+        _write_parquet(result.control, paths.metrics / "control_per_image.parquet")
+    write_json(paths.metrics / "summary.json", summary)
+    return summary
+
+
+def _write_parquet(frame, path) -> None:
+    import io
+    from artcap_lib.files import atomic_write_bytes
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def summary_frame(summary: dict) -> "pd.DataFrame":
+    """summary.json's metrics as a table: backend, mean, 95% CI, control mean, corpus value."""
+    import pandas as pd
+    rows = {m: {"backend": v["backend"], "mean": v["mean"], "ci95_low": v["ci95"][0], "ci95_high": v["ci95"][1],
+                "shuffled_control": v["control_mean"], "corpus": v["corpus"]}
+            for m, v in summary["metrics"].items()}
+    return pd.DataFrame(rows).T.rename_axis("metric")
+
+
+def extremes(per_image, references, candidates, metric: str, k: int = 3) -> "pd.DataFrame":
+    """The k most and k least similar pairs by one metric, with their texts."""
+    import pandas as pd
+    frame = pd.DataFrame({metric: per_image[metric], "reference": references, "candidate": candidates},
+                         index=per_image.index).sort_values(metric, ascending=False)
+    return pd.concat([frame.head(k).assign(rank="most similar"), frame.tail(k).assign(rank="least similar")])
+
+
+SAME_METRIC = [("bleu4", "coco_bleu4", "BLEU-4"), ("meteor", "coco_meteor", "METEOR"),
+               ("rougeL_f", "coco_rougeL", "ROUGE-L F")]
+
+
+def backend_comparison(summary: dict) -> "pd.DataFrame":
+    """The metrics both backends compute, side by side: the paper's implementation vs pycocoevalcap's."""
+    import pandas as pd
+    m = summary["metrics"]
+    rows = {label: {"paper": m[a]["mean"], "coco": m[b]["mean"], "paper (shuffled)": m[a]["control_mean"],
+                    "coco (shuffled)": m[b]["control_mean"]}
+            for a, b, label in SAME_METRIC if a in m and b in m}
+    return pd.DataFrame(rows).T.rename_axis("metric")
+
+
+HEADLINE_METRICS = ["rouge1_f", "rouge2_f", "rougeL_f", "bleu4", "meteor", "bertscore_f", "coco_bleu4", "coco_meteor",
+                    "coco_rougeL", "coco_cider", "coco_spice"]
+
+
+def plot_distributions(per_image, control=None, metrics=HEADLINE_METRICS, ncols: int = 4):
+    """Per-image histograms of the F-scores and single-number metrics, with the shuffled control overlaid."""
+    import matplotlib.pyplot as plt
+    metrics = [c for c in metrics if c in per_image.columns]
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, column in zip(axes.flat, metrics):
+        values = per_image[column].dropna()
+        ax.hist(values, bins=30, alpha=0.6, label="caption vs its image's human caption")
+        if control is not None:
+            ax.hist(control[column].dropna(), bins=30, alpha=0.5, label="shuffled (another image's)")
+        ax.axvline(values.mean(), color="k", lw=1)
+        ax.set_title(column, fontsize=10)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
