@@ -340,6 +340,9 @@ class RunPaths:
     # pocket models and fine-tuned checkpoints
     @property
     def models(self) -> Path: return self.root / "models"
+    def pocket_model(self, name: str) -> Path:
+        """models/<name>: a pocket model built and trained in this run (demo, tests)."""
+        return self.models / name
     @property
     def manifest(self) -> Path: return self.root / "manifest.json"
     @property

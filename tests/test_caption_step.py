@@ -1,6 +1,7 @@
 """Step 02 in the reference profile: the authors' LLaVA captions imported into the common caption file."""
 from artcap_lib import reference
-from artcap_lib.captioning.step import import_reference_captions, model_location
+from artcap_lib.captioning.step import import_reference_captions
+from artcap_lib.standins import model_location
 from artcap_lib.captioning.store import read_captions, read_records
 from artcap_lib.config import RunPaths
 

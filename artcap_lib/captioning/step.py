@@ -16,20 +16,12 @@ from typing import Any
 
 from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records
 from artcap_lib.files import read_json, write_json
-
-POCKET_NAME = "pocket-llava"
-
-
-def model_location(model: str, paths) -> str:
-    """What `from_pretrained` gets: the run's pocket model directory for "pocket-llava", else `model` as given
-    (a hub id, a local directory, or a random:<arch> spec, which Captioner.from_pretrained materialises)."""
-    return str(paths.models / POCKET_NAME) if model == POCKET_NAME else model
-
+from artcap_lib.standins import POCKET_LLAVA, model_location
 
 def ensure_pocket_llava(cfg, paths) -> dict[str, Any]:
     """Train and save the run's pocket LLaVA unless a finished one is there; returns its training report."""
     from artcap_lib.standins.pocket_llava import PocketSpec, train_pocket_llava
-    out = paths.models / POCKET_NAME
+    out = paths.pocket_model(POCKET_LLAVA)
     report = out / "training.json"            # written after the weights: its presence means the model is whole
     if report.is_file():
         return {**read_json(report), "reused": True}
@@ -66,9 +58,9 @@ def run_captioning(cfg, paths, progress: bool = True) -> dict[str, Any]:
     elif c.source == "model":
         use_threads(c.threads)
         device = process_device(resolve_device(cfg.device))
-        training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_NAME else None
+        training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_LLAVA else None
         captioner = Captioner.from_pretrained(
-            model_location(c.model, paths), dtype=c.dtype, device=device, prompt=c.prompt, engine=c.engine,
+            model_location(c.model, paths, device), dtype=c.dtype, device=device, prompt=c.prompt, engine=c.engine,
             answer_marker=c.answer_marker, model_name=c.model,
             decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
         items = collection_items(paths.artworks)

@@ -1,3 +1,21 @@
 """Stand-in models, quarantined here: the pocket models the demo and the tests train on the fly, and full-size
 architectures with random weights for the bench profile. Each is saved in Hugging Face format and loaded through
 the same from_pretrained path as a real checkpoint."""
+
+from pathlib import Path
+
+# A profile names a pocket model by one of these; its files live in the run directory (RunPaths.pocket_model).
+POCKET_LLAVA = "pocket-llava"          # trained by notebook 02 on the demo's pre-training pool
+POCKET_BLIP = "pocket-blip"            # pre-trained by notebook 04
+POCKET_LONGCLIP = "pocket-longclip"    # pre-trained by notebook 05
+POCKET_MODELS = (POCKET_LLAVA, POCKET_BLIP, POCKET_LONGCLIP)
+
+
+def model_location(spec: str, paths, device: str = "auto") -> str:
+    """What `from_pretrained` gets for a profile's model field: a pocket name -> the run's folder of that pocket model;
+    a `random:<arch>` spec -> that architecture with random weights, materialised once under the run's models/;
+    anything else (a hub id, a local directory or file) as given."""
+    if spec in POCKET_MODELS:
+        return str(paths.pocket_model(spec))
+    from artcap_lib.standins.random_models import resolve_model
+    return resolve_model(spec, paths.models, device)
