@@ -59,7 +59,7 @@ CAPTION_FILES = {"train": "captions/train_captions.json", "val": "captions/val_c
 PAPER_SPLIT_SIZES = {"train": 2173, "val": 325, "test": 333}
 
 
-class ReferenceError(RuntimeError):
+class ReferenceArtefactError(RuntimeError):
     pass
 
 
@@ -83,19 +83,19 @@ def is_available(relpath: str) -> bool:
 def reference_file(relpath: str) -> Path:
     """Path of one verified artefact: from the mirror, else the cache, else downloaded from the pinned commit."""
     if relpath not in SHA256:
-        raise ReferenceError(f"{relpath!r} is not one of the pinned reference artefacts")
+        raise ReferenceArtefactError(f"{relpath!r} is not one of the pinned reference artefacts")
     mirror = mirror_dir()
     if mirror is not None:
         path = mirror / relpath
         if not path.is_file():
-            raise ReferenceError(f"{path} not found in ARTCAP_REFERENCE_DIR={mirror}")
+            raise ReferenceArtefactError(f"{path} not found in ARTCAP_REFERENCE_DIR={mirror}")
     else:
         path = cache_dir() / relpath
         if not path.is_file():
             _download(relpath, path)
     digest = sha256_file(path)
     if digest != SHA256[relpath]:
-        raise ReferenceError(f"{path}: SHA-256 {digest} does not match the pinned {SHA256[relpath]} "
+        raise ReferenceArtefactError(f"{path}: SHA-256 {digest} does not match the pinned {SHA256[relpath]} "
                              f"(commit {COMMIT}); the file is not the authors' published version")
     return path
 
@@ -107,7 +107,7 @@ def _download(relpath: str, dest: Path) -> None:
         with urllib.request.urlopen(request, timeout=60) as response:
             data = response.read()
     except OSError as exc:
-        raise ReferenceError(f"cannot download {url}: {exc}. Offline? Set ARTCAP_REFERENCE_DIR to a local copy "
+        raise ReferenceArtefactError(f"cannot download {url}: {exc}. Offline? Set ARTCAP_REFERENCE_DIR to a local copy "
                              f"of the repository at commit {COMMIT}.") from exc
     atomic_write_bytes(dest, data)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artcap_lib.textmetrics import metrics as caption_metrics
+from artcap_lib.textmetrics import coco, scorer
 from artcap_lib.data import prepare as data_prep
 from artcap_lib.retrieval import runs
 from artcap_lib.files import read_json, write_json
@@ -60,7 +60,7 @@ METRIC_MEANS = {"bertscore_f": 0.8125, "meteor": 0.25, "rougeL_f": 0.3125, "bleu
 def _metrics(out: Path, ids: list[str], captioner: str) -> None:
     """per_image.parquet with a known mean per metric, the control at half of it, and summary.json."""
     rng = np.random.default_rng(0)
-    columns = [c for c in caption_metrics.PAPER_COLUMNS + caption_metrics.COCO_COLUMNS if c != "coco_spice"]
+    columns = [c for c in scorer.PAPER_COLUMNS + coco.COCO_COLUMNS if c != "coco_spice"]
     per_image, control = {}, {}
     for column in columns:
         mean = METRIC_MEANS.get(column, 0.375)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artcap_lib.textmetrics import metrics as cm
+from artcap_lib.textmetrics import bertscore, coco, paper
+from artcap_lib.textmetrics import scorer as scoring
 from artcap_lib import stats as ms
 from artcap_lib.cli import main as artcap_main
 from artcap_lib.cli.metrics import PairsFileError, read_pairs_tsv
@@ -20,7 +21,7 @@ needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the coco b
 
 def test_rouge_precision_is_over_the_candidate_and_recall_over_the_reference():
     # candidate 4 words, reference 2, both reference words in the candidate: P = 2/4, R = 2/2
-    out = cm.rouge_scores(["a red boat sails"], ["red boat"])
+    out = paper.rouge_scores(["a red boat sails"], ["red boat"])
     assert out["rouge1_p"][0] == pytest.approx(0.5)
     assert out["rouge1_r"][0] == pytest.approx(1.0)
     assert out["rouge2_p"][0] == pytest.approx(1 / 3)        # "red boat" among 3 candidate bigrams
@@ -29,7 +30,7 @@ def test_rouge_precision_is_over_the_candidate_and_recall_over_the_reference():
 
 def test_bleu4_is_unsmoothed_sentence_bleu():
     same = "the old man sits by the river"
-    scores = cm.bleu4_scores([same, "the old man sits by a lake", "a woman"], [same, same, same])
+    scores = paper.bleu4_scores([same, "the old man sits by a lake", "a woman"], [same, same, same])
     assert scores[0] == pytest.approx(1.0)
     # p1 5/7, p2 4/6, p3 3/5, p4 2/4 ("the old man sits", "old man sits by"); equal lengths: no brevity penalty
     assert scores[1] == pytest.approx((5 / 7 * 4 / 6 * 3 / 5 * 2 / 4) ** 0.25)
@@ -37,7 +38,7 @@ def test_bleu4_is_unsmoothed_sentence_bleu():
 
 
 def test_meteor_tokenizer_splits_like_word_tokenize():
-    tokenize, name = cm.meteor_word_tokenizer()
+    tokenize, name = paper.meteor_word_tokenizer()
     assert tokenize("The man's coat, red. A \"blue\" sky!") == \
         ["The", "man", "'s", "coat", ",", "red", ".", "A", "``", "blue", "''", "sky", "!"]
     assert "Punkt" in name or "punkt" in name
@@ -46,45 +47,45 @@ def test_meteor_tokenizer_splits_like_word_tokenize():
 def test_meteor_memoised_wordnet_gives_nltks_scores():
     from nltk.corpus import wordnet
     from nltk.translate.meteor_score import single_meteor_score
-    tokenize, _ = cm.meteor_word_tokenizer()
+    tokenize, _ = paper.meteor_word_tokenizer()
     cands = ["A painting of a large boat on the sea.", "Two women dance in a field of flowers.", "a dog"]
     refs = ["A big ship sails on the ocean.", "Two ladies are dancing among blossoms.", "The Madonna and Child."]
-    ours = cm.meteor_nltk_scores(cands, refs)
+    ours = paper.meteor_nltk_scores(cands, refs)
     plain = [single_meteor_score(tokenize(r), tokenize(c), wordnet=wordnet) for c, r in zip(cands, refs)]
     np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-12)
     assert ours[0] > ours[2] and 0 < ours[0] < 1              # synonyms (big/large, ship/boat) count
 
 
 def test_empty_texts_are_errors_naming_the_ids():
-    with pytest.raises(cm.MetricInputError, match=r"empty candidate for id\(s\) b, c"):
-        cm.check_pairs(["a", "b", "c"], ["x", "y", "z"], ["ok", " ", ""])
-    with pytest.raises(cm.MetricInputError, match="empty reference for id"):
-        cm.check_pairs(["a"], [""], ["ok"])
-    with pytest.raises(cm.MetricInputError, match="duplicate ids a"):
-        cm.check_pairs(["a", "a"], ["x", "y"], ["p", "q"])
+    with pytest.raises(scoring.MetricInputError, match=r"empty candidate for id\(s\) b, c"):
+        scoring.check_pairs(["a", "b", "c"], ["x", "y", "z"], ["ok", " ", ""])
+    with pytest.raises(scoring.MetricInputError, match="empty reference for id"):
+        scoring.check_pairs(["a"], [""], ["ok"])
+    with pytest.raises(scoring.MetricInputError, match="duplicate ids a"):
+        scoring.check_pairs(["a", "a"], ["x", "y"], ["p", "q"])
 
 
 def test_bertscore_model_resolution():
-    minilm = cm.resolve_bertscore_model("minilm")
+    minilm = bertscore.resolve_bertscore_model("minilm")
     assert minilm.num_layers == 6 and not minilm.is_paper_model and "NOT the paper" in minilm.label
-    paper = cm.resolve_bertscore_model("distilbert-base-uncased")
+    paper = bertscore.resolve_bertscore_model("distilbert-base-uncased")
     assert paper.num_layers == 5 and paper.is_paper_model
     with pytest.raises(ValueError, match="bertscore_num_layers"):
-        cm.resolve_bertscore_model("some-org/unknown-model")
+        bertscore.resolve_bertscore_model("some-org/unknown-model")
 
 
 def test_spice_is_skipped_with_reason_unless_the_corenlp_jars_are_configured(tmp_path):
-    status = cm.spice_status("")
+    status = coco.spice_status("")
     assert status["status"] == "skipped" and "spice_jars" in status["reason"] and status["how_to_enable"]
     assert "lacks stanford-corenlp-3.6.0.jar, stanford-corenlp-3.6.0-models.jar" in \
-        cm.spice_status(str(tmp_path))["reason"]
+        coco.spice_status(str(tmp_path))["reason"]
     (tmp_path / "stanford-corenlp-3.6.0.jar").write_bytes(b"")
-    assert "lacks stanford-corenlp-3.6.0-models.jar" in cm.spice_status(str(tmp_path))["reason"]
-    command = cm.spice_command(str(tmp_path), "in.json", "out.json", "cache")
+    assert "lacks stanford-corenlp-3.6.0-models.jar" in coco.spice_status(str(tmp_path))["reason"]
+    command = coco.spice_command(str(tmp_path), "in.json", "out.json", "cache")
     classpath = command[command.index("-cp") + 1]
     assert str(tmp_path / "stanford-corenlp-3.6.0-models.jar") in classpath and "spice-1.0.jar" in classpath
     assert "edu.anu.spice.SpiceScorer" in command
-    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in cm.JAVA_ADD_OPENS
+    assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in coco.JAVA_ADD_OPENS
 
 
 # ---- statistics ----------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def test_cli_scores_paper_metrics(tmp_path, capsys):
     assert artcap_main(["metrics", "score", "--pairs", str(pairs), "--backend", "paper", "--bertscore-model",
                         "none", "--out", str(out)]) == 0
     frame = pd.read_csv(out, dtype={"id": str}).set_index("id")
-    assert list(frame.columns) == cm.ROUGE_COLUMNS + ["bleu4", "meteor"]
+    assert list(frame.columns) == paper.ROUGE_COLUMNS + ["bleu4", "meteor"]
     assert frame.loc["x1", "bleu4"] == pytest.approx(1.0) and frame.loc["x1", "rougeL_f"] == pytest.approx(1.0)
     assert frame.loc["x2", "rouge2_f"] == 0 and frame.loc["x1", "meteor"] > 0.9 > frame.loc["x2", "meteor"]
     stdout = capsys.readouterr().out
@@ -171,7 +172,7 @@ PAIRS = {
 def scorer():
     if shutil.which("java") is None:
         pytest.skip("the coco backend needs Java on PATH")
-    with cm.CaptionScorer(("paper", "coco"), bertscore_model="minilm") as s:
+    with scoring.CaptionScorer(("paper", "coco"), bertscore_model="minilm") as s:
         yield s
 
 
@@ -181,7 +182,7 @@ def test_both_backends_with_control(scorer):
     refs, cands = [PAIRS[i][0] for i in ids], [PAIRS[i][1] for i in ids]
     result = scorer.score(ids, refs, cands, control_permutation=ms.derangement(len(ids), seed=0))
     frame = result.per_image
-    assert list(frame.columns) == cm.PAPER_COLUMNS + cm.COCO_COLUMNS[:-1]      # no SPICE without the jars
+    assert list(frame.columns) == scoring.PAPER_COLUMNS + coco.COCO_COLUMNS[:-1]      # no SPICE without the jars
     assert list(frame.index) == ids and frame.notna().all().all()
     assert frame.loc["2", "coco_bleu4"] == pytest.approx(1.0, abs=1e-6)
     assert frame.loc["2", "coco_meteor"] == pytest.approx(1.0, abs=1e-3)
@@ -214,7 +215,7 @@ def test_experiment1_run_writes_outputs(scorer, tmp_path):
           "seconds": 0.1} for i, (_, cand) in PAIRS.items()])
     summary = run(cfg, paths, scorer)
     per_image = pd.read_parquet(paths.metrics / "per_image.parquet")
-    assert per_image.shape == (4, len(cm.PAPER_COLUMNS) + len(cm.COCO_COLUMNS) - 1)
+    assert per_image.shape == (4, len(scoring.PAPER_COLUMNS) + len(coco.COCO_COLUMNS) - 1)
     assert pd.read_parquet(paths.metrics / "control_per_image.parquet").shape == per_image.shape
     written = json.loads((paths.metrics / "summary.json").read_text())
     assert written["n_pairs"] == 4 and written["n_missing_captions"] == 1 and written["parity"] is None
@@ -230,7 +231,7 @@ def test_experiment1_run_writes_outputs(scorer, tmp_path):
 def test_fast_lcs_table_equals_the_rouge_packages_own_and_is_unpatched_after_use():
     import random
     from rouge import rouge_score
-    from artcap_lib.textmetrics.metrics import _LcsTable, rouge_scores
+    from artcap_lib.textmetrics.paper import _LcsTable, rouge_scores
     rng = random.Random(0)
     for _ in range(200):
         x = [rng.choice("abcde") for _ in range(rng.randint(0, 12))]

@@ -3,10 +3,9 @@
 ROUGE (all nine values) and BLEU must match on every row; METEOR depends on NLTK's Punkt sentence model
 (see artcap_lib/metrics_parity.py). Runs once over all rows (~30 s of CPU): the functions are called directly,
 without worker processes, so the numbers are those of the libraries alone."""
-import numpy as np
 import pytest
 
-from artcap_lib.textmetrics import metrics as cm
+from artcap_lib.textmetrics import bertscore, paper
 from artcap_lib.textmetrics import parity as metrics_parity
 
 
@@ -27,7 +26,7 @@ def test_authors_table_maps_their_swapped_rouge_labels(authors):
     ids, refs, cands, theirs = authors
     assert len(ids) == 2173 == len(theirs)
     # their "-p" column is recall: for the first pair it must equal our recall, i.e. overlap / reference length
-    ours = cm.rouge_scores(cands[:1], refs[:1])
+    ours = paper.rouge_scores(cands[:1], refs[:1])
     assert theirs.loc[ids[0], "rouge1_r"] == pytest.approx(ours["rouge1_r"][0], abs=1e-12)
     assert metrics_parity.AUTHORS_COLUMNS["rouge1_r"] == "rouge-1-p"
 
@@ -35,27 +34,27 @@ def test_authors_table_maps_their_swapped_rouge_labels(authors):
 def test_paper_backend_reproduces_the_authors_scores(authors):
     ids, refs, cands, theirs = authors
     import pandas as pd
-    ours = pd.DataFrame({**cm.rouge_scores(cands, refs), "bleu4": cm.bleu4_scores(cands, refs),
-                         "meteor": cm.meteor_nltk_scores(cands, refs)}, index=pd.Index(ids, name="id"))
+    ours = pd.DataFrame({**paper.rouge_scores(cands, refs), "bleu4": paper.bleu4_scores(cands, refs),
+                         "meteor": paper.meteor_nltk_scores(cands, refs)}, index=pd.Index(ids, name="id"))
     parity = metrics_parity.parity_table(ours, theirs, bertscore=None)
     assert parity["n_rows"] == 2173 and parity["bertscore"].startswith("skipped")
-    for column in cm.ROUGE_COLUMNS + ["bleu4"]:
+    for column in paper.ROUGE_COLUMNS + ["bleu4"]:
         assert parity["metrics"][column]["max_abs_diff"] < metrics_parity.EXACT, column
     meteor = parity["metrics"]["meteor"]
-    trained = "trained" in cm.meteor_word_tokenizer()[1] and "untrained" not in cm.meteor_word_tokenizer()[1]
+    trained = "trained" in paper.meteor_word_tokenizer()[1] and "untrained" not in paper.meteor_word_tokenizer()[1]
     assert meteor["fraction_exact"] >= (0.99 if trained else metrics_parity.METEOR_TARGETS["fraction_exact"])
     assert abs(meteor["mean_diff"]) < metrics_parity.METEOR_TARGETS["mean_abs_diff"]
 
 
 def test_bertscore_parity_with_the_papers_model(authors):
-    available, reason = cm.bertscore_model_available(cm.PAPER_BERTSCORE_MODEL)
+    available, reason = bertscore.bertscore_model_available(bertscore.PAPER_BERTSCORE_MODEL)
     if not available:
-        pytest.skip(f"BERTScore parity needs {cm.PAPER_BERTSCORE_MODEL} locally: {reason}")
+        pytest.skip(f"BERTScore parity needs {bertscore.PAPER_BERTSCORE_MODEL} locally: {reason}")
     ids, refs, cands, theirs = authors
     import pandas as pd
-    scorer = cm.BertScore(cm.PAPER_BERTSCORE_MODEL)
+    scorer = bertscore.BertScore(bertscore.PAPER_BERTSCORE_MODEL)
     ours = pd.DataFrame(scorer.score(cands, refs), index=pd.Index(ids, name="id"))
-    parity = metrics_parity.parity_table(ours, theirs, {"model": cm.PAPER_BERTSCORE_MODEL, "is_paper_model": True})
-    for column in cm.BERTSCORE_COLUMNS:
+    parity = metrics_parity.parity_table(ours, theirs, {"model": bertscore.PAPER_BERTSCORE_MODEL, "is_paper_model": True})
+    for column in bertscore.BERTSCORE_COLUMNS:
         # the authors ran on a GPU; float32 kernels differ in the last bits between devices
         assert parity["metrics"][column]["max_abs_diff"] < 1e-4, column

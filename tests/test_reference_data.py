@@ -30,9 +30,9 @@ def test_a_tampered_mirror_is_refused(reference_dir, tmp_path, monkeypatch):
     path = mirror / "captions" / "test_captions.json"
     path.write_bytes(path.read_bytes().replace(b"The image", b"This image", 1))
     monkeypatch.setenv("ARTCAP_REFERENCE_DIR", str(mirror))
-    with pytest.raises(reference.ReferenceError, match="does not match the pinned"):
+    with pytest.raises(reference.ReferenceArtefactError, match="does not match the pinned"):
         reference.llava_captions(("test",))
-    with pytest.raises(reference.ReferenceError, match="not found"):
+    with pytest.raises(reference.ReferenceArtefactError, match="not found"):
         reference.reference_file("results/retrieval_experiment/qrel.json")
 
 
@@ -57,7 +57,7 @@ def test_download_from_the_pinned_commit_checks_hashes_and_caches(reference_dir,
         assert hits == Counter({"/captions/generated_queries.json": 1})
         cached = tmp_path / "cache" / "artcap" / "reference" / reference.COMMIT / "captions/generated_queries.json"
         assert cached.is_file()
-        with pytest.raises(reference.ReferenceError, match="cannot download"):
+        with pytest.raises(reference.ReferenceArtefactError, match="cannot download"):
             reference.reference_file("captions/val_captions.json")    # not served here: a clear error
     finally:
         httpd.shutdown()

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
+from artcap_lib.captioning.prompts import chat_prompt
 from artcap_lib.captioning.captioner import answer_ids
 
 CONFIGS = ("generate", "generate_static", "fast", "fast_compiled")
@@ -64,8 +65,7 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
     dtype = next(model.parameters()).dtype
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
-    text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}], add_generation_prompt=True)
+    text = chat_prompt(processor, prompt)
     batches = []
     for i in range(0, len(images), batch_size):
         chunk = list(images[i:i + batch_size])

@@ -30,8 +30,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 from PIL import Image
 
+from artcap_lib.captioning.prompts import chat_prompt
 from artcap_lib.runtime import distributed_rank
-from artcap_lib.captioning.store import CaptionStore, merge_shards, read_records, shard_path
+from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -93,9 +94,8 @@ class Captioner:
         return next(self.model.parameters()).device
 
     def chat_prompt(self, prompt: str | None = None) -> str:
-        """One user turn, the image first and then the text, rendered by the processor's chat template."""
-        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt or self.prompt}]}]
-        return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        """This captioner's prompt (or `prompt`) in the model's conversation format (`prompts.chat_prompt`)."""
+        return chat_prompt(self.processor, prompt or self.prompt)
 
     def prepare(self, images: Sequence[Image.Image], prompts: Sequence[str] | None = None):
         """Processor outputs for a batch (on the CPU; runs in the prefetch thread)."""
@@ -304,7 +304,3 @@ def collection_items(artworks_json: str | Path, splits: Sequence[str] | None = N
         items.append((art_id, path))
     return items[:limit] if limit else items
 
-
-def caption_lengths(path: str | Path) -> dict[str, int]:
-    """id -> caption length in words, for the successful lines of a caption file."""
-    return {r["id"]: len(r["caption"].split()) for r in read_records(path) if "error" not in r}

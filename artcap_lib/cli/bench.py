@@ -68,7 +68,8 @@ def _bench_metrics(args) -> int:
     import time
 
     from artcap_lib import reference
-    from artcap_lib.textmetrics.metrics import BertScore, CaptionScorer
+    from artcap_lib.textmetrics.bertscore import BertScore
+    from artcap_lib.textmetrics.scorer import CaptionScorer
     from artcap_lib.files import write_json
 
     def cpu_seconds():

@@ -61,7 +61,7 @@ def add_cli(sub) -> None:
 
 
 def _score(args) -> int:
-    from artcap_lib.textmetrics.metrics import CaptionScorer, MetricInputError, check_pairs
+    from artcap_lib.textmetrics.scorer import CaptionScorer, MetricInputError, check_pairs
     from artcap_lib.files import atomic_write_text
     from artcap_lib.stats import bootstrap_ci
     from artcap_lib.runtime import resolve_device

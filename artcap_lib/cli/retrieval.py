@@ -125,13 +125,13 @@ def _fuse(args) -> int:
 def _reference(args) -> int:
     from artcap_lib.config import RunPaths
     from artcap_lib.config import load_profile, parse_overrides
-    from artcap_lib.reference import ReferenceError
+    from artcap_lib.reference import ReferenceArtefactError
     from artcap_lib.retrieval.runs import reference_experiment2
     cfg = load_profile(args.profile, parse_overrides(args.set))
     paths = RunPaths.for_profile(cfg)
     try:
         results = reference_experiment2(paths, cfg.retrieval.bootstrap, cfg.retrieval.randomisation, cfg.seed)
-    except ReferenceError as err:
+    except ReferenceArtefactError as err:
         return _fail("reference", err)
     for model, block in results["models"].items():
         for query_set, qs in block["query_sets"].items():

@@ -1,4 +1,5 @@
-"""Plot helpers shared by the notebooks (one style, set in notebook.setup)."""
+"""Plot helpers of the notebooks' exploratory figures (one style, set in notebook.setup); the paper's figures are
+in `figures`."""
 from __future__ import annotations
 
 import textwrap
@@ -54,6 +55,30 @@ def length_histogram(lengths: dict[str, Iterable[int]], unit: str = "words", bin
     ax.set_ylabel("artworks")
     ax.legend()
     return ax
+
+
+# notebook 03's histograms: the F-scores and single-number metrics of both backends
+PER_IMAGE_METRICS = ["rouge1_f", "rouge2_f", "rougeL_f", "bleu4", "meteor", "bertscore_f", "coco_bleu4", "coco_meteor",
+                    "coco_rougeL", "coco_cider", "coco_spice"]
+
+
+def metric_histograms(per_image, control=None, metrics=PER_IMAGE_METRICS, ncols: int = 4):
+    """Per-image histograms of the F-scores and single-number metrics, with the shuffled control overlaid."""
+    metrics = [c for c in metrics if c in per_image.columns]
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, column in zip(axes.flat, metrics):
+        values = per_image[column].dropna()
+        ax.hist(values, bins=30, alpha=0.6, label="caption vs its image's human caption")
+        if control is not None:
+            ax.hist(control[column].dropna(), bins=30, alpha=0.5, label="shuffled (another image's)")
+        ax.axvline(values.mean(), color="k", lw=1)
+        ax.set_title(column, fontsize=10)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
 
 
 def save(fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:

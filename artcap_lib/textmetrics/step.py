@@ -5,7 +5,7 @@ Inputs (run directory): `data/artworks.json` (human caption = visual sentences j
 
 Outputs (`metrics/`, read by notebook 06):
 
-- `per_image.parquet`: index `id`, one float column per metric, both backends (`caption_metrics.PAPER_COLUMNS`
+- `per_image.parquet`: index `id`, one float column per metric, both backends (`scorer.PAPER_COLUMNS`
   then `COCO_COLUMNS`, those computed).
 - `control_per_image.parquet`: the same columns for the shuffled control (each reference paired with another
   image's candidate).
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from artcap_lib.textmetrics import metrics as caption_metrics
+from artcap_lib.textmetrics import scorer
 from artcap_lib import stats as metric_statistics
 from artcap_lib.files import write_json
 
@@ -69,14 +69,14 @@ def load_pairs(cfg, paths) -> tuple[list[str], list[str], list[str], list[str]]:
     return ids, [human_caption(artworks[i]) for i in ids], [captions[i] for i in ids], missing
 
 
-def make_scorer(cfg) -> caption_metrics.CaptionScorer:
+def make_scorer(cfg) -> scorer.CaptionScorer:
     from artcap_lib.runtime import resolve_device
     model = cfg.metrics.bertscore_model or None
-    return caption_metrics.CaptionScorer(cfg.metrics.backends, model, cfg.metrics.bertscore_num_layers,
+    return scorer.CaptionScorer(cfg.metrics.backends, model, cfg.metrics.bertscore_num_layers,
                                          cfg.metrics.spice_jars, resolve_device(cfg.device))
 
 
-def summarise(result: caption_metrics.ScoreResult, references, candidates, resamples: int, seed: int) -> dict:
+def summarise(result: scorer.ScoreResult, references, candidates, resamples: int, seed: int) -> dict:
     """The statistics part of summary.json (see the module docstring)."""
     per_image, control = result.per_image, result.control
     ci = metric_statistics.bootstrap_ci(per_image.to_numpy(), resamples, seed)
@@ -98,7 +98,7 @@ def summarise(result: caption_metrics.ScoreResult, references, candidates, resam
             "seconds": result.seconds}
 
 
-def run(cfg, paths, scorer: caption_metrics.CaptionScorer | None = None) -> dict:
+def run(cfg, paths, scorer: scorer.CaptionScorer | None = None) -> dict:
     """Score the run's captions, write metrics/{per_image,control_per_image}.parquet and summary.json."""
     ids, references, candidates, missing = load_pairs(cfg, paths)
     own_scorer = scorer is None
@@ -163,27 +163,3 @@ def backend_comparison(summary: dict) -> "pd.DataFrame":
                     "coco (shuffled)": m[b]["control_mean"]}
             for a, b, label in SAME_METRIC if a in m and b in m}
     return pd.DataFrame(rows).T.rename_axis("metric")
-
-
-HEADLINE_METRICS = ["rouge1_f", "rouge2_f", "rougeL_f", "bleu4", "meteor", "bertscore_f", "coco_bleu4", "coco_meteor",
-                    "coco_rougeL", "coco_cider", "coco_spice"]
-
-
-def plot_distributions(per_image, control=None, metrics=HEADLINE_METRICS, ncols: int = 4):
-    """Per-image histograms of the F-scores and single-number metrics, with the shuffled control overlaid."""
-    import matplotlib.pyplot as plt
-    metrics = [c for c in metrics if c in per_image.columns]
-    nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.axis("off")
-    for ax, column in zip(axes.flat, metrics):
-        values = per_image[column].dropna()
-        ax.hist(values, bins=30, alpha=0.6, label="caption vs its image's human caption")
-        if control is not None:
-            ax.hist(control[column].dropna(), bins=30, alpha=0.5, label="shuffled (another image's)")
-        ax.axvline(values.mean(), color="k", lw=1)
-        ax.set_title(column, fontsize=10)
-    axes.flat[0].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig

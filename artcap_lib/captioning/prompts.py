@@ -1,0 +1,23 @@
+"""The captioning prompt: what text a captioner sends with an image, in each model family's conversation format.
+
+Chat models get one user turn, the image first and then the instruction, rendered by the processor's own chat
+template (the paper: "Caption this image" through llava-hf's template, answer = the text after "ASSISTANT:").
+`LLAVA_CHAT_TEMPLATE` is that LLaVA-1.5 conversation format as a Jinja template, for stand-in processors built
+here (pocket and random models) so that they render exactly what llava-hf's processor renders.
+"""
+from __future__ import annotations
+
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
+    "{% for item in message['content'] if item['type'] == 'image' %}{{ '<image>\n' }}{% endfor %}"
+    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] + ' ' }}{% endfor %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+
+def chat_prompt(processor, prompt: str) -> str:
+    """One user turn, the image first and then the text, rendered by the processor's chat template."""
+    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return processor.apply_chat_template(conversation, add_generation_prompt=True)

@@ -1,0 +1,166 @@
+"""Experiment 1's "coco" backend: the captioning community's pycocoevalcap.
+
+Stanford PTB tokenization (lower-cased, punctuation dropped), BLEU-1..4, METEOR 1.5, ROUGE-L, CIDEr-D and SPICE.
+Columns `coco_bleu1` ... `coco_spice`. BLEU and METEOR also have corpus-level values (not means of the per-image
+ones), returned separately. SPICE needs the Stanford CoreNLP 3.6.0 jars, which pycocoevalcap downloads at run time
+from a host that is often unreachable: it runs only when `spice_jars` names a directory holding them, and is
+otherwise reported as skipped, with the reason, never as a number.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+COCO_COLUMNS = ["coco_bleu1", "coco_bleu2", "coco_bleu3", "coco_bleu4", "coco_meteor", "coco_rougeL",
+                "coco_cider", "coco_spice"]
+SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
+# SPICE's cache (fst/lmdb) reflects into java.base internals, which Java 9+ refuses without these opens.
+JAVA_ADD_OPENS = " ".join(f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+    "java.lang", "java.util", "java.math", "java.util.concurrent", "java.net", "java.text", "java.io",
+    "java.lang.reflect"))
+SPICE_HOW_TO_ENABLE = ("put stanford-corenlp-3.6.0.jar and stanford-corenlp-3.6.0-models.jar (from "
+                       "stanford-corenlp-full-2015-12-09.zip) in a directory and set metrics.spice_jars to it "
+                       "(CLI: --spice-jars DIR); Java 8+ on PATH")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# "coco" backend
+
+class GuardedMeteor:
+    """pycocoevalcap's METEOR 1.5 (one long-lived Java process: the paraphrase table loads once), made safe.
+
+    The line protocol (`SCORE ||| ref ||| hyp` -> one line) desynchronises on a newline or '|||' inside a
+    caption, and a dead Java process (e.g. no memory for -Xmx2G) surfaces as BrokenPipeError or a float()
+    of an empty line; here texts are flattened first, and a dead process is an error carrying Java's stderr.
+    """
+
+    def __init__(self):
+        from pycocoevalcap.meteor.meteor import Meteor
+        self._meteor = Meteor()
+
+    @staticmethod
+    def clean(text: str) -> str:
+        return re.sub(r"\s+", " ", text.replace("|||", " ")).strip()
+
+    def compute_score(self, gts: dict, res: dict):
+        gts = {k: [self.clean(t) for t in v] for k, v in gts.items()}
+        res = {k: [self.clean(t) for t in v] for k, v in res.items()}
+        try:
+            return self._meteor.compute_score(gts, res)
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            process = self._meteor.meteor_p
+            if self._meteor.lock.locked():
+                self._meteor.lock.release()
+            stderr = ""
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"METEOR 1.5 (Java) failed: {exc!r}; java exit code {process.poll()}; "
+                               f"stderr: {stderr or '(empty)'}") from exc
+
+    def close(self) -> None:
+        process = self._meteor.meteor_p
+        if process.poll() is None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass   # already gone: nothing to flush
+            process.kill()
+        process.wait()
+        # pycocoevalcap's __del__ would close it again and can raise at interpreter exit
+        self._meteor.__class__ = _ClosedMeteor
+
+
+class _ClosedMeteor:
+    def __del__(self):
+        pass
+
+
+def spice_status(spice_jars: str) -> dict:
+    """{"status": "ready"|"skipped", "reason", "how_to_enable"} for the configured CoreNLP 3.6.0 directory."""
+    if not spice_jars:
+        return {"status": "skipped", "reason": "metrics.spice_jars is not set (SPICE needs the Stanford CoreNLP "
+                "3.6.0 jars, which pycocoevalcap would download from nlp.stanford.edu)",
+                "how_to_enable": SPICE_HOW_TO_ENABLE}
+    missing = [j for j in SPICE_JARS if not (Path(spice_jars) / j).is_file()]
+    if missing:
+        return {"status": "skipped", "reason": f"{spice_jars} lacks {', '.join(missing)}",
+                "how_to_enable": SPICE_HOW_TO_ENABLE}
+    if shutil.which("java") is None:
+        return {"status": "skipped", "reason": "no java on PATH", "how_to_enable": SPICE_HOW_TO_ENABLE}
+    return {"status": "ready", "reason": "", "how_to_enable": ""}
+
+
+def spice_command(spice_jars: str, in_file: str, out_file: str, cache_dir: str) -> list[str]:
+    """SPICE 1.0 as pycocoevalcap runs it, but with the CoreNLP jars taken from `spice_jars` on the class path
+    instead of copied into site-packages (spice-1.0.jar's manifest only looks in its own lib/)."""
+    from pycocoevalcap import spice
+    home = Path(spice.__file__).parent
+    classpath = os.pathsep.join([str(home / "spice-1.0.jar"), str(home / "lib" / "*")]
+                                + [str(Path(spice_jars) / j) for j in SPICE_JARS])
+    return ["java", "-Xmx8G", "-cp", classpath, "edu.anu.spice.SpiceScorer", in_file, "-cache", cache_dir,
+            "-out", out_file, "-subset", "-silent"]
+
+
+def spice_scores(gts: dict, res: dict, spice_jars: str) -> dict[str, float]:
+    """SPICE F-score per key (NaN where SPICE could not parse a caption, as pycocoevalcap does)."""
+    keys = sorted(gts)
+    with tempfile.TemporaryDirectory(prefix="artcap-spice-") as tmp:
+        in_file, out_file = os.path.join(tmp, "in.json"), os.path.join(tmp, "out.json")
+        with open(in_file, "w", encoding="utf-8") as fh:
+            json.dump([{"image_id": k, "test": res[k][0], "refs": gts[k]} for k in keys], fh)
+        cache = Path(tempfile.gettempdir()) / "artcap-spice-cache"
+        cache.mkdir(exist_ok=True)
+        env = dict(os.environ, JDK_JAVA_OPTIONS=(os.environ.get("JDK_JAVA_OPTIONS", "") + " " + JAVA_ADD_OPENS))
+        done = subprocess.run(spice_command(spice_jars, in_file, out_file, str(cache)), env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"SPICE failed (exit {done.returncode}): {done.stderr[-2000:]}")
+        with open(out_file, encoding="utf-8") as fh:
+            results = json.load(fh)
+
+    def as_float(v):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+    return {item["image_id"]: as_float(item["scores"]["All"]["f"]) for item in results}
+
+
+def ptb_tokenize(texts: dict[str, str]) -> dict[str, str]:
+    """pycocoevalcap's PTB tokenizer (Java; lower-cases, drops punctuation) over {key: text}."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    tokenized = PTBTokenizer().tokenize({k: [{"caption": t}] for k, t in texts.items()})
+    return {k: v[0] for k, v in tokenized.items()}
+
+
+def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars: str = ""
+                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """pycocoevalcap's BLEU-1..4, ROUGE-L, CIDEr-D (and SPICE when ready) on PTB-tokenized {key: [text]}:
+    (per-key columns in sorted-key order, corpus-level BLEU). METEOR 1.5 is `GuardedMeteor`, run beside."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    keys = sorted(gts)
+    gts = {k: gts[k] for k in keys}
+    res = {k: res[k] for k in keys}
+    per, corpus = {}, {}
+    bleu_corpus, bleu_per = Bleu(4).compute_score(gts, res, verbose=0)
+    for n in range(4):
+        per[f"coco_bleu{n + 1}"] = np.asarray(bleu_per[n], dtype=np.float64)
+        corpus[f"coco_bleu{n + 1}"] = float(bleu_corpus[n])
+    _, rouge_per = Rouge().compute_score(gts, res)
+    per["coco_rougeL"] = np.asarray(rouge_per, dtype=np.float64)
+    _, cider_per = Cider().compute_score(gts, res)   # pycocoevalcap's Cider is CIDEr-D (sigma 6, clipping)
+    per["coco_cider"] = np.asarray(cider_per, dtype=np.float64)
+    if spice_status(spice_jars)["status"] == "ready":
+        spice = spice_scores(gts, res, spice_jars)
+        per["coco_spice"] = np.array([spice[k] for k in keys])
+    return per, corpus
