@@ -1,29 +1,38 @@
-"""The `artcap` command. Each capability module that has commands defines `add_cli(subparsers)`; heavy imports
-happen inside the command functions, so `artcap --help` is instant and GPU machines need no extras."""
+"""The `artcap` command (also `python -m artcap_lib.cli`, what torchrun launches).
+
+Each command module defines `add_cli(subparsers)`; its command functions import torch, transformers, pandas and
+the metric libraries only when they run, so `artcap --help` is instant and a GPU machine without the metric extras
+can run the GPU commands. The options shared by every command (--profile, --set, flags derived from the profile
+dataclasses) are in `options`."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# modules that contribute sub-commands, in the order they appear in --help
-COMMAND_MODULES = ("reproduce", "data", "caption", "retrieval", "metrics", "blip", "longclip", "report", "bench")
+from artcap_lib.cli import bench, blip, caption, data, longclip, metrics, report, reproduce, retrieval
+from artcap_lib.config import ProfileError
+
+# in the order they appear in --help
+COMMAND_MODULES = (reproduce, data, caption, retrieval, metrics, blip, longclip, report, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artcap", description="Reproduce 'Augmenting Cross-Modal Art Retrieval: "
                                      "The Role of MLLM-Synthesized Captions' (SIGIR 2025).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"artcap_lib.cli.{name}").add_cli(sub)
+    for module in COMMAND_MODULES:
+        module.add_cli(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (2: a bad profile or value, reported in one line)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ProfileError as err:             # a bad --profile / --set / flag value: the key is in the message
+        print(f"{getattr(args, 'prog', 'artcap')}: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-

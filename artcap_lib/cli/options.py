@@ -1,0 +1,152 @@
+"""The options every `artcap` command shares: a profile, overrides, and flags derived from the profile dataclasses.
+
+    add_profile_options(parser, "captioning", "device")   # --profile, --set, one flag per field named
+    cfg, paths = profile_from_args(args)                   # the profile as the command line resolved it
+
+A name is a dotted profile key, as `--set` takes it: a section ("captioning") gives one flag per field of that
+section, a field ("data.max_side", "device") one flag. The flag is the field's name with dashes (`--batch-size`),
+typed by the field's annotation, with the field's trailing comment in config.py as its help text (the one source:
+what the YAML reader documents is what --help shows). A flag has no default of its own: left out, the profile's value
+stands; given, it is an override of that field, exactly like `--set captioning.batch_size=8`.
+
+Precedence: the profile's YAML < `--set` (in order) < explicit flags.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+import io
+import textwrap
+import tokenize
+import typing
+from typing import Any, Mapping
+
+from artcap_lib import config
+from artcap_lib.config import Profile, RunPaths, available_profiles, load_profile, parse_overrides
+
+# Fields with a known set of values, offered as argparse choices. tests/test_cli.py checks each set against the
+# library's own (captioner.DTYPES + "auto", fast_decode.ENGINES, scorer.BACKENDS, ...).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.source": ("demo", "artpedia", "reference"),
+    "captioning.source": ("model", "reference"),
+    "captioning.dtype": ("auto", "float32", "float16", "bfloat16"),
+    "captioning.engine": ("generate", "fast", "fast_compiled"),
+    "metrics.backends": ("paper", "coco"),
+    "metrics.split": ("train", "val", "test"),
+    "retrieval.source": ("model", "reference"),
+    "report.significance_test": ("ttest", "randomisation"),
+}
+
+PRECEDENCE = ("profile values: --profile NAME|PATH (packaged: {profiles}), then each --set KEY=VALUE in order "
+              "(dotted keys, values read as YAML), then the flags given here; a later one wins "
+              "(profile < --set < flag). `artcap profile NAME --set ...` prints the result.")
+
+
+def add_profile_options(parser: argparse.ArgumentParser, *keys: str, default_profile: str = "demo",
+                        flag_names: Mapping[str, str] | None = None) -> None:
+    """Add --profile, --set and one flag per profile field named by `keys` (sections or dotted fields).
+
+    flag_names: dotted key -> flag, where the derived name would be unclear (e.g. {"data.download_workers":
+    "--workers"}); the flag still sets that field and nothing else."""
+    parser.add_argument("--profile", default=default_profile, metavar="NAME|PATH",
+                        help=f"a packaged profile or a YAML file (default: {default_profile})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a profile value, e.g. --set captioning.batch_size=8 (repeatable)")
+    flags = []
+    group = parser.add_argument_group("profile fields (default: the profile's value)") if keys else None
+    for key in keys:
+        for field_key in field_keys(key):
+            flag = (flag_names or {}).get(field_key) or "--" + field_key.rsplit(".", 1)[-1].replace("_", "-")
+            dest = "profile:" + field_key          # cannot clash with a command's own arguments
+            group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **_argument(field_key))
+            flags.append((dest, field_key))
+    parser.set_defaults(profile_flags=tuple(flags), prog=parser.prog)
+    # descriptions are written as the module docstrings' command examples: keep their lines
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    epilog = textwrap.fill(PRECEDENCE.format(profiles=", ".join(available_profiles())), 100)
+    parser.epilog = f"{parser.epilog}\n\n{epilog}" if parser.epilog else epilog
+
+
+def profile_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The overrides the command line asks for: --set in order, then the explicit flags (which win)."""
+    overrides = parse_overrides(args.overrides)
+    for dest, key in getattr(args, "profile_flags", ()):
+        if hasattr(args, dest):
+            overrides.pop(key, None)               # re-inserted last: a flag beats an earlier --set of its key
+            overrides[key] = getattr(args, dest)
+    return overrides
+
+
+def profile_from_args(args: argparse.Namespace) -> tuple[Profile, RunPaths]:
+    """(Profile, RunPaths) as --profile, --set and the flags resolve them; a bad value raises ProfileError."""
+    cfg = load_profile(args.profile, profile_overrides(args))
+    return cfg, RunPaths.for_profile(cfg)
+
+
+# ---- from the dataclasses to argparse -----------------------------------------------------------------------------
+
+
+def field_keys(key: str) -> list[str]:
+    """A section -> the dotted keys of its fields; a field -> itself (unknown names fail when the CLI is built)."""
+    cls = Profile
+    *sections, name = key.split(".")
+    for section in sections:
+        cls = _fields(cls)[section]
+    hint = _fields(cls).get(name)
+    if hint is None:
+        raise KeyError(f"no profile field {key!r}")
+    if dataclasses.is_dataclass(hint):
+        return [f"{key}.{f}" for f in _fields(hint)]
+    return [key]
+
+
+def _argument(key: str) -> dict[str, Any]:
+    """add_argument keywords for a profile field: type, nargs or a --x/--no-x pair, choices, help."""
+    *sections, name = key.split(".")
+    cls = Profile
+    for section in sections:
+        cls = _fields(cls)[section]
+    hint = _fields(cls)[name]
+    help_text = " ".join(filter(None, [field_comments(cls).get(name, ""), f"[{key}]"]))
+    kwargs: dict[str, Any] = {"help": help_text.replace("%", "%%")}
+    if hint is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        kwargs.update(nargs="+", type=item, metavar=name.rstrip("s").upper())
+    elif hint in (int, float, str):
+        kwargs.update(type=hint, metavar={int: "INT", float: "FLOAT", str: "TEXT"}[hint])
+    else:
+        raise TypeError(f"profile field {key}: no command-line form for {hint}")
+    if key in CHOICES:
+        kwargs.update(choices=CHOICES[key], metavar="|".join(CHOICES[key]))
+    return kwargs
+
+
+def _fields(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+@functools.cache
+def field_comments(cls) -> dict[str, str]:
+    """field name -> its trailing comment in the class's source (continuation comment lines joined)."""
+    source = inspect.getsource(config)
+    lines = source.splitlines()
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    node = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    out = {}
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            rows = [r for r in range(stmt.lineno, stmt.end_lineno + 1) if r in comments]
+            row = stmt.end_lineno + 1                     # comment-only lines right below continue the comment
+            while row in comments and lines[row - 1].lstrip().startswith("#"):
+                rows.append(row)
+                row += 1
+            out[stmt.target.id] = " ".join(comments[r] for r in rows)
+    return out
+
