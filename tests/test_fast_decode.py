@@ -108,3 +108,25 @@ def test_compare_decoders_reports_agreement_and_ratios(llava):
     assert "skipped" in configs["fast_compiled"] and result["ratio_fast_vs_generate"] > 0
     with pytest.raises(ValueError, match="unknown decoder"):
         compare_decoders(model, processor, [], 1, 1, configs=("beam",))
+
+
+def test_eager_attention_gets_an_additive_mask_and_the_same_tokens(llava):
+    """Eager attention adds the 4D mask to the scores: a boolean mask would mask nothing (76% agreement before)."""
+    from transformers import AutoModelForImageTextToText
+    model, processor, inputs = llava
+    eager = AutoModelForImageTextToText.from_pretrained(model.name_or_path, dtype=torch.float32,
+                                                        attn_implementation="eager").eval()
+    pad = processor.tokenizer.pad_token_id
+    decoder = GreedyDecoder(eager)
+    assert decoder.mask_kind == "additive"
+    assert torch.equal(decoder(**inputs, max_new_tokens=12, pad_token_id=pad),
+                       _generate(eager, inputs, pad, max_new_tokens=12))
+
+
+def test_attention_without_4d_masks_is_refused(llava):
+    import copy
+    model, _, _ = llava
+    flash = copy.deepcopy(model)
+    flash.config.text_config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="attn_implementation='flash_attention_2'.*use engine 'generate'"):
+        GreedyDecoder(flash)

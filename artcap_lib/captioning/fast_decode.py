@@ -7,8 +7,9 @@ between steps and stop CUDA graphs from running back to back. This decoder keeps
 the stalls:
 
 - a static KV cache sized prompt + max_new_tokens, allocated once per batch shape;
-- a fixed-shape boolean 4D attention mask updated in place (the model receives a ready mask, as `generate`'s
-  compiled path does), so every decode step has the same shapes and `torch.compile(mode="reduce-overhead")`
+- a fixed-shape 4D attention mask updated in place (the model receives a ready mask, as `generate`'s compiled
+  path does: boolean for SDPA, additive for eager attention; other implementations are refused with a clear
+  error), so every decode step has the same shapes and `torch.compile(mode="reduce-overhead")`
   captures it once as a CUDA graph (`compile=True`, CUDA only);
 - new tokens written into a preallocated buffer; finished rows are fed the pad token exactly as `generate` does;
 - the "all rows finished?" check reads the GPU only every `check_every` steps (the tokens after a row's end
@@ -32,6 +33,18 @@ from typing import Any
 import torch
 
 ENGINES = ("generate", "fast", "fast_compiled")     # captioning engines: transformers' generate, or this decoder
+# How each attention implementation reads a ready 4D mask: SDPA takes a boolean one (True = attend); eager attention
+# adds the mask to the scores, so it needs 0 / -inf-like floats (a boolean mask added there masks nothing).
+# Other implementations (flash-attention, flex) do not take a 4D mask at all: `generate` serves them.
+MASK_KIND = {"sdpa": "bool", "eager": "additive"}
+
+
+def attention_implementation(model) -> str:
+    """The attention implementation of the model's language part (what the decode steps' mask feeds)."""
+    config = model.config
+    config = getattr(config, "text_config", None) or config
+    return getattr(config, "_attn_implementation", None) or "eager"
+
 
 def supports(decoding: dict[str, Any]) -> bool:
     """Whether generate kwargs describe plain greedy decoding (what this decoder reproduces)."""
@@ -49,6 +62,12 @@ class GreedyDecoder:
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self.takes_cache_position = "cache_position" in params
+        implementation = attention_implementation(model)
+        if implementation not in MASK_KIND:
+            raise ValueError(f"the fast decoder cannot drive attn_implementation={implementation!r} (it passes a "
+                             f"ready 4D mask, which only {' and '.join(MASK_KIND)} take): use engine 'generate', "
+                             "or load the model with attn_implementation='sdpa'")
+        self.mask_kind = MASK_KIND[implementation]
         # CUDA graphs are what compilation buys here; on a CPU the eager step is used
         self.compile = compile and next(model.parameters()).is_cuda
         self._cache, self._cache_key = None, None
@@ -89,8 +108,14 @@ class GreedyDecoder:
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         next_position = positions[:, -1:] + 1
         # the decode steps' mask: prompt columns as given, new columns opened one per step
-        mask = torch.zeros(batch, 1, 1, total, dtype=torch.bool, device=device)
-        mask[:, 0, 0, :prompt] = attention_mask.bool()
+        visible = torch.zeros(batch, 1, 1, total, dtype=torch.bool, device=device)
+        visible[:, 0, 0, :prompt] = attention_mask.bool()
+        if self.mask_kind == "bool":
+            mask, opened = visible, True
+        else:
+            blocked = torch.finfo(self.model.dtype).min
+            mask = torch.zeros(visible.shape, dtype=self.model.dtype, device=device).masked_fill_(~visible, blocked)
+            opened = 0.0
         new_tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
         unfinished = torch.ones(batch, dtype=torch.bool, device=device)
 
@@ -112,7 +137,7 @@ class GreedyDecoder:
             if steps == max_new_tokens or (steps % self.check_every == 0 and not bool(unfinished.any())):
                 break
             column = prompt + step
-            mask[:, 0, 0, column] = True
+            mask[:, 0, 0, column] = opened
             decode = {"input_ids": token[:, None], "attention_mask": mask, "position_ids": next_position + step,
                       self.cache_kwarg: cache}
             if self.takes_cache_position:
