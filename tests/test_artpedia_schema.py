@@ -89,3 +89,29 @@ def test_load_artworks_raises_with_every_problem(tmp_path):
     with pytest.raises(ArtpediaError) as err:
         load_artworks(path)
     assert [p.severity for p in err.value.problems] == ["error", "error", "warning"] and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("bad_id", ["../../x", "a/b", "/etc/passwd", "*", ".hidden", "x" * 300, "", "a b", "é"])
+def test_ids_that_could_act_as_paths_or_globs_are_errors_naming_the_entry(tmp_path, bad_id):
+    path = write(tmp_path, {bad_id: entry(), "3": entry(img_url="https://x.org/3.jpg")})
+    problems = validate_file(path)
+    assert [(p.field, p.severity) for p in problems] == [("id", "error")]
+    assert "become file names" in problems[0].message and len(str(problems[0])) < 400
+    with pytest.raises(ArtpediaError, match="entry .* / id: id"):
+        load_artworks(path)
+
+
+@pytest.mark.parametrize("good_id", ["2", "1.5", "Q12418", "a_b-c.d", "x" * 128])
+def test_ids_of_letters_digits_dots_dashes_pass(tmp_path, good_id):
+    assert validate_file(write(tmp_path, {good_id: entry()})) == []
+
+
+def test_an_entry_written_twice_is_an_error_not_a_silent_loss(tmp_path):
+    path = tmp_path / "artpedia.json"
+    one, two = json.dumps(entry()), json.dumps(entry(title="Other", img_url="https://x.org/other.jpg"))
+    path.write_text(f'{{"2": {one}, "3": {one.replace("Maesta", "M3")}, "2": {two}}}', encoding="utf-8")
+    problems = validate_file(path)
+    assert [(p.entry, p.severity) for p in problems] == [("2", "error")]
+    assert "appears twice" in problems[0].message
+    path.write_text('{"2": {"title": "a", "title": "b"}}', encoding="utf-8")
+    assert [(p.field, "twice" in p.message) for p in validate_file(path)] == [("title", True)]

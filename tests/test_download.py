@@ -150,3 +150,28 @@ def test_transient_failures_are_retried_on_the_next_run(server, tmp_path):
     (tmp_path / "excluded.json").write_text(json.dumps(first.excluded))
     second = download_images(artworks, tmp_path, progress=False, retries=2, backoff=0.0, sleep=lambda s: None)
     assert second.counts["ok"] == 1 and second.excluded == []
+
+
+def test_ids_sharing_a_prefix_get_their_own_images_and_bad_ids_write_nothing(server, tmp_path):
+    """Cached images are looked up by exact name: ids 1 and 1.5 once both got images/1.5.png (a glob on '1.*')."""
+    server.routes.update({"a.jpg": [(200, museum_jpeg(0))], "b.png": [(200, png_bytes((30, 20)))]})
+    entry = {"year": 1500, "split": "train", "visual_sentences": ["A painting."], "contextual_sentences": []}
+    artworks = {"1.5": dict(entry, title="b", img_url=server.url("b.png")),
+                "1": dict(entry, title="a", img_url=server.url("a.jpg")),
+                "../../escape": dict(entry, title="x", img_url=server.url("a.jpg"))}
+    out = tmp_path / "out"
+    for _ in range(2):                                   # the second run reads everything from the cache
+        report = download_images(artworks, out, progress=False)
+        assert report.kept["1"]["file_path"] == "images/1.jpg" and report.kept["1.5"]["file_path"] == "images/1.5.png"
+        assert [r["id"] for r in report.excluded] == ["../../escape"]
+        assert "become file names" in report.excluded[0]["reason"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["1.5.png", "1.jpg"]
+    assert not (tmp_path / "escape.jpg").exists() and not list(tmp_path.glob("escape*"))
+    assert oct((out / "images" / "1.jpg").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -7,6 +7,7 @@ folder) once an image is on disk, so any tool that reads Artpedia reads our file
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,6 +22,19 @@ REQUIRED = {
     "split": str,
 }
 OPTIONAL = {"file_path": str}
+# An id names the artwork's files (images/<id>.<ext>) and keys every run and score file, so it must never be able to
+# act as a path, a hidden file or a glob: letters, digits, '.', '_' and '-', starting with a letter or digit, at
+# most 128 characters (Artpedia's ids are integers).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def id_problem(art_id: Any) -> str | None:
+    """Why `art_id` cannot be an artwork id, or None when it can."""
+    if not isinstance(art_id, str) or not ID_PATTERN.fullmatch(art_id):
+        shown = repr(art_id) if len(str(art_id)) <= 60 else repr(str(art_id)[:57]) + f"... ({len(str(art_id))} chars)"
+        return (f"id {shown} is not usable: ids must be 1-128 letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit (they become file names)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,9 @@ def validate_entries(data: Any, require_urls: bool = True) -> list[Problem]:
     problems: list[Problem] = []
     seen_urls: dict[str, str] = {}
     for key, entry in data.items():
+        why = id_problem(key)
+        if why:
+            problems.append(Problem((key if len(key) <= 60 else key[:57] + "...") or "''", "id", why))
         if not isinstance(entry, dict):
             problems.append(Problem(key, None, f"entry must be an object, got {type(entry).__name__}"))
             continue
@@ -101,10 +118,25 @@ def read_artpedia_json(path: str | Path) -> tuple[Any, list[Problem]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Problem(None, None, f"not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})")]
+    duplicates: list[list[str]] = []      # per parsed object, innermost first: the top level is the last one
+
+    def keep_pairs(pairs):
+        seen, twice = set(), []
+        for key, _ in pairs:
+            if key in seen:
+                twice.append(key)
+            seen.add(key)
+        duplicates.append(twice)
+        return dict(pairs)
     try:
-        return json.loads(text), []
+        data = json.loads(text, object_pairs_hook=keep_pairs)
     except json.JSONDecodeError as exc:
         return None, [Problem(None, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+    # json keeps the last of two equal keys: an entry (or a field) written twice would silently vanish
+    problems = [Problem(key, None, "appears twice in the file (the second would silently replace the first)")
+                for key in (duplicates[-1] if duplicates else [])]
+    problems += [Problem(None, key, "a field appears twice in one entry") for twice in duplicates[:-1] for key in twice]
+    return (None if problems else data), problems
 
 
 def validate_file(path: str | Path) -> list[Problem]:
@@ -136,3 +168,15 @@ def image_path(artworks_json: str | Path, entry: dict[str, Any]) -> Path | None:
 def by_split(artworks: dict[str, dict[str, Any]], splits: Iterable[str] | str) -> dict[str, dict[str, Any]]:
     wanted = {splits} if isinstance(splits, str) else set(splits)
     return {k: v for k, v in artworks.items() if v.get("split") in wanted}
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def ordered_ids(ids: Iterable[str]) -> list[str]:
+    """The one order of artwork ids everywhere (splits, runs, score matrices): numeric when every id is an integer
+    (Artpedia's 2, 3, 23, ...; a string sort would put 23 before 3), else string order."""
+    ids = list(ids)
+    if all(_INTEGER.fullmatch(str(i)) for i in ids):
+        return sorted(ids, key=lambda i: (int(i), str(i)))     # "01" and "1": both 1, string order decides
+    return sorted(ids, key=str)

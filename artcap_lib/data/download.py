@@ -24,10 +24,12 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from artcap_lib.data.artpedia import id_problem
 from artcap_lib.files import atomic_write_bytes, read_json
 
 USER_AGENT = "artcap/0.1 (reproduction of an Artpedia retrieval study; https://github.com/artcap) python-urllib"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp", ".webp"}
+STORED_EXTENSIONS = sorted(IMAGE_EXTENSIONS) + [".img"]     # what _store may name a file: the URL's or the format's
 PERMANENT_HTTP = {400, 401, 403, 404, 410, 451}
 MAX_WORKERS = 8          # polite cap, whatever the user asks for
 MAX_RETRY_AFTER = 300.0  # seconds: a server asking for longer is treated as a transient failure
@@ -68,6 +70,9 @@ class Downloader:
 
     # -- one image ------------------------------------------------------------------------------------
     def fetch(self, art_id: str, url: str) -> Outcome:
+        why = id_problem(art_id)       # the schema's rule, again here: an id becomes a file name below
+        if why:
+            return Outcome(art_id, url, "excluded", reason=why, transient=False)
         existing = self._existing(art_id)
         if existing is not None:
             return Outcome(art_id, url, "cached", file_path=f"images/{existing.name}")
@@ -81,8 +86,9 @@ class Downloader:
                            attempts=max(attempts, 1))
 
     def _existing(self, art_id: str) -> Path | None:
-        for path in sorted(self.images.glob(f"{art_id}.*")):
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
+        # exact names, never a glob: ids 1 and 1.5 must not share images/1.5.png
+        for path in (self.images / f"{art_id}{ext}" for ext in STORED_EXTENSIONS):
+            if path.is_file():
                 try:
                     with Image.open(path) as im:
                         im.verify()
