@@ -50,6 +50,35 @@ def test_torn_last_line_is_cut_off_on_open(tmp_path, tail):
     assert [r["id"] for r in lines(path)] == ["1", "2", "3"]
 
 
+
+def test_a_complete_last_line_without_its_newline_is_kept(tmp_path):
+    """A valid record whose newline is missing (written by hand, or by another tool) is data, not a torn write."""
+    path = tmp_path / "c.jsonl"
+    CaptionStore(path).append([{"id": "1", "caption": "a"}])
+    with open(path, "a") as fh:
+        fh.write('{"id": "2", "caption": "b"}')
+    store = CaptionStore(path)
+    assert store.repaired_bytes == 0 and store.is_done("2")
+    assert store.append([{"id": "2", "caption": "again"}, {"id": "3", "caption": "c"}]) == 1
+    assert [r["id"] for r in lines(path)] == ["1", "2", "3"] and read_captions(path)["2"] == "b"
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "\n"])
+def test_an_empty_caption_is_a_failure_not_a_caption(tmp_path, empty):
+    path = tmp_path / "c.jsonl"
+    store = CaptionStore(path, retry_failed=True)
+    assert store.append([{"id": "1", "caption": empty, "model": "m"}, {"id": "2", "caption": "b"}]) == 2
+    assert read_captions(path) == {"2": "b"}
+    assert read_failures(path) == {"1": "empty caption: the model gave no text after the answer marker"}
+    assert "caption" not in lines(path)[0] and lines(path)[0]["model"] == "m"
+    assert not store.is_done("1")                      # retried like any failure
+    # a line of an older file with an empty caption reads as a failure too
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"id": "3", "caption": " "}) + "\n")
+    assert "3" not in read_captions(path) and "3" in read_failures(path)
+    assert CaptionStore(path).is_done("3") and not CaptionStore(path, retry_failed=True).is_done("3")
+
+
 def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text('{"id": "1", "caption": "a"}\nnot json\n{"id": "2", "caption": "b"}\n')

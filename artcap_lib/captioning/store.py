@@ -6,11 +6,13 @@ state of a captioning run: a run killed at any moment is resumed by reading whic
 Three guarantees make that safe, and they are why this is a small class and not `open(path, "a")`:
 
 - every batch is written with one `write` of whole lines, then flushed and fsynced, so a kill can at worst
-  leave one unterminated last line; opening the store detects it and cuts it off (the images on it are
-  simply captioned again);
+  leave one unterminated last line; opening the store cuts it off if it does not parse (the images on it are
+  simply captioned again) and terminates it if it does (a complete record someone wrote without a newline);
 - an id is written at most once with a caption (a failure may later be superseded by a caption when failed
   ids are retried), so resuming never duplicates;
-- a corrupt line anywhere but at the end is not something a kill produces: it is an error naming the line.
+- a corrupt line anywhere but at the end is not something a kill produces: it is an error naming the line;
+- an empty caption is a failure, not a caption: it is written as `{"id", "error": "empty caption", ...}` and is
+  never handed to a fine-tune (lines of older files with an empty caption read as failures too).
 
 Stdlib only: every later step imports `read_captions` without pulling in torch.
 """
@@ -22,8 +24,15 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
+EMPTY_CAPTION = "empty caption: the model gave no text after the answer marker"
+
+
 class CaptionFileError(ValueError):
     """A caption file that is not a valid JSONL caption file (names the file and the line)."""
+
+
+def is_failure(record: dict[str, Any]) -> bool:
+    return "error" in record or not str(record.get("caption", "")).strip()
 
 
 def _parse_lines(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
@@ -66,7 +75,7 @@ def read_captions(path: str | Path) -> dict[str, str]:
     """id -> caption for every successfully captioned image (failures left out)."""
     captions: dict[str, str] = {}
     for record in read_records(path):
-        if "caption" in record and isinstance(record["caption"], str) and "error" not in record:
+        if not is_failure(record):
             if record["id"] in captions:
                 raise CaptionFileError(f"{path}: entry {record['id']}: captioned twice")
             captions[record["id"]] = record["caption"]
@@ -77,8 +86,8 @@ def read_failures(path: str | Path) -> dict[str, str]:
     """id -> error for every image whose latest record is a failure."""
     failures: dict[str, str] = {}
     for record in read_records(path):
-        if "error" in record:
-            failures[record["id"]] = str(record["error"])
+        if is_failure(record):
+            failures[record["id"]] = str(record.get("error", EMPTY_CAPTION))
         else:
             failures.pop(record["id"], None)
     return failures
@@ -105,7 +114,7 @@ class CaptionStore:
                 self._note(record)
 
     def _repair_tail(self) -> None:
-        """Cut a last line that is unterminated or unparsable back to the previous newline.
+        """Cut a last line that is unparsable back to the previous newline; terminate one that parses.
 
         Only the last line: a kill during one `write` can tear nothing else."""
         data = self.path.read_bytes()
@@ -113,6 +122,12 @@ class CaptionStore:
             return
         body = data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1]
         tail = data[len(body):]
+        if tail and _is_record(tail):      # complete, only the newline missing: keep it
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
         if not tail:       # terminated: still check that the last complete line parses
             start = body.rfind(b"\n", 0, len(body) - 1) + 1
             try:
@@ -127,7 +142,7 @@ class CaptionStore:
             os.fsync(fh.fileno())
 
     def _note(self, record: dict[str, Any]) -> None:
-        if "error" in record:
+        if is_failure(record):
             if record["id"] not in self.captioned:
                 self.failed.add(record["id"])
         else:
@@ -144,6 +159,8 @@ class CaptionStore:
         (so retrying a failed image that fails again adds no line)."""
         lines, batch_ids = [], set()
         for record in records:
+            if "error" not in record and not str(record.get("caption", "")).strip():
+                record = {**{k: v for k, v in record.items() if k != "caption"}, "error": EMPTY_CAPTION}
             art_id = record["id"]
             known = self.captioned | self.failed if "error" in record else self.captioned
             if art_id in known or art_id in batch_ids:
@@ -157,6 +174,14 @@ class CaptionStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         return len(lines)
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("id"), str) and ("caption" in record or "error" in record)
 
 
 def shard_path(path: str | Path, rank: int, world_size: int) -> Path:
