@@ -2,6 +2,7 @@
 import io
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -59,13 +60,22 @@ class Server:
                 server.hits[name] += 1
                 server.agents.add(self.headers.get("User-Agent"))
                 script = server.routes.get(name, [(404, b"")])
-                status, body = script[min(server.hits[name], len(script)) - 1]
+                status, body, *how = script[min(server.hits[name], len(script)) - 1]
+                how = how[0] if how else {}          # drip: seconds per byte; length: Content-Length; location
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", str(len(body)))
+                if "location" in how:
+                    self.send_header("Location", how["location"])
+                self.send_header("Content-Length", str(how.get("length", len(body))))
                 self.end_headers()
-                self.wfile.write(body)
+                if "drip" in how:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(how["drip"])
+                else:
+                    self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
@@ -175,3 +185,59 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+
+def one_artwork(url, art_id="5"):
+    return {art_id: {"title": "t", "img_url": url, "year": 1, "split": "test", "visual_sentences": ["x"],
+                     "contextual_sentences": []}}
+
+
+def test_a_drip_fed_body_meets_the_deadline_of_the_image(server, tmp_path):
+    server.routes["drip.jpg"] = [(200, b"x" * 139, {"drip": 0.02})]     # 139 bytes in ~3 s
+    started = time.monotonic()
+    report = download_images(one_artwork(server.url("drip.jpg")), tmp_path, progress=False, deadline=0.5,
+                             backoff=0.01, sleep=lambda s: None)
+    assert time.monotonic() - started < 2.8
+    (record,) = report.excluded
+    assert record["transient"] is True and "deadline" in record["reason"]
+
+
+def test_a_body_shorter_than_its_content_length_is_retried(server, tmp_path):
+    image = museum_jpeg(0)
+    server.routes["cut.jpg"] = [(200, image[:5000], {"length": len(image)}), (200, image)]
+    report = download_images(one_artwork(server.url("cut.jpg")), tmp_path, progress=False, backoff=0.0,
+                             sleep=lambda s: None)
+    assert report.counts["ok"] == 1 and server.hits["cut.jpg"] == 2
+    assert (tmp_path / report.kept["5"]["file_path"]).read_bytes() == image
+
+
+def test_max_pixels_is_honoured_above_pils_own_bomb_limit(server, tmp_path, monkeypatch):
+    """PIL refuses > 2 x MAX_IMAGE_PIXELS by itself ("not an image" before); the downloader's cap decides instead."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)                 # 2,000 px is PIL's refusal point now
+    server.routes["wide.png"] = [(200, png_bytes((90, 60)))]              # 5,400 px
+    kept = download_images(one_artwork(server.url("wide.png")), tmp_path / "a", progress=False, max_pixels=10_000)
+    assert kept.counts["ok"] == 1 and Image.MAX_IMAGE_PIXELS == 1000     # PIL's limit restored afterwards
+    capped = download_images(one_artwork(server.url("wide.png")), tmp_path / "b", progress=False, max_pixels=5_000)
+    assert capped.excluded[0]["reason"] == "too large: 90x60 pixels > 5000"
+
+
+@pytest.mark.parametrize("target, allowed", [("file:///etc/passwd", False), ("ftp://127.0.0.1/x.jpg", False),
+                                             ("http://127.0.0.1:1/x.jpg", False), ("SAME/good.jpg", True)])
+def test_redirects_are_followed_only_to_http_on_the_default_or_original_port(server, tmp_path, target, allowed):
+    target = target.replace("SAME/", server.url(""))
+    server.routes["moved.jpg"] = [(302, b"", {"location": target})]
+    report = download_images(one_artwork(server.url("moved.jpg")), tmp_path, progress=False, retries=0)
+    if allowed:
+        assert report.counts["ok"] == 1
+    else:
+        (record,) = report.excluded
+        assert record["reason"].startswith("refused redirect") and record["transient"] is False
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"a": 1}', '[{"id": 5}]', "\xff\xfe"])
+def test_a_corrupt_excluded_json_is_reported_and_rebuilt(server, tmp_path, content):
+    (tmp_path / "excluded.json").write_bytes(content.encode("latin-1"))
+    report = download_images(one_artwork(server.url("good.jpg")), tmp_path, progress=False)
+    assert report.counts["ok"] == 1 and report.excluded == []
+    assert len(report.warnings) == 1 and "excluded.json" in report.warnings[0] and "rebuilt" in report.warnings[0]

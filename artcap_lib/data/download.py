@@ -2,23 +2,30 @@
 
 Wikimedia wants a descriptive User-Agent, rate-limits with HTTP 429 + Retry-After, and hosts scans far above
 PIL's decompression-bomb limit; some URLs are gone (85 were 404 in Dec 2024). So: a few workers, retries with
-exponential backoff, Retry-After honoured, a pixel cap checked *before* decoding, each file decoded once to
-prove it is an image, the authors' normalisation (fit inside 1000x1000 by an integer factor), atomic writes,
-and excluded.json listing every dropped id with its URL and reason. A re-run skips good files and permanent
-failures (404, undecodable, too large) and retries only the transient ones.
+exponential backoff, Retry-After honoured, a total deadline per image (a server that drip-feeds a body cannot
+hold a worker for minutes), a body shorter than its Content-Length retried, redirects followed only to http(s) on
+the default ports or the original one, a pixel cap checked *before* decoding (it replaces PIL's own bomb limit, so
+`max_pixels` means what it says in both directions), each file decoded once to prove it is an image, the authors'
+normalisation (fit inside 1000x1000 by an integer factor), atomic writes, and excluded.json listing every dropped
+id with its URL and reason. A re-run skips good files and permanent failures (404, undecodable, too large) and
+retries only the transient ones; an unreadable excluded.json is reported and rebuilt, never a traceback.
 """
 from __future__ import annotations
 
 import email.utils
+import http.client
 import io
 import math
+import contextlib
+import json
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +40,53 @@ STORED_EXTENSIONS = sorted(IMAGE_EXTENSIONS) + [".img"]     # what _store may na
 PERMANENT_HTTP = {400, 401, 403, 404, 410, 451}
 MAX_WORKERS = 8          # polite cap, whatever the user asks for
 MAX_RETRY_AFTER = 300.0  # seconds: a server asking for longer is treated as a transient failure
+READ_CHUNK = 1 << 20     # bytes read at a time, so the deadline is checked while a body arrives
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s), and only to the default port of the scheme or the request's own port:
+    an image URL has no business sending the downloader to ftp://, file:// or an arbitrary local service."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        # checked before urllib's own handling, which turns a redirect to file:// into a retryable HTTP error
+        target = headers.get("Location") or headers.get("URI")
+        if target:
+            old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url,
+                                                                                                        target))
+            try:
+                port = new.port
+            except ValueError:
+                port = -1
+            if new.scheme not in ("http", "https") or port not in {None, 80 if new.scheme == "http" else 443, old.port}:
+                raise _Skip(f"refused redirect to {target[:200]!r} (only http(s) on the default or the original port)")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_SafeRedirects)
+_PIL_LIMIT_LOCK = threading.Lock()
+_PIL_LIMIT_USERS = 0
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int):
+    """PIL refuses images above 2 x Image.MAX_IMAGE_PIXELS (~179 Mpx) by itself; the downloader checks the size
+    from the header against `max_pixels` instead, so PIL's limit is lifted to it while downloads run."""
+    global _PIL_LIMIT_USERS
+    with _PIL_LIMIT_LOCK:
+        if _PIL_LIMIT_USERS == 0:
+            _pixel_limit.saved = Image.MAX_IMAGE_PIXELS
+        _PIL_LIMIT_USERS += 1
+        if Image.MAX_IMAGE_PIXELS is not None:
+            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, max_pixels)
+    try:
+        yield
+    finally:
+        with _PIL_LIMIT_LOCK:
+            _PIL_LIMIT_USERS -= 1
+            if _PIL_LIMIT_USERS == 0:
+                Image.MAX_IMAGE_PIXELS = _pixel_limit.saved
 
 
 @dataclass
@@ -52,6 +106,10 @@ class _Skip(Exception):
         self.reason, self.transient = reason, transient
 
 
+class _Truncated(Exception):
+    """The connection closed before Content-Length bytes arrived: worth another attempt."""
+
+
 @dataclass
 class Downloader:
     out_dir: Path
@@ -60,7 +118,8 @@ class Downloader:
     max_bytes: int = 300_000_000
     retries: int = 4
     backoff: float = 2.0        # seconds; doubles after each failed attempt
-    timeout: float = 60.0
+    timeout: float = 60.0       # seconds without a byte before a read fails
+    deadline: float = 600.0     # seconds one image may take in all: attempts, bodies and waits between them
     user_agent: str = USER_AGENT
     sleep: Callable[[float], None] = time.sleep
 
@@ -79,7 +138,8 @@ class Downloader:
         attempts = 0
         try:
             data, attempts = self._get(url)
-            path = self._store(art_id, url, data)
+            with _pixel_limit(self.max_pixels):
+                path = self._store(art_id, url, data)
             return Outcome(art_id, url, "ok", file_path=f"images/{path.name}", attempts=attempts)
         except _Skip as skip:
             return Outcome(art_id, url, "excluded", reason=skip.reason, transient=skip.transient,
@@ -101,15 +161,17 @@ class Downloader:
         request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
         delay = self.backoff
         last = "no attempt"
+        give_up_at = time.monotonic() + self.deadline
         for attempt in range(1, self.retries + 2):
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with _OPENER.open(request, timeout=self.timeout) as response:
                     length = response.headers.get("Content-Length")
-                    if length and length.isdigit() and int(length) > self.max_bytes:
-                        raise _Skip(f"too large: {int(length)} bytes > {self.max_bytes}")
-                    data = response.read(self.max_bytes + 1)
-                    if len(data) > self.max_bytes:
-                        raise _Skip(f"too large: more than {self.max_bytes} bytes")
+                    length = int(length) if length and length.isdigit() else None
+                    if length is not None and length > self.max_bytes:
+                        raise _Skip(f"too large: {length} bytes > {self.max_bytes}")
+                    data = self._read_body(response, give_up_at)
+                    if length is not None and len(data) < length:
+                        raise _Truncated(f"truncated body: {len(data)} of {length} bytes")
                     return data, attempt
             except urllib.error.HTTPError as err:
                 if err.code in PERMANENT_HTTP:
@@ -118,20 +180,44 @@ class Downloader:
                 wait = _retry_after(err.headers.get("Retry-After")) if err.code in (429, 503) else None
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     raise _Skip(f"{last}: Retry-After {wait:.0f} s is too long", transient=True) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            except _Truncated as err:
+                last, wait = str(err), None
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as err:
+                if isinstance(getattr(err, "reason", None), _Skip):     # a refused redirect, wrapped by urllib
+                    raise err.reason from None
                 last = f"network error: {getattr(err, 'reason', err)}"
                 wait = None
+            pause = wait if wait is not None else delay
             if attempt > self.retries:
                 break
-            self.sleep(wait if wait is not None else delay)
+            if time.monotonic() + pause > give_up_at:
+                raise _Skip(f"{last}; no time left for another attempt within the {self.deadline:.0f} s deadline",
+                            transient=True)
+            self.sleep(pause)
             delay *= 2
-        raise _Skip(f"{last} after {self.retries + 1} attempts", transient=True)
+        raise _Skip(f"{last} after {attempt} attempts", transient=True)
+
+    def _read_body(self, response, give_up_at: float) -> bytes:
+        chunks, size = [], 0
+        while True:
+            if time.monotonic() > give_up_at:
+                raise _Skip(f"deadline: no complete body within {self.deadline:.0f} s ({size} bytes so far)",
+                            transient=True)
+            chunk = response.read1(READ_CHUNK) if hasattr(response, "read1") else response.read(READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _Skip(f"too large: more than {self.max_bytes} bytes")
 
     def _store(self, art_id: str, url: str, data: bytes) -> Path:
         try:
-            with Image.open(io.BytesIO(data)) as probe:   # reads the header only: size before any decoding
-                width, height = probe.size
-                fmt = probe.format
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)     # our cap decides, below
+                with Image.open(io.BytesIO(data)) as probe:      # reads the header only: size before any decoding
+                    width, height = probe.size
+                    fmt = probe.format
         except Exception as exc:
             raise _Skip(f"undecodable: not an image ({type(exc).__name__})") from None
         if width * height > self.max_pixels:
@@ -178,10 +264,12 @@ def download_images(artworks: dict[str, dict[str, Any]], out_dir: str | Path, wo
     retry_excluded is set; their records are carried over so nothing is forgotten.
     """
     downloader = Downloader(Path(out_dir), **options)
-    previous = {}
+    previous, warnings = {}, []
     excluded_path = Path(out_dir) / "excluded.json"
     if excluded_path.is_file() and not retry_excluded:
-        previous = {r["id"]: r for r in read_json(excluded_path) if not r.get("transient")}
+        previous, problem = read_excluded(excluded_path)
+        if problem:
+            warnings.append(f"{excluded_path}: {problem}; ignored and rebuilt (its ids are asked for again)")
     todo = [(k, v["img_url"]) for k, v in artworks.items() if k not in previous]
     outcomes: list[Outcome] = []
     lock = threading.Lock()
@@ -201,7 +289,20 @@ def download_images(artworks: dict[str, dict[str, Any]], out_dir: str | Path, wo
             kept[o.id] = dict(artworks[o.id], file_path=o.file_path)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "cached", "excluded")}
     counts["previously_excluded"] = len(excluded) - counts["excluded"]
-    return DownloadReport({k: kept[k] for k in artworks if k in kept}, sorted(excluded, key=lambda r: r["id"]), counts)
+    return DownloadReport({k: kept[k] for k in artworks if k in kept}, sorted(excluded, key=lambda r: r["id"]), counts,
+                          warnings)
+
+
+def read_excluded(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """{id: record} of the permanent exclusions in an excluded.json, or ({}, why) when it cannot be trusted."""
+    try:
+        records = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {}, f"unreadable ({type(exc).__name__}: {exc})"
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str)
+                                                and isinstance(r.get("reason"), str) for r in records):
+        return {}, "not a list of {id, url, reason, transient} records"
+    return {r["id"]: r for r in records if not r.get("transient")}, None
 
 
 @dataclass
@@ -209,6 +310,7 @@ class DownloadReport:
     kept: dict[str, dict[str, Any]]     # entries with an image on disk, file_path added
     excluded: list[dict[str, Any]]      # {id, url, reason, transient}
     counts: dict[str, int]              # ok (fetched now), cached (already there), excluded, previously_excluded
+    warnings: list[str] = field(default_factory=list)    # state files that were unreadable and rebuilt
 
 
 def _progress(total: int, enabled: bool):

@@ -73,6 +73,8 @@ def _prepare_artpedia(cfg, paths, progress: bool) -> dict[str, Any]:
     report = download_images(artpedia, paths.data, workers=cfg.data.download_workers, progress=progress,
                              max_side=cfg.data.max_side, max_pixels=cfg.data.max_pixels)
     kept, excluded = report.kept, report.excluded
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     if cfg.data.align_with_authors:
         kept, dropped, alignment = align_splits(kept, reference.split_ids())
         excluded = excluded + dropped
