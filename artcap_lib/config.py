@@ -71,7 +71,7 @@ class CaptioningConfig:
     model: str = "llava-hf/llava-1.5-7b-hf"   # hub id or local directory; "pocket-llava" = the run's pocket model
     prompt: str = "Caption this image"
     max_new_tokens: int = 200
-    dtype: str = "float16"               # float32 | float16 | bfloat16
+    dtype: str = "auto"                  # auto (float32 on a CPU, float16 on CUDA) | float32 | float16 | bfloat16
     batch_size: int = 16                 # images per generate call (halved automatically on CUDA out-of-memory)
     answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
     cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)

@@ -99,6 +99,25 @@ def test_cli_resumes_after_a_crash_without_duplicates(collection, pocket_dir, tm
     assert r["decoding"]["do_sample"] is False and r["decoding"]["max_new_tokens"] == 24 and r["seconds"] > 0
 
 
+def test_cli_with_a_profile_captions_the_run_exactly_as_step_02(collection, pocket_dir, tmp_path):
+    import shutil
+
+    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.config import RunPaths, load_profile
+    for run in ("cli", "step"):
+        shutil.copytree(collection["artworks"].parent, tmp_path / run / "data")
+    settings = {"captioning.model": str(pocket_dir), "captioning.max_new_tokens": 24, "captioning.batch_size": 4}
+    assert artcap(["caption", "--profile", "demo", "--run-dir", str(tmp_path / "cli"),
+                   *[f"--set={k}={v}" for k, v in settings.items()]]) == 0
+    cfg = load_profile("demo", {"run_dir": str(tmp_path / "step"), **settings})
+    run_captioning(cfg, RunPaths.for_profile(cfg), progress=False)
+    by_cli, by_step = (tmp_path / "cli" / "captions", tmp_path / "step" / "captions")
+    assert read_captions(by_cli / "pocket-llava.jsonl") == read_captions(by_step / "pocket-llava.jsonl")
+    assert len(read_captions(by_cli / "pocket-llava.jsonl")) == len(collection_items(collection["artworks"]))
+    figures = json.loads((by_cli / "pocket-llava_run.json").read_text())
+    assert (figures["dtype"], figures["device"], figures["engine"]) == ("float32", "cpu", "generate")
+
+
 def test_cli_killed_midway_then_rerun_gives_a_complete_file(collection, pocket_dir, tmp_path):
     out = tmp_path / "pocket.jsonl"
     cmd = [sys.executable, "-m", "artcap_lib.cli", *caption_args(collection, pocket_dir, out, "--batch-size", "1")]

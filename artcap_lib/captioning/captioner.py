@@ -35,6 +35,17 @@ from artcap_lib.runtime import distributed_rank
 from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+GPU_DTYPE = "float16"          # "auto" on a GPU: the precision the authors ran LLaVA-1.5 in
+
+
+def resolve_dtype(dtype: str, device: str | torch.device) -> str:
+    """A dtype name, "auto" resolved: float32 on a CPU (float16 there is slow and changes some greedy captions),
+    GPU_DTYPE on CUDA. Unknown names are an error before any model is loaded."""
+    if dtype == "auto":
+        return GPU_DTYPE if torch.device(device).type == "cuda" else "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: expected auto or one of {', '.join(DTYPES)}")
+    return dtype
 
 
 @dataclass
@@ -68,19 +79,19 @@ class Captioner:
         self.oom_splits = 0
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, dtype: str = "float16", device: str = "cpu",
+    def from_pretrained(cls, name_or_path: str | Path, dtype: str = "auto", device: str = "cpu",
                         attn_implementation: str | None = None, engine: str = "generate", **kwargs) -> "Captioner":
         """Load any image-text-to-text checkpoint: a hub id, a local directory (AutoProcessor + AutoModel) or a
-        random_models spec ("random:llava-1.5-7b", the bench profile). engine: generate | fast | fast_compiled
-        (fast_decode.GreedyDecoder for greedy decoding; same captions as generate in fp32)."""
+        random_models spec ("random:llava-1.5-7b", the bench profile). dtype: auto (see resolve_dtype) or a
+        DTYPES name. engine: generate | fast | fast_compiled (fast_decode.GreedyDecoder for greedy decoding; same
+        captions as generate in fp32)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from artcap_lib.captioning.fast_decode import ENGINES, FastGenerateModel
         from artcap_lib.standins.random_models import resolve_model
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
-        if dtype not in DTYPES:       # before a random: spec materialises a full-size model
-            raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        dtype = resolve_dtype(dtype, device)      # before a random: spec materialises a full-size model
         spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
         processor = AutoProcessor.from_pretrained(str(name_or_path))
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}

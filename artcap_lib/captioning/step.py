@@ -45,34 +45,48 @@ def import_reference_captions(paths, name: str) -> dict[str, Any]:
             "commit": reference.COMMIT}
 
 
-def run_captioning(cfg, paths, progress: bool = True) -> dict[str, Any]:
+def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None = None, retry_failed: bool = False,
+                     progress: bool = True) -> dict[str, Any]:
+    """Caption the artworks of `artworks` (an artworks.json) into the caption file `out` with the profile's captioner
+    (cfg.captioning, on cfg.device; the run's pocket LLaVA is trained first if the profile names it and the run has
+    none). Resumes whatever `out` holds; under torchrun each process takes its share. Returns the run's figures."""
+    from artcap_lib.captioning.captioner import (Captioner, Decoding, caption_collection, collection_items,
+                                                 resolve_dtype)
+    from artcap_lib.runtime import process_device, resolve_device, use_threads
+    c = cfg.captioning
+    use_threads(c.threads)
+    device = process_device(resolve_device(cfg.device))
+    dtype = resolve_dtype(c.dtype, device)
+    items = collection_items(artworks, splits, limit)     # a bad collection fails before any model is loaded
+    training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_LLAVA else None
+    captioner = Captioner.from_pretrained(
+        model_location(c.model, paths, device), dtype=dtype, device=device, prompt=c.prompt, engine=c.engine,
+        answer_marker=c.answer_marker, model_name=c.model,
+        decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
+    summary = {"source": "model", "model": c.model, "device": device, "dtype": dtype, "engine": c.engine,
+               **caption_collection(captioner, items, out, c.batch_size, retry_failed=retry_failed,
+                                    progress=progress)}
+    if training is not None:
+        summary["pocket_training"] = {k: training[k] for k in ("steps", "train_seconds", "parameters", "reused")
+                                      if k in training}
+    return summary
+
+
+def run_captioning(cfg, paths, progress: bool = True, retry_failed: bool = False) -> dict[str, Any]:
     """Step 02: captions for every artwork of the run, by the configured source; writes captions/<name>_run.json."""
     import time
-
-    from artcap_lib.captioning.captioner import Captioner, Decoding, caption_collection, collection_items
-    from artcap_lib.runtime import process_device, resolve_device, use_threads
     c = cfg.captioning
     start = time.perf_counter()
     if c.source == "reference":
         summary = import_reference_captions(paths, c.name)
     elif c.source == "model":
-        use_threads(c.threads)
-        device = process_device(resolve_device(cfg.device))
-        training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_LLAVA else None
-        captioner = Captioner.from_pretrained(
-            model_location(c.model, paths, device), dtype=c.dtype, device=device, prompt=c.prompt, engine=c.engine,
-            answer_marker=c.answer_marker, model_name=c.model,
-            decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
-        items = collection_items(paths.artworks)
-        summary = {"source": "model", "model": c.model, "device": device, "dtype": c.dtype,
-                   **caption_collection(captioner, items, paths.caption_file(c.name), c.batch_size, progress=progress)}
-        if training is not None:
-            summary["pocket_training"] = {k: training[k] for k in ("steps", "train_seconds", "parameters", "reused")
-                                          if k in training}
+        summary = caption_artworks(cfg, paths, paths.artworks, paths.caption_file(c.name), retry_failed=retry_failed,
+                                   progress=progress)
     else:
         raise ValueError(f"captioning.source must be 'model' or 'reference', not {c.source!r}")
     summary["step_seconds"] = time.perf_counter() - start
-    write_json(paths.captions / f"{c.name}_run.json", summary)
+    if summary.get("rank", 0) == 0:            # under torchrun, one process writes the run's figures
+        write_json(paths.captions / f"{c.name}_run.json", summary)
     return summary
 
 

@@ -116,7 +116,8 @@ def _argument(key: str) -> dict[str, Any]:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
-        kwargs.update(nargs="+", type=item, metavar=name.rstrip("s").upper())
+        # extend: `--backend paper --backend coco` and `--backend paper coco` both give [paper, coco]
+        kwargs.update(action="extend", nargs="+", type=item, metavar=name.rstrip("s").upper())
     elif hint in (int, float, str):
         kwargs.update(type=hint, metavar={int: "INT", float: "FLOAT", str: "TEXT"}[hint])
     else:
