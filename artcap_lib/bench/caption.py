@@ -6,7 +6,8 @@ batches, JSONL appends):
 - prefill tokens/s: prompt + image tokens per second, timed by a `generate` that stops after one token;
 - decode tokens/s: the tokens after the first over the remaining generate time;
 and, with --baseline, images/s of the authors' loop (one image per `generate` call) on the same images.
-Random weights (`--random-init`) never emit the end token, so answers are forced to --max-new-tokens there.
+Random weights (`--model random:<arch>`, an untrained pocket model) never emit the end token, so answers are
+forced to captioning.max_new_tokens there.
 """
 from __future__ import annotations
 
@@ -97,3 +98,53 @@ def benchmark_captioning(captioner: Captioner, items: list[tuple[str, Path]], ba
         result["baseline_tokens_per_second"] = one["tokens_per_second"]
         result["speedup"] = result["images_per_second"] / one["images_per_second"]
     return result
+
+
+def bench_model(cfg, paths, workdir: str | Path) -> tuple[str, bool]:
+    """(what `from_pretrained` loads, whether its weights are random) for the profile's captioning.model: a random:
+    spec materialised under the run's models/; "pocket-llava" = the run's trained pocket model, or, where the run
+    has none, one freshly built and untrained in `workdir` (the CPU smoke benchmark); else the hub id or directory."""
+    from artcap_lib.standins import POCKET_LLAVA, model_location
+    spec = cfg.captioning.model
+    if spec == POCKET_LLAVA and not (paths.pocket_model(POCKET_LLAVA) / "training.json").is_file():
+        import numpy as np
+
+        from artcap_lib.data.demo import random_scene
+        from artcap_lib.standins.pocket_llava import assistant_caption, build_pocket_llava
+        rng = np.random.default_rng(cfg.seed)
+        net, processor = build_pocket_llava([assistant_caption(random_scene(rng)) for _ in range(200)])
+        location = str(Path(workdir) / POCKET_LLAVA)
+        net.save_pretrained(location)
+        processor.save_pretrained(location)
+        return location, True
+    return model_location(spec, paths, cfg.device), spec.startswith("random:")
+
+
+def bench_caption(cfg, paths, images: int, baseline: bool = False, decoders: bool = False) -> dict[str, Any]:
+    """`artcap bench caption`: the profile's captioner (cfg.captioning on cfg.device) over `images` synthetic
+    paintings, batched as the pipeline runs; baseline: also one image per generate; decoders: also
+    `decode.compare_decoders` on the same images."""
+    from artcap_lib.captioning.captioner import Decoding, resolve_dtype
+    from artcap_lib.runtime import resolve_device, use_threads
+    c = cfg.captioning
+    use_threads(c.threads)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(c.dtype, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        location, random_weights = bench_model(cfg, paths, tmp)
+        decoding = Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None,
+                            min_new_tokens=c.max_new_tokens if random_weights else None)   # random: never ends
+        name = c.model + (" (untrained)" if random_weights and not c.model.startswith("random:") else "")
+        captioner = Captioner.from_pretrained(location, dtype=dtype, device=device, decoding=decoding,
+                                              engine=c.engine, prompt=c.prompt, model_name=name)
+        size = captioner.processor.image_processor.crop_size["height"]
+        items = synthetic_paintings(tmp + "/images", images, size, seed=cfg.seed)
+        result = benchmark_captioning(captioner, items, c.batch_size, baseline=baseline)
+        if decoders or baseline:
+            from artcap_lib.bench.decode import compare_decoders
+            result["decoders"] = compare_decoders(
+                getattr(captioner.model, "_model", captioner.model), captioner.processor,
+                [load_image(p) for _, p in items], c.batch_size, c.max_new_tokens, decoding.min_new_tokens,
+                prompt=captioner.prompt)
+    return {"benchmark": "caption", "model": captioner.model_name, "device": device, "dtype": dtype,
+            "engine": c.engine, "random_weights": random_weights, "threads": torch.get_num_threads(), **result}

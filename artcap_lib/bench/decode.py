@@ -132,40 +132,37 @@ def bench_images(n: int, size: int, seed: int = 0) -> list:
     return [paint(random_scene(rng), size, rng) for _ in range(n)]
 
 
-def load_for_bench(spec: str, models_dir: str, dtype: str, device: str, attn_implementation: str = "sdpa"):
-    """(model, processor) of a checkpoint / directory / random: spec, in `dtype` on `device`, with SDPA attention."""
+def load_for_bench(path: str, dtype: str, device: str, attn_implementation: str = "sdpa"):
+    """(model, processor) of a checkpoint or local directory, in `dtype` on `device`, with SDPA attention."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from artcap_lib.captioning.captioner import DTYPES
-    from artcap_lib.standins.random_models import resolve_model
-    path = resolve_model(spec, models_dir, device=device)
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
     return model.to(device).eval(), processor
 
 
 # ---------------------------------------------------------------------------------------------- artcap bench decode
-def bench_decode(args) -> int:
-    """`artcap bench decode` (arguments: bench_cli._add_decode)."""
-    import json
+def bench_decode(cfg, paths, images: int, min_new_tokens: int = 0, configs: Sequence[str] = CONFIGS) -> dict[str, Any]:
+    """`artcap bench decode`: compare_decoders on the profile's captioner (captioning.model, dtype, batch_size,
+    max_new_tokens, threads; cfg.device) over `images` synthetic paintings; min_new_tokens 0 = let answers end."""
+    import tempfile
 
-    from artcap_lib.files import write_json
+    from artcap_lib.bench.caption import bench_model          # here: bench.caption imports this module
+    from artcap_lib.captioning.captioner import resolve_dtype
     from artcap_lib.provenance import environment
-    from artcap_lib.runtime import resolve_device
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    model, processor = load_for_bench(args.model, args.models_dir, dtype, device)
+    from artcap_lib.runtime import resolve_device, use_threads
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:                                               # before a full-size model is materialised
+        raise ValueError(f"unknown decoder configuration(s) {sorted(unknown)}; known: {', '.join(CONFIGS)}")
+    c = cfg.captioning
+    use_threads(c.threads)
+    device = resolve_device(cfg.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        location, _ = bench_model(cfg, paths, tmp)
+        model, processor = load_for_bench(location, resolve_dtype(c.dtype, device), device)
     size = processor.image_processor.crop_size["height"]
-    result = compare_decoders(model, processor, bench_images(args.images, size), args.batch_size,
-                              args.max_new_tokens, args.min_new_tokens or None,
-                              configs=[c for c in args.configs.split(",") if c])
-    result.update(model=args.model, threads=torch.get_num_threads(), environment=environment())
-    for key in sorted(k for k in result if k.startswith("ratio_")):
-        print(f"{key}: {result[key]:.2f}")
-    if args.json:
-        write_json(args.json, result)
-    else:
-        print(json.dumps(result["configs"], indent=1))
-    return 0
+    result = compare_decoders(model, processor, bench_images(images, size, cfg.seed), c.batch_size, c.max_new_tokens,
+                              min_new_tokens or None, prompt=c.prompt, configs=configs)
+    result.update(model=c.model, threads=torch.get_num_threads(), environment=environment())
+    return result

@@ -1,8 +1,14 @@
-"""`artcap data validate | download | prepare`."""
+"""`artcap data validate | download | prepare`.
+
+    artcap data prepare --profile demo                 # step 01 into the run directory, as notebook 01
+    artcap data validate artpedia.json                 # or, without a path, the run's data/artworks.json
+    artcap data download --artpedia artpedia.json --out DIR --workers 4"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from artcap_lib.cli.options import add_profile_options, profile_from_args
 
 
 def add_cli(sub) -> None:
@@ -10,48 +16,51 @@ def add_cli(sub) -> None:
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     p = dsub.add_parser("validate", help="check an artpedia.json-schema file; exit 1 listing every problem")
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", default=None, help="the file (default: the run's data/artworks.json)")
+    add_profile_options(p)
     p.set_defaults(func=_validate)
 
     p = dsub.add_parser("download", help="download the images of an artpedia.json-schema file")
-    p.add_argument("--artpedia", required=True, help="artpedia.json (or a file in its schema)")
     p.add_argument("--out", required=True, help="output folder: images/, artworks.json, excluded.json")
-    p.add_argument("--workers", type=int, default=4, help="concurrent downloads (capped at 8)")
-    p.add_argument("--max-side", type=int, default=1000)
-    p.add_argument("--max-pixels", type=int, default=400_000_000)
-    p.add_argument("--retries", type=int, default=4)
+    p.add_argument("--retries", type=int, default=4, help="attempts per image on transient errors")
     p.add_argument("--retry-excluded", action="store_true", help="ask again for permanently excluded ids")
+    add_profile_options(p, "data.artpedia_json", "data.download_workers", "data.max_side", "data.max_pixels",
+                        flag_names={"data.artpedia_json": "--artpedia", "data.download_workers": "--workers"})
     p.set_defaults(func=_download)
 
     p = dsub.add_parser("prepare", help="step 01 of a profile into its run directory")
-    p.add_argument("--profile", default="demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_profile_options(p, "data", "seed")
     p.set_defaults(func=_prepare)
 
 
 def _validate(args) -> int:
     from artcap_lib.data.artpedia import validate_file
-    problems = validate_file(args.path)
+    path = args.path or profile_from_args(args)[1].artworks
+    problems = validate_file(path)
     for problem in problems:
-        print(f"{args.path}: {problem}")
+        print(f"{path}: {problem}")
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
-    print(f"{args.path}: {'INVALID' if errors else 'valid'} ({errors} error(s), {warnings} warning(s))")
+    print(f"{path}: {'INVALID' if errors else 'valid'} ({errors} error(s), {warnings} warning(s))")
     return 1 if errors else 0
 
 
 def _download(args) -> int:
-    from artcap_lib.data.artpedia import load_artworks, ArtpediaError
+    from artcap_lib.config import ProfileError
+    from artcap_lib.data.artpedia import ArtpediaError, load_artworks
     from artcap_lib.data.download import download_images
     from artcap_lib.files import write_json
+    d = profile_from_args(args)[0].data
+    if not d.artpedia_json:
+        raise ProfileError("data.artpedia_json is empty: give --artpedia artpedia.json")
     try:
-        artworks = load_artworks(args.artpedia)
+        artworks = load_artworks(d.artpedia_json)
     except ArtpediaError as err:
         print(f"artcap data download: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    report = download_images(artworks, out, workers=args.workers, retry_excluded=args.retry_excluded,
-                             max_side=args.max_side, max_pixels=args.max_pixels, retries=args.retries)
+    report = download_images(artworks, out, workers=d.download_workers, retry_excluded=args.retry_excluded,
+                             max_side=d.max_side, max_pixels=d.max_pixels, retries=args.retries)
     write_json(out / "artworks.json", report.kept)
     write_json(out / "excluded.json", report.excluded)
     c = report.counts
@@ -62,8 +71,6 @@ def _download(args) -> int:
 
 def _prepare(args) -> int:
     from artcap_lib.data.prepare import prepare_data
-    from artcap_lib.config import RunPaths
-    from artcap_lib.config import load_profile, parse_overrides
-    cfg = load_profile(args.profile, parse_overrides(args.set))
-    print(prepare_data(cfg, RunPaths.for_profile(cfg)))
+    cfg, paths = profile_from_args(args)
+    print(prepare_data(cfg, paths, progress=sys.stderr.isatty()))
     return 0

@@ -1,4 +1,4 @@
-"""`artcap metrics score --pairs PAIRS.tsv --backend paper|coco [--bertscore-model M] --out OUT.csv`.
+"""`artcap metrics score --pairs PAIRS.tsv --out OUT.csv [--backend paper|coco ...] [--bertscore-model M]`.
 
 PAIRS.tsv: UTF-8, a header line naming (at least) the columns `id`, `reference`, `candidate`, then one pair per
 line, fields separated by tabs. Texts hold no tab or newline but may hold quotes of any kind, so the file is read
@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+
+from artcap_lib.cli.options import add_profile_options, profile_from_args
 
 REQUIRED = ("id", "reference", "candidate")
 
@@ -45,18 +47,13 @@ def read_pairs_tsv(path: str | Path) -> tuple[list[str], list[str], list[str]]:
 def add_cli(sub) -> None:
     metrics = sub.add_parser("metrics", help="caption metrics (Experiment 1): paper and coco backends")
     msub = metrics.add_subparsers(dest="metrics_command", required=True, metavar="ACTION")
-    p = msub.add_parser("score", help="score caption pairs from a TSV; per-id CSV out, summary on stdout")
+    p = msub.add_parser("score", help="score caption pairs from a TSV; per-id CSV out, summary on stdout",
+                        description=__doc__.split("\n\n", 1)[1])
     p.add_argument("--pairs", required=True, help="TSV with header: id, reference, candidate")
-    p.add_argument("--backend", choices=("paper", "coco"), action="append", required=True,
-                   help="paper (the authors' metrics) or coco (pycocoevalcap); repeat for both")
-    p.add_argument("--bertscore-model", default="distilbert-base-uncased",
-                   help="paper backend: hub id or local dir; 'minilm' = offline MiniLM (not the paper's); "
-                        "'none' = no BERTScore")
-    p.add_argument("--bertscore-num-layers", type=int, default=0, help="0 = bert-score's default for the model")
-    p.add_argument("--spice-jars", default="", help="coco backend: directory with the CoreNLP 3.6.0 jars")
-    p.add_argument("--device", default="auto", help="BERTScore device: auto | cpu | cuda[:N]")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--out", required=True, help="output CSV")
+    add_profile_options(p, "metrics.backends", "metrics.bertscore_model", "metrics.bertscore_num_layers",
+                        "metrics.spice_jars", "metrics.bootstrap", "device", "seed",
+                        flag_names={"metrics.backends": "--backend"})
     p.set_defaults(func=_score)
 
 
@@ -65,18 +62,21 @@ def _score(args) -> int:
     from artcap_lib.files import atomic_write_text
     from artcap_lib.stats import bootstrap_ci
     from artcap_lib.runtime import resolve_device
+    cfg, _ = profile_from_args(args)
+    m = cfg.metrics
+    backends = tuple(dict.fromkeys(m.backends))
     try:
         ids, references, candidates = read_pairs_tsv(args.pairs)
         check_pairs(ids, references, candidates, where=args.pairs)   # before any model or Java process starts
-        model = None if args.bertscore_model.lower() == "none" else args.bertscore_model
-        with CaptionScorer(tuple(dict.fromkeys(args.backend)), model, args.bertscore_num_layers, args.spice_jars,
-                           resolve_device(args.device)) as scorer:
+        model = None if m.bertscore_model.lower() == "none" else m.bertscore_model
+        with CaptionScorer(backends, model, m.bertscore_num_layers, m.spice_jars,
+                           resolve_device(cfg.device)) as scorer:
             result = scorer.score(ids, references, candidates)
     except (PairsFileError, MetricInputError, FileNotFoundError, RuntimeError, ValueError) as err:
         print(f"artcap metrics score: {err}", file=sys.stderr)
         return 2
     atomic_write_text(args.out, result.per_image.to_csv(float_format="%.10g"))
-    ci = bootstrap_ci(result.per_image.to_numpy(), args.bootstrap, seed=0)
+    ci = bootstrap_ci(result.per_image.to_numpy(), m.bootstrap, seed=cfg.seed)
     print(f"{len(ids)} pairs from {args.pairs} -> {args.out}")
     print(f"{'metric':<14}{'mean':>10}{'95% CI':>22}{'corpus':>10}")
     for j, column in enumerate(result.per_image.columns):
@@ -86,8 +86,8 @@ def _score(args) -> int:
     if result.bertscore:
         print(f"BERTScore: {result.bertscore['label']}, layer {result.bertscore['num_layers']}, "
               f"hash {result.bertscore['hash']}")
-    if "coco" in args.backend and result.spice["status"] != "ok":
+    if "coco" in backends and result.spice["status"] != "ok":
         print(f"SPICE: skipped ({result.spice['reason']}); to enable: {result.spice['how_to_enable']}")
-    if "paper" in args.backend:
+    if "paper" in backends:
         print(f"METEOR sentence splitter: {result.meteor_punkt}")
     return 0

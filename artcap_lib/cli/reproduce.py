@@ -1,44 +1,43 @@
-"""`artcap reproduce` and `artcap profile`."""
+"""`artcap reproduce` (the numbered notebooks of a profile, with papermill) and `artcap profile` (print one)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+
+from artcap_lib.cli.options import add_profile_options, profile_from_args, profile_overrides
+
+RUN_FIELDS = ("seed", "device", "run_dir", "figures_dir", "jobs")     # the profile's top-level fields
 
 
 def add_cli(sub) -> None:
     p = sub.add_parser("reproduce", help="run the numbered notebooks of a profile with papermill")
-    p.add_argument("--profile", default="demo", help="demo | reference | paper | bench, or a YAML path")
     p.add_argument("--only", action="append", metavar="NN", help="run only notebook NN (repeatable)")
     p.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
     p.add_argument("--to", dest="stop", metavar="NN", help="last notebook to run")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile value, e.g. --set captioning.batch_size=8 --set run_dir=/tmp/run")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="notebooks run side by side once their needs are met (= --set jobs=N; profile default)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    add_profile_options(p, *RUN_FIELDS)
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("profile", help="print a profile as resolved (with overrides) and check it")
-    p.add_argument("name", nargs="?", default="demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("name", nargs="?", default=argparse.SUPPRESS, metavar="NAME|PATH",
+                   help="the profile (same as --profile)")
+    add_profile_options(p, *RUN_FIELDS)
     p.set_defaults(func=_show_profile)
 
 
 def _reproduce(args) -> int:
-    from artcap_lib.config import ProfileError, parse_overrides
     from artcap_lib.runner import NotebookFailed, reproduce
     try:
-        overrides = parse_overrides(args.set)
-        if args.jobs is not None:
-            overrides["jobs"] = args.jobs
-        manifest = reproduce(args.profile, overrides, args.only, args.start, args.stop,
+        # the notebooks load the profile themselves: they get its name and the overrides, flags included
+        manifest = reproduce(args.profile, profile_overrides(args), args.only, args.start, args.stop,
                              progress=not args.no_progress)
-    except (ProfileError, ValueError) as err:
-        print(f"artcap reproduce: {err}", file=sys.stderr)
-        return 2
     except NotebookFailed as err:
         print(f"artcap reproduce: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:                     # a bad --only/--from/--to, or a profile value (ProfileError)
+        print(f"artcap reproduce: {err}", file=sys.stderr)
+        return 2
     print(f"done: {len(manifest['notebooks'])} notebook(s) in {manifest['run_wall_s']:.1f} s "
           f"({manifest['total_wall_s']:.1f} s of notebook time, {manifest['jobs']} at a time); "
           f"manifest {manifest['parameters']['run_dir'] or 'papermill_runs/' + manifest['profile']}/manifest.json")
@@ -46,11 +45,8 @@ def _reproduce(args) -> int:
 
 
 def _show_profile(args) -> int:
-    from artcap_lib.config import ProfileError, load_profile, parse_overrides
-    try:
-        cfg = load_profile(args.name, parse_overrides(args.set))
-    except ProfileError as err:
-        print(f"artcap profile: {err}", file=sys.stderr)
-        return 2
+    if hasattr(args, "name"):
+        args.profile = args.name
+    cfg, _ = profile_from_args(args)
     print(json.dumps(cfg.to_dict(), indent=2))
     return 0

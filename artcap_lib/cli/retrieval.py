@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from artcap_lib.cli.options import add_profile_options, profile_from_args
+
 DEFAULT_METRICS = "precision@1,mrr,recall@5,recall@10"
 
 
@@ -17,6 +19,7 @@ def add_cli(sub) -> None:
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS}); "
                    "precision@k, recall@k, hit_rate@k, mrr, mrr@k")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    add_profile_options(p)
     p.set_defaults(func=_evaluate)
 
     p = rsub.add_parser("compare", help="paired t-test and randomisation test between runs, bootstrap CIs")
@@ -24,10 +27,8 @@ def add_cli(sub) -> None:
     p.add_argument("--run", action="append", required=True, metavar="NAME=RUN.json",
                    help="a run to compare (give two or more); every pair is tested")
     p.add_argument("--metrics", default=DEFAULT_METRICS)
-    p.add_argument("--randomisation", type=int, default=10_000, help="resamples of the randomisation test")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the bootstrap CIs")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    add_profile_options(p, "retrieval.randomisation", "retrieval.bootstrap", "seed")
     p.set_defaults(func=_compare)
 
     p = rsub.add_parser("fuse", help="fuse runs with ranx (default: RRF over min-max normalised scores)")
@@ -35,12 +36,12 @@ def add_cli(sub) -> None:
     p.add_argument("--out", required=True, help="fused run JSON")
     p.add_argument("--method", default="rrf", help="a ranx fusion method (rrf, comb_sum, ...)")
     p.add_argument("--norm", default="min-max", help="a ranx normalisation (min-max, max, sum, zmuv, rank, ...)")
+    add_profile_options(p)
     p.set_defaults(func=_fuse)
 
     p = rsub.add_parser("reference", help="Experiment 2 from the authors' stored runs -> "
                         "<run dir>/retrieval/reference_results.json")
-    p.add_argument("--profile", default="reference")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_profile_options(p, "retrieval", "seed", "run_dir", default_profile="reference")
     p.set_defaults(func=_reference)
 
 
@@ -75,6 +76,8 @@ def _evaluate(args) -> int:
 def _compare(args) -> int:
     from artcap_lib import stats as significance
     from artcap_lib.retrieval.runs import RunError, compare, load_qrels, load_run, per_query_run_metrics
+    cfg, _ = profile_from_args(args)
+    r = cfg.retrieval
     try:
         named = dict(_named_run(text) for text in args.run)
         if len(named) < 2:
@@ -85,8 +88,8 @@ def _compare(args) -> int:
                      for name, path in named.items()}
     except RunError as err:
         return _fail("compare", err)
-    rows = compare(per_query, metrics, randomisation=args.randomisation, seed=args.seed)
-    cis = {name: {m: significance.bootstrap_ci(v, args.bootstrap, args.seed).tolist() for m, v in values.items()}
+    rows = compare(per_query, metrics, randomisation=r.randomisation, seed=cfg.seed)
+    cis = {name: {m: significance.bootstrap_ci(v, r.bootstrap, cfg.seed).tolist() for m, v in values.items()}
            for name, values in per_query.items()}
     if args.json:
         print(json.dumps({"ci95": cis, "significance": rows}, indent=2))
@@ -123,12 +126,9 @@ def _fuse(args) -> int:
 
 
 def _reference(args) -> int:
-    from artcap_lib.config import RunPaths
-    from artcap_lib.config import load_profile, parse_overrides
     from artcap_lib.reference import ReferenceArtefactError
     from artcap_lib.retrieval.runs import reference_experiment2
-    cfg = load_profile(args.profile, parse_overrides(args.set))
-    paths = RunPaths.for_profile(cfg)
+    cfg, paths = profile_from_args(args)
     try:
         results = reference_experiment2(paths, cfg.retrieval.bootstrap, cfg.retrieval.randomisation, cfg.seed)
     except ReferenceArtefactError as err:
