@@ -2,10 +2,11 @@
 
     artcap caption --profile demo                  # step 02 of the run, as notebook 02: its artworks -> its captions
     artcap caption --profile paper --engine fast   # any captioning.* field is a flag (or --set captioning.KEY=...)
-    artcap caption --artworks A.json --model llava-hf/llava-1.5-7b-hf --out llava.jsonl   # ad-hoc paths
+    artcap caption --profile paper --artworks A.json --out llava.jsonl --model DIR   # ad-hoc paths
     torchrun --nproc_per_node 4 -m artcap_lib.cli caption ...   # same command, images sharded over 4 GPUs
 
-Re-running the same command resumes: images already in the caption file are skipped."""
+The captioner's settings are the profile's in both forms (default profile: demo, a CPU one). Re-running the same
+command resumes: images already in the caption file are skipped."""
 from __future__ import annotations
 
 import json
