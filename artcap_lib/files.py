@@ -64,3 +64,61 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---- one writer per run directory --------------------------------------------------------------------------------
+
+LOCK_NAME = ".artcap.lock"
+LOCK_ENV = "ARTCAP_RUN_LOCK"      # set by the holder for its child processes (notebook kernels): already theirs
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing this run directory."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a run writes it: two runs on one directory would append
+    the same captions twice and race on shared files. `flock` ends with its process, so a killed run never leaves
+    a stale lock; the lock file says who holds it, for the refusal message.
+
+    >>> with RunLock(paths.root, "artcap reproduce --profile demo"):
+    ...     ...
+    """
+
+    def __init__(self, root: str | Path, holder: str):
+        self.root, self.holder, self._fh = Path(root), holder, None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+        import socket
+        import time
+        if os.environ.get(LOCK_ENV) == str(self.root.resolve()):
+            return self                   # a child of the holder (a notebook kernel of `artcap reproduce`)
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / LOCK_NAME, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            held_by = fh.read().strip() or "another process"
+            fh.close()
+            raise RunLockedError(f"{self.root} is in use by {held_by}; wait for it to finish or choose another "
+                                 "run_dir (--set run_dir=...)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} ({self.holder}), since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()              # closing drops the flock
+            self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

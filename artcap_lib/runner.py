@@ -1,12 +1,15 @@
 """`artcap reproduce`: execute the numbered notebooks with papermill, in order of their needs, one run directory per
 profile.
 
-Each notebook gets three parameters (profile, run_dir, overrides) and loads everything else from the profile,
-so a notebook run by hand in JupyterLab and one run here are configured the same way. Executed copies land
-in the run directory beside the files they produced; manifest.json records what ran, where and how long.
+Each notebook gets two parameters (profile, overrides: the --set values, run_dir among them) and loads everything
+else from the profile, so a notebook run by hand in JupyterLab and one run here are configured the same way.
+Executed copies land in the run directory beside the files they produced; manifest.json records what ran, where
+and how long. A run holds the run directory's lock (`files.RunLock`) from start to end: a second run on the same
+directory is refused with a message naming the holder.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -14,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from artcap_lib.files import read_json, sha256_file, write_json
+from artcap_lib.files import LOCK_ENV, RunLock, read_json, sha256_file, write_json
 from artcap_lib.config import NOTEBOOKS_DIR, RunPaths, profile_path
 from artcap_lib.config import load_profile
 from artcap_lib.provenance import environment
@@ -86,8 +89,21 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
     overrides = dict(overrides or {})
     cfg = load_profile(profile, overrides)        # fail on a bad profile before any notebook starts
     paths = RunPaths.for_profile(cfg)
-    paths.root.mkdir(parents=True, exist_ok=True)
     notebooks = select_notebooks(list_notebooks(), only, start, stop)
+    with RunLock(paths.root, f"artcap reproduce --profile {profile}"):
+        previous = os.environ.get(LOCK_ENV)
+        os.environ[LOCK_ENV] = str(paths.root.resolve())     # the notebooks' kernels inherit it: the lock is theirs
+        try:
+            return _reproduce(cfg, paths, profile, overrides, notebooks, progress, log)
+        finally:
+            if previous is None:
+                os.environ.pop(LOCK_ENV, None)
+            else:
+                os.environ[LOCK_ENV] = previous
+
+
+def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], notebooks: list[Path], progress: bool,
+               log: Callable[[str], None]) -> dict[str, Any]:
     needs = {nb.stem: notebook_needs(nb, notebooks) for nb in notebooks}
     kernel = ensure_kernel()
     manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}

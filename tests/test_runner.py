@@ -158,3 +158,40 @@ def test_a_failure_lets_running_notebooks_finish_and_starts_no_other(tmp_path, m
 def test_jobs_must_be_positive(tmp_path, capsys):
     assert main(["reproduce", "--jobs", "0", "--set", f"run_dir={tmp_path}"]) == 2
     assert "jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path, monkeypatch):
+    """Two `artcap reproduce --only 02` on one directory once wrote every caption twice: one writer at a time."""
+    import subprocess
+    import sys
+
+    from artcap_lib import notebook
+    from artcap_lib.files import RunLock, RunLockedError
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.files import RunLock; "
+                               f"lock = RunLock({str(run_dir)!r}, 'artcap reproduce --profile demo').acquire(); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        events, run = _run_fake(tmp_path, monkeypatch, jobs=1)
+        with pytest.raises(RunLockedError, match=rf"in use by pid {holder.pid} .*artcap reproduce --profile demo"):
+            run()
+        assert events == []                                    # nothing ran
+        with pytest.raises(RunLockedError):
+            notebook.setup("demo", {"run_dir": str(run_dir)})  # a notebook opened by hand is refused too
+    finally:
+        holder.communicate("")                                  # the holder exits: flock ends with its process
+    # once free: the run's own notebooks (its children) pass the lock, and it is released at the end
+    seen = []
+    events, run = _run_fake(tmp_path, monkeypatch, jobs=1)
+    real_execute = runner._execute
+
+    def execute_and_set_up(notebook_path, *args):
+        seen.append(notebook.setup("demo", {"run_dir": str(run_dir)})[1].root)
+        return real_execute(notebook_path, *args)
+    monkeypatch.setattr(runner, "_execute", execute_and_set_up)
+    run()
+    assert len(seen) == 6
+    with RunLock(run_dir, "after"):
+        pass
