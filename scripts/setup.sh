@@ -40,4 +40,6 @@ fi
 bash scripts/install_wordnet.sh .venv/nltk_data
 # A named kernel for JupyterLab and papermill that is this .venv's Python.
 .venv/bin/python -m ipykernel install --sys-prefix --name artcap --display-name "artcap (.venv)" >/dev/null
+# Notebook hygiene: Lab saves the numbered notebooks without outputs, git stores every notebook without them.
+PYTHON="$PYTHON" bash scripts/install_nbclean.sh
 echo "setup: done (.venv ready)"
