@@ -61,6 +61,8 @@ def _download(args) -> int:
     out = Path(args.out)
     report = download_images(artworks, out, workers=d.download_workers, retry_excluded=args.retry_excluded,
                              max_side=d.max_side, max_pixels=d.max_pixels, retries=args.retries)
+    for warning in report.warnings:
+        print(f"artcap data download: warning: {warning}", file=sys.stderr)
     write_json(out / "artworks.json", report.kept)
     write_json(out / "excluded.json", report.excluded)
     c = report.counts
