@@ -334,15 +334,47 @@ class RunPaths:
     # 03 metrics
     @property
     def metrics(self) -> Path: return self.root / "metrics"
-    # 04/05 retrieval: retrieval/<model>/<variant>/
+    # 04/05 retrieval (Experiment 2), one folder per registered model:
+    #   retrieval/<model>/{summary,truncation,results}.json, qrels_<query set>.json
+    #   retrieval/<model>/<variant>/{run,scores}_<query set>.*     the main score kind's runs
+    #   retrieval/<model>/<variant>/model/                          a fine-tuned model (Hugging Face format)
+    #   retrieval/<model>/<variant>/training/                       the shared loop's checkpoint, history.json
+    #   retrieval/<model>/<variant>/fine_tune.json                  what the fine-tune did (written when it is done)
+    #   retrieval/<model>/<kind>/...                                every further score kind, laid out the same way
     @property
     def retrieval(self) -> Path: return self.root / "retrieval"
+    def retrieval_model(self, model: str) -> Path: return self.retrieval / model
+    def score_dir(self, model: str, kind: str | None = None) -> Path:
+        """Where a score kind's runs and results.json live: the model's folder for the main kind (None)."""
+        return self.retrieval_model(model) if kind is None else self.retrieval_model(model) / kind
+    def retrieval_results(self, model: str, kind: str | None = None) -> Path:
+        return self.score_dir(model, kind) / "results.json"
+    def retrieval_summary(self, model: str) -> Path: return self.retrieval_model(model) / "summary.json"
+    def truncation(self, model: str) -> Path: return self.retrieval_model(model) / "truncation.json"
+    def variant(self, model: str, variant: str) -> Path: return self.retrieval_model(model) / variant
+    def variant_model(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "model"
+    def training_dir(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "training"
+    def history(self, model: str, variant: str) -> Path:
+        return self.training_dir(model, variant) / "history.json"       # = training.HISTORY
+    def fine_tune_record(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "fine_tune.json"
+    @property
+    def reference_results(self) -> Path:
+        """The authors' stored runs evaluated like ours (runs.reference_experiment2)."""
+        return self.retrieval / "reference_results.json"
+    def reference_fused_run(self, model: str, variant: str, query_set: str) -> Path:
+        return self.retrieval / "reference" / model / variant / f"run_{query_set}.json"
     # pocket models and fine-tuned checkpoints
     @property
     def models(self) -> Path: return self.root / "models"
     def pocket_model(self, name: str) -> Path:
         """models/<name>: a pocket model built and trained in this run (demo, tests)."""
         return self.models / name
+    # a pocket retrieval model's pre-training (notebooks 04/05), laid out like a fine-tuned variant; its result is
+    # copied to pocket_model(name) once finished
+    def pocket_pretraining(self, name: str) -> Path: return self.models / f"{name}-pretrain"
+    def pocket_pretraining_model(self, name: str) -> Path: return self.pocket_pretraining(name) / "model"
+    def pocket_training_dir(self, name: str) -> Path: return self.pocket_pretraining(name) / "training"
+    def pocket_history(self, name: str) -> Path: return self.pocket_training_dir(name) / "history.json"
     @property
     def manifest(self) -> Path: return self.root / "manifest.json"
     @property

@@ -155,16 +155,13 @@ def _bench_caption(args) -> int:
     return 0
 
 
-# `artcap bench train --model M`: M -> artcap_lib module whose bench_train(args) returns the result dict
-TRAIN_BENCHMARKS = {"longclip": "cli.longclip", "blip": "cli.blip"}
-
-
 def _add_train(bsub) -> None:
+    from artcap_lib.retrieval import registry     # every registered retrieval model; bench.train times its step
     p = bsub.add_parser("train", help="fine-tuning throughput of a retrieval model (images/s, peak GPU memory)")
-    p.add_argument("--model", required=True, choices=sorted(TRAIN_BENCHMARKS))
-    p.add_argument("--arch", default="", help="longclip: a random: spec (default random:longclip-L, full-size with "
-                   "random weights), pocket (the demo's, untrained), or a model directory / longclip-*.pt; blip: L (ViT-L, random "
-                   "weights; default), pocket, or a model directory / hub id")
+    p.add_argument("--model", required=True, choices=registry.names())
+    p.add_argument("--arch", default="", help="what to train: L (default; the paper's architecture with random "
+                   "weights: Long-CLIP-L, BLIP ViT-L), pocket (the demo's, untrained), a random: spec, or a model "
+                   "directory / hub id / longclip-*.pt")
     p.add_argument("--tokenizer", default="", help="longclip with a longclip-*.pt: a CLIP tokenizer directory or hub id")
     p.add_argument("--batch-size", type=int, default=0, help="per step; 0 = the paper's (Long-CLIP 40, BLIP 16)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -173,6 +170,9 @@ def _add_train(bsub) -> None:
                    "(Long-CLIP: 96, about a joined Artpedia caption)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--preset", default="paper", help="optimiser preset (Long-CLIP: paper | adamw)")
+    p.add_argument("--queue-size", type=int, default=2048, help="BLIP: feature queue length")
+    p.add_argument("--no-grad-checkpointing", action="store_true", help="BLIP: without ViT activation checkpointing")
+    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random: models are written")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--json", default="", metavar="PATH")
@@ -180,13 +180,18 @@ def _add_train(bsub) -> None:
 
 
 def _bench_train(args) -> int:
-    import importlib
-
     import torch
+
+    from artcap_lib.bench.train import benchmark_training
+    from artcap_lib.retrieval.protocol import BenchOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = importlib.import_module(f"artcap_lib.{TRAIN_BENCHMARKS[args.model]}").bench_train(args)
+    options = BenchOptions(tokenizer=args.tokenizer, preset=args.preset, queue_size=args.queue_size,
+                           grad_checkpointing=not args.no_grad_checkpointing, models_dir=args.models_dir)
+    result = benchmark_training(args.model, args.arch, batch_size=args.batch_size, steps=args.steps,
+                                warmup=args.warmup, tokens=args.tokens, device=args.device, precision=args.precision,
+                                options=options)
     print(f"training {result['model']} ({result['source']}) on {result['device']}, {result['precision']}, batch "
           f"{result['batch_size']}: {result['images_per_second']:.2f} images/s, {result['seconds_per_step']:.3f} s/step"
           + (f", peak {result['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in result else ""))

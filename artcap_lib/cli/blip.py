@@ -6,63 +6,43 @@
 """
 from __future__ import annotations
 
+from artcap_lib.cli.options import add_profile_options, profile_from_args
+
+MODEL = "blip"
+
 
 def add_cli(sub) -> None:
     blip = sub.add_parser("blip", help="BLIP retrieval: fine-tune on a caption source, run Experiment 2")
     bsub = blip.add_subparsers(dest="blip_command", required=True, metavar="ACTION")
 
     p = bsub.add_parser("finetune", help="fine-tune the profile's BLIP on human or synthetic captions "
-                        "(resumes after a kill; launch with torchrun for several GPUs)")
-    p.add_argument("--profile", default="demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+                        "(resumes after a kill; launch with torchrun for several GPUs)", description=__doc__)
     p.add_argument("--variant", choices=("human", "synthetic"), required=True)
+    add_profile_options(p, MODEL, "device", "seed")
     p.set_defaults(func=_finetune)
 
-    p = bsub.add_parser("experiment", help="train what is missing and score every variant (notebook 04)")
-    p.add_argument("--profile", default="demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p = bsub.add_parser("experiment", help="train what is missing and score every variant (notebook 04)",
+                        description=__doc__)
+    add_profile_options(p, MODEL, "device", "seed")
     p.set_defaults(func=_experiment)
 
 
-def _setup(args):
-    from artcap_lib.notebook import setup
-    from artcap_lib.config import parse_overrides
-    return setup(args.profile, parse_overrides(args.set))
-
-
 def _finetune(args) -> int:
-    from artcap_lib.retrieval.blip import experiment as be
-    from artcap_lib.data.artpedia import by_split, human_caption, load_artworks
-    from artcap_lib.retrieval.inputs import synthetic_captions
-    cfg, paths = _setup(args)
-    artworks = load_artworks(paths.artworks, require_urls=False)
-    train_ids, val_ids = sorted(by_split(artworks, "train")), sorted(by_split(artworks, "val"))
-    captions = ({i: human_caption(e) for i, e in artworks.items()} if args.variant == "human"
-                else synthetic_captions(paths.caption_file(cfg.captioning.name), train_ids + val_ids))
-    baseline = be.pretrain_pocket(cfg, paths) if cfg.blip.model == be.POCKET else be.model_source(cfg, paths)
-    history = be.train_blip(baseline, paths.retrieval / "blip" / args.variant, train_ids, val_ids, captions,
-                            be.image_files(paths.artworks, artworks), cfg.blip, epochs=cfg.blip.epochs, lr=cfg.blip.lr,
-                            seed=cfg.seed, device=cfg.device)
-    print(f"best epoch {history['best_epoch']}: val mean recall {history['best']:.4f} "
-          f"-> {paths.retrieval / 'blip' / args.variant / 'model'}")
+    from artcap_lib.retrieval import experiment
+    from artcap_lib.runtime import distributed_rank
+    cfg, paths = profile_from_args(args)
+    record = experiment.fine_tune(cfg, paths, MODEL, args.variant)
+    if distributed_rank()[0] == 0:
+        print(f"best epoch {record['best_epoch']}: {record['monitor']} {record['best']:.4f} "
+              f"-> {paths.variant_model(MODEL, args.variant)}")
     return 0
 
 
 def _experiment(args) -> int:
-    from artcap_lib.retrieval.blip.experiment import run_blip_experiment
-    cfg, paths = _setup(args)
-    summary = run_blip_experiment(cfg, paths)["summary"]
-    for variant, per_set in summary["test_metrics"]["itc"].items():
-        for query_set, metrics in per_set.items():
-            print(f"{variant:9s} {query_set:8s} R@1 {metrics['recall@1']:.4f}  MRR {metrics['mrr']:.4f}")
+    from artcap_lib.retrieval import displays, experiment
+    from artcap_lib.runtime import distributed_rank
+    cfg, paths = profile_from_args(args)
+    out = experiment.run(cfg, paths, MODEL)
+    if distributed_rank()[0] == 0:
+        print("\n".join(displays.headlines(out)))
     return 0
-
-
-def bench_train(args) -> dict:
-    """`artcap bench train --model blip`: --arch "" / L = BLIP ViT-L (random:blip-itm-large-coco, random weights),
-    pocket = an untrained pocket BLIP, anything else a model directory, hub id or random: spec."""
-    from artcap_lib.bench.blip_train import benchmark_training
-    arch = args.arch or "L"
-    model = {"L": "random:blip-itm-large-coco", "pocket": None}.get(arch, arch)
-    return benchmark_training(model, batch_size=args.batch_size or 16, steps=args.steps, warmup=args.warmup,
-                              device=args.device, precision=args.precision, max_tokens=args.tokens or 35)

@@ -130,28 +130,48 @@ def retrieval_bars(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[s
     return fig
 
 
-def training_curves(histories: Mapping[str, Mapping[str, Mapping[str, Any]]]):
-    """One row per model: training loss (per step, faint; per epoch mean, dots) and the validation value the
-    shared loop selected the kept epoch by (`monitor`; circled at the kept epoch), per fine-tuned variant.
+RUN_COLOURS = {"pocket pre-training": SOURCE_COLOURS["baseline"]}    # the pre-training that makes the baseline
+_PART_STYLES = ("-", "--", ":", "-.")
 
-    histories: {model: {variant: history.json of `training.fit`}}."""
+
+def training_curves(histories: Mapping[str, Mapping[str, Mapping[str, Any]]]):
+    """One row per model, one colour per run (fine-tuned variant, or the demo's pocket pre-training): the training
+    loss (per step faint, epoch means as dots); its parts where the loss has several (BLIP: ITC and ITM; Long-CLIP:
+    image->text and text->image), one line style each; the validation value the shared loop kept the best epoch by
+    (`monitor`, circled at the kept epoch; epoch 0 = before training); and the learning rate per step.
+
+    histories: {model: {run: history.json of `training.fit`}}."""
     models = [m for m in histories if histories[m]]
     if not models:
         raise ValueError("no training histories to plot")
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.2 * len(models)), squeeze=False)
-    for (loss_ax, val_ax), model in zip(axes, models):
+    parts = {m: sorted({k for h in histories[m].values() for s in h.get("steps", []) for k in s
+                        if k.startswith("loss_")}) for m in models}
+    with_parts = any(parts.values())
+    ncols = 4 if with_parts else 3
+    fig, axes = plt.subplots(len(models), ncols, figsize=(4.6 * ncols, 3.3 * len(models)), squeeze=False)
+    for row, model in zip(axes, models):
+        loss_ax, val_ax, lr_ax = row[0], row[-2], row[-1]
+        parts_ax = row[1] if with_parts else None
         monitors = set()
-        for variant, history in histories[model].items():
-            colour = SOURCE_COLOURS.get(variant)
-            name = label(variant, VARIANT_LABELS)
+        for run, history in histories[model].items():
+            colour = SOURCE_COLOURS.get(run) or RUN_COLOURS.get(run)
+            name = label(run, VARIANT_LABELS)
             per_epoch = history.get("steps_per_epoch") or 1
             steps = history.get("steps", [])
+            x = [s["step"] / per_epoch for s in steps]
             if steps:
-                loss_ax.plot([s["step"] / per_epoch for s in steps], [s["loss"] for s in steps], color=colour,
-                             alpha=0.3, lw=0.8)
+                line, = loss_ax.plot(x, [s["loss"] for s in steps], color=colour, alpha=0.3, lw=0.8)
+                colour = line.get_color()
+                lr_ax.plot(x, [s["lr"] for s in steps], color=colour, label=name)
             epochs = [e for e in history.get("epochs", []) if "train_loss" in e]
             loss_ax.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], "o-", color=colour,
                          label=name)
+            if parts_ax is not None:
+                for style, part in zip(_PART_STYLES * 4, parts[model]):
+                    values = [(xi, s[part]) for xi, s in zip(x, steps) if part in s]
+                    if values:
+                        parts_ax.plot(*zip(*values), style, color=colour, lw=1,
+                                      label=f"{name}: {part.removeprefix('loss_')}")
             monitor = history.get("monitor", "val_loss")
             monitors.add(monitor)
             val = [e for e in history.get("epochs", []) if monitor in e]
@@ -160,10 +180,43 @@ def training_curves(histories: Mapping[str, Mapping[str, Mapping[str, Any]]]):
             if kept:
                 val_ax.scatter([kept[0]["epoch"]], [kept[0][monitor]], s=140, facecolors="none",
                                edgecolors=colour, lw=1.5)
-        loss_ax.set(title=f"{label(model, MODEL_LABELS)}: training loss", xlabel="epoch", ylabel="loss")
-        val_ax.set(title=f"{label(model, MODEL_LABELS)}: validation ({', '.join(sorted(monitors))}; "
-                   "circle = kept epoch)", xlabel="epoch (0 = before fine-tuning)")
-        loss_ax.legend(fontsize=8)
-        val_ax.legend(fontsize=8)
+        title = label(model, MODEL_LABELS)
+        loss_ax.set(title=f"{title}: training loss", xlabel="epoch", ylabel="loss")
+        if parts_ax is not None:
+            parts_ax.set(title=f"{title}: loss parts" if parts[model] else f"{title}: one loss, no parts",
+                         xlabel="epoch")
+        val_ax.set(title=f"{title}: validation ({', '.join(sorted(monitors))}; circle = kept epoch)",
+                   xlabel="epoch (0 = before training)")
+        lr_ax.set(title=f"{title}: learning rate", xlabel="epoch")
+        for ax in row:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def retrieval_examples(examples: Sequence[Mapping[str, Any]], title: str = "", width: int = 90):
+    """One row per query: the query text, then its top images (the relevant one framed in green).
+
+    examples: `retrieval.displays.retrieval_examples`."""
+    import textwrap
+
+    from PIL import Image
+    k = max(len(e["hits"]) for e in examples)
+    fig, axes = plt.subplots(len(examples), k, figsize=(2.2 * k, 3.0 * len(examples)), squeeze=False)
+    for row, example in zip(axes, examples):
+        for rank, (ax, hit) in enumerate(zip(row, example["hits"]), start=1):
+            with Image.open(hit["image"]) as im:
+                ax.imshow(im.convert("RGB"))
+            ax.set_xticks([]), ax.set_yticks([])
+            colour = "green" if hit["relevant"] else "lightgrey"
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour), spine.set_linewidth(4 if hit["relevant"] else 1)
+            ax.set_title(f"#{rank} {hit['id']} ({hit['score']:.2f})", fontsize=8)
+        query = textwrap.shorten(example["query"], 3 * width)
+        row[0].text(0, 1.25, "\n".join(textwrap.wrap(f"query {example['query_id']}: {query}", width)),
+                    transform=row[0].transAxes, fontsize=8, va="bottom")
+    if title:
+        fig.suptitle(title)
+    fig.subplots_adjust(hspace=0.9, wspace=0.08)    # room for the query text above each row
     return fig

@@ -28,7 +28,6 @@ from artcap_lib.report import figures
 from artcap_lib.files import atomic_write_text, read_json, write_json
 
 SCHEMA = "artcap.report.results/1"
-MODELS = ("blip", "longclip")
 TABLE2_METRICS = ("precision@1", "recall@5", "recall@10", "mrr")
 FIGURES = {  # name -> what it shows
     "fig_metric_distributions": "Experiment 1: per-image metric scores, synthetic vs human captions and shuffled pairs",
@@ -81,50 +80,49 @@ def _collect_experiment1(paths, inputs: RunInputs) -> None:
 
 
 def _collect_experiment2(cfg, paths, inputs: RunInputs) -> None:
-    reference_results = paths.retrieval / "reference_results.json"
+    from artcap_lib.retrieval import registry
     if cfg.retrieval.source == "reference":
-        if reference_results.is_file():
-            inputs.experiment2 = read_json(reference_results)["models"]
+        if paths.reference_results.is_file():
+            inputs.experiment2 = read_json(paths.reference_results)["models"]
         else:
-            inputs.missing.append(f"Table 2: {reference_results} not found (steps 04/05 import the authors' runs "
-                                  "in the reference profile)")
+            inputs.missing.append(f"Table 2: {paths.reference_results} not found (steps 04/05 import the authors' "
+                                  "runs in the reference profile)")
         return
-    for model, step in zip(MODELS, ("04, BLIP", "05, Long-CLIP")):
-        results = paths.retrieval / model / "results.json"
+    for model in registry.names():
+        results = paths.retrieval_results(model)
         if results.is_file():
             inputs.experiment2[model] = read_json(results)
         else:
-            inputs.missing.append(f"Table 2: {results} not found (step {step}, has not run)")
+            entry = registry.entry(model)
+            inputs.missing.append(f"Table 2: {results} not found (step {entry.notebook}, {entry.title}, has not run)")
     if cfg.report.compare_with_authors and inputs.experiment2:
-        inputs.authors2 = _authors_experiment2(cfg, paths, reference_results, inputs.missing)
+        inputs.authors2 = _authors_experiment2(cfg, paths, inputs.missing)
 
 
-def _authors_experiment2(cfg, paths, reference_results: Path, missing: list[str]) -> dict[str, dict]:
+def _authors_experiment2(cfg, paths, missing: list[str]) -> dict[str, dict]:
     """The authors' runs evaluated like ours (retrieval/reference_results.json, made here when absent)."""
-    if reference_results.is_file():
-        return read_json(reference_results)["models"]
+    if paths.reference_results.is_file():
+        return read_json(paths.reference_results)["models"]
     from artcap_lib import reference
     from artcap_lib.retrieval import runs
     try:
         return runs.reference_experiment2(paths, bootstrap=cfg.retrieval.bootstrap,
                                           randomisation=cfg.retrieval.randomisation, seed=cfg.seed)["models"]
-    except reference.ReferenceArtefactError as err:
+    except reference.ReferenceError as err:
         missing.append(f"authors' values in Table 2: the reference artefacts are not available ({err})")
         return {}
 
 
 def _collect_histories(paths, inputs: RunInputs) -> None:
-    """The shared training loop's history.json of every fine-tuned variant (retrieval/<model>/<variant>/*/)."""
-    for model in MODELS:
-        found = {}
-        for variant in ("human", "synthetic"):
-            files = sorted((paths.retrieval / model / variant).glob("*/history.json"))
-            if files:
-                found[variant] = read_json(files[0])
+    """The shared training loop's history.json of every fine-tuned variant of every registered model."""
+    from artcap_lib.retrieval import registry
+    for model in registry.names():
+        found = {variant: read_json(paths.history(model, variant)) for variant in ("human", "synthetic")
+                 if paths.history(model, variant).is_file()}
         if found:
             inputs.histories[model] = found
     if not inputs.histories:
-        inputs.missing.append(f"training curves: no {paths.retrieval}/<model>/<variant>/*/history.json "
+        inputs.missing.append(f"training curves: no {paths.history('<model>', '<variant>')} "
                               "(steps 04/05 fine-tune; the reference profile trains nothing)")
 
 

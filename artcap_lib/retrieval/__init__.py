@@ -1,2 +1,3 @@
-"""Stages 04-05, Experiment 2: retrieval metrics, ranx-format runs, the shared training loop, and one sub-package per
-retrieval model (blip/, longclip/)."""
+"""Stages 04-05, Experiment 2: retrieval metrics, ranx-format runs, the shared training loop, one runner
+(`experiment`) over a small protocol (`protocol`) that each registered model (`registry`) implements, and one
+sub-package per model (blip/, longclip/)."""

@@ -1,29 +1,31 @@
-"""Experiment 2's inputs and displays, the same for every retrieval model (notebooks 04 and 05).
+"""Experiment 2's inputs, the same for every retrieval model (notebooks 04 and 05).
 
-Inputs: the images of a split, the two caption sources a model is fine-tuned on (human = the visual sentences
-joined; synthetic = the captioner's JSONL), and the test query sets (artpedia = the human captions; llama = the
-authors' Llama-3.2 queries, where the reference artefacts cover the test split, i.e. the paper profile).
-Displays: training curves from the shared loop's history.json, the results table and the paired tests from
-`runs.summarise_model`'s results.json, and retrieval examples (a query and its top images) from a run.
+The split ids (in `artpedia.ordered_ids` order, which is also the order of every score matrix and run), the
+images, the two caption sources a model is fine-tuned on (human = the visual sentences joined; synthetic = the
+captioner's JSONL), the test query sets (artpedia = the human captions; llama = the authors' Llama-3.2 queries,
+where the reference artefacts cover the test split, i.e. the paper profile), and the demo's pre-training pool.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from artcap_lib.data.artpedia import human_caption, image_path
+from artcap_lib.data.artpedia import SPLITS, by_split, human_caption, image_path, load_artworks, ordered_ids
+from artcap_lib.retrieval.protocol import TrainingData
 
 
-def image_files(artworks_json: str | Path, artworks: dict[str, dict], ids: Sequence[str]) -> list[Path]:
-    """The image of each id, in order; an entry without a usable image is an error naming it."""
-    files = []
+def image_files(artworks_json: str | Path, artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, Path]:
+    """{id: image} for ids; an entry without a usable image is an error naming it."""
+    files = {}
     for art_id in ids:
         path = image_path(artworks_json, artworks[art_id])
         if path is None or not path.is_file():
             raise FileNotFoundError(f"{artworks_json}: entry {art_id}: field file_path "
                                     f"{'is missing' if path is None else f'points to a missing file {path}'}"
                                     " (run step 01 to fetch the images)")
-        files.append(path)
+        files[art_id] = path
     return files
 
 
@@ -47,7 +49,7 @@ def synthetic_captions(caption_file: str | Path, ids: Sequence[str]) -> dict[str
 
 def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequence[str]) -> dict[str, dict[str, str]]:
     """{query set: {test id: query}} for the configured names; "llama" only where the authors' queries cover
-    every test id (the paper profile), otherwise left out (see `missing_query_sets`)."""
+    every test id (the paper profile), otherwise left out (the summary's `missing_query_sets`)."""
     out = {}
     for name in names:
         if name == "artpedia":
@@ -64,96 +66,55 @@ def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequen
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# displays
+@dataclass
+class Inputs:
+    """One run's Experiment-2 inputs; the synthetic captions are read when first needed."""
+    artworks_json: Path
+    artworks: dict[str, dict]
+    ids: dict[str, list[str]]                   # split -> ids, ordered_ids order
+    queries: dict[str, dict[str, str]]          # query set -> {test id: query}
+    missing_query_sets: list[str]
+    caption_file: Path
+    captioner: str
+
+    @cached_property
+    def human(self) -> dict[str, str]:
+        return human_captions(self.artworks, self.ids["train"] + self.ids["val"] + self.ids["test"])
+
+    @cached_property
+    def synthetic(self) -> dict[str, str]:
+        return synthetic_captions(self.caption_file, self.ids["train"] + self.ids["val"])
+
+    def images(self, ids: Sequence[str]) -> dict[str, Path]:
+        return image_files(self.artworks_json, self.artworks, ids)
+
+    def captions(self, variant: str) -> dict[str, str]:
+        """The captions a variant is fine-tuned on."""
+        if variant == "human":
+            return self.human
+        if variant == "synthetic":
+            return self.synthetic
+        raise ValueError(f"no captions for variant {variant!r}: only human and synthetic are fine-tuned")
+
+    def training_data(self, variant: str) -> TrainingData:
+        train, val = self.ids["train"], self.ids["val"]
+        return TrainingData(train, val, self.captions(variant), self.images(train + val))
 
 
-def training_curves(histories: dict[str, dict[str, Any]]):
-    """A figure: per fine-tune, training loss per step, training and validation loss per epoch, learning rate."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    for name, history in histories.items():
-        steps = history["steps"]
-        per_epoch = history["steps_per_epoch"]
-        x = [s["step"] / per_epoch for s in steps]
-        line, = axes[0].plot(x, [s["loss"] for s in steps], alpha=0.35, lw=1)
-        epochs = [e for e in history["epochs"] if "train_loss" in e]
-        axes[0].plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], "o-", color=line.get_color(),
-                     label=f"{name} (train, epoch mean)")
-        val = [e for e in history["epochs"] if "val_loss" in e]
-        axes[1].plot([e["epoch"] for e in val], [e["val_loss"] for e in val], "o-", color=line.get_color(), label=name)
-        if history.get("best_epoch") is not None:
-            best = next(e for e in val if e["epoch"] == history["best_epoch"])
-            axes[1].scatter([best["epoch"]], [best["val_loss"]], s=120, facecolors="none",
-                            edgecolors=line.get_color())
-        axes[2].plot(x, [s["lr"] for s in steps], color=line.get_color(), label=name)
-    axes[0].set(title="training loss", xlabel="epoch", ylabel="loss")
-    axes[1].set(title="validation loss (circle: kept epoch)", xlabel="epoch (0 = before fine-tuning)")
-    axes[2].set(title="learning rate", xlabel="epoch")
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+def load_inputs(cfg, paths) -> Inputs:
+    artworks = load_artworks(paths.artworks, require_urls=False)
+    ids = {split: ordered_ids(by_split(artworks, split)) for split in SPLITS}
+    queries = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
+    return Inputs(paths.artworks, artworks, ids, queries,
+                  sorted(set(cfg.retrieval.query_sets) - set(queries)), paths.caption_file(cfg.captioning.name),
+                  cfg.captioning.name)
 
 
-def results_table(results: dict[str, Any]):
-    """One row per (query set, variant): the metrics with their 95% bootstrap intervals."""
-    import pandas as pd
-    rows = []
-    for query_set, block in results["query_sets"].items():
-        for variant, entry in block["variants"].items():
-            row = {"query set": query_set, "variant": variant, "queries": entry["n_queries"]}
-            for metric in results["metrics"]:
-                low, high = entry["ci95"][metric]
-                row[metric] = f"{entry['metrics'][metric]:.3f} [{low:.3f}, {high:.3f}]"
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def significance_table(results: dict[str, Any], metrics: Sequence[str] = ("precision@1", "mrr")):
-    """The paired tests (t-test and randomisation) between variants, per query set."""
-    import pandas as pd
-    rows = [{"query set": query_set, "a": t["a"], "b": t["b"], "metric": t["metric"],
-             "mean a": round(t["mean_a"], 4), "mean b": round(t["mean_b"], 4),
-             "p (t-test)": t["p_ttest"], "p (randomisation)": t["p_randomisation"]}
-            for query_set, block in results["query_sets"].items() for t in block["significance"]
-            if t["metric"] in metrics]
-    return pd.DataFrame(rows)
-
-
-def retrieval_examples(model_dir: str | Path, variant: str, query_set: str, queries: dict[str, str],
-                       artworks_json: str | Path, artworks: dict[str, dict], n: int = 3, k: int = 5,
-                       seed: int = 0) -> list[dict[str, Any]]:
-    """n random queries of a run with their top-k images: [{query_id, query, hits: [{id, image, score, relevant}]}]."""
-    import random
-    from artcap_lib.retrieval import runs
-    run = runs.load_run(Path(model_dir) / variant / f"run_{query_set}.json")
-    chosen = random.Random(seed).sample(sorted(run), min(n, len(run)))
-    return [{"query_id": q, "query": queries[q],
-             "hits": [{"id": d, "image": image_path(artworks_json, artworks[d]), "score": s, "relevant": d == q}
-                      for d, s in list(run[q].items())[:k]]} for q in chosen]
-
-
-def plot_examples(examples: list[dict[str, Any]], title: str = "", width: int = 90):
-    """One row per query: the query text, then its top images (the relevant one framed in green)."""
-    import textwrap
-    import matplotlib.pyplot as plt
-    from PIL import Image
-    k = max(len(e["hits"]) for e in examples)
-    fig, axes = plt.subplots(len(examples), k, figsize=(2.2 * k, 3.0 * len(examples)), squeeze=False)
-    for row, example in zip(axes, examples):
-        for rank, (ax, hit) in enumerate(zip(row, example["hits"]), start=1):
-            with Image.open(hit["image"]) as im:
-                ax.imshow(im.convert("RGB"))
-            ax.set_xticks([]), ax.set_yticks([])
-            colour = "green" if hit["relevant"] else "lightgrey"
-            for spine in ax.spines.values():
-                spine.set_edgecolor(colour), spine.set_linewidth(4 if hit["relevant"] else 1)
-            ax.set_title(f"#{rank} {hit['id']} ({hit['score']:.2f})", fontsize=8)
-        query = textwrap.shorten(example["query"], 3 * width)
-        row[0].text(0, 1.25, "\n".join(textwrap.wrap(f"query {example['query_id']}: {query}", width)),
-                    transform=row[0].transAxes, fontsize=8, va="bottom")
-    if title:
-        fig.suptitle(title)
-    fig.subplots_adjust(hspace=0.9, wspace=0.08)    # room for the query text above each row
-    return fig
+def pretraining_pool(paths) -> TrainingData:
+    """The demo's pre-training pool (disjoint from Artpedia's splits) with its human captions; every id is in
+    train_ids: each pocket model holds out its own validation share."""
+    pool = load_artworks(paths.pretrain_pool, require_urls=False)
+    if not pool:
+        raise ValueError(f"{paths.pretrain_pool}: the pre-training pool is empty (data.demo_pretrain = 0?)")
+    ids = ordered_ids(pool)
+    return TrainingData(ids, [], human_captions(pool, ids), image_files(paths.pretrain_pool, pool, ids))

@@ -13,7 +13,8 @@ Metric names follow ranx: precision@k, recall@k (share of the relevant documents
 mrr, mrr@k. With one relevant document per query (Experiment 2) recall@k, hit_rate@k and `retrieval_eval`'s
 recall@K coincide. Documents below the run's depth count as not retrieved.
 
-Experiment 2 layout (one per model, model = blip | longclip):
+Experiment 2 layout (one per score kind of a registered model: retrieval/<model>/ holds the main kind,
+retrieval/<model>/<kind>/ each further one; `RunPaths.score_dir`):
     retrieval/<model>/qrels_<query_set>.json
     retrieval/<model>/<variant>/scores_<query_set>.npz     arrays scores (n_queries, n_items), query_ids, item_ids
     retrieval/<model>/<variant>/run_<query_set>.json       the top-`depth` run
@@ -68,6 +69,7 @@ Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 
 SCHEMA = "artcap.retrieval.results/1"
+SOURCE = "artcap"          # results of our own models; the authors' stored runs are "reference"
 METRICS = ("precision@1", "recall@1", "recall@5", "recall@10", "mrr")
 TEST_METRICS = ("precision@1", "recall@5", "recall@10", "mrr")       # paired tests are run on these
 VARIANTS = ("baseline", "human", "synthetic")
@@ -263,9 +265,14 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
     np.savez_compressed(tmp, scores=scores, query_ids=np.array([str(q) for q in query_ids]),
                         item_ids=np.array([str(i) for i in item_ids]))
     tmp.replace(out / f"scores_{query_set}.npz")
-    save_run(out / f"run_{query_set}.json", run)
+    save_run(run_path(model_dir, variant, query_set), run)
     save_qrels(qrels_path, qrels)
     return retrieval_eval.retrieval_metrics(scores, relevant, depth=depth)
+
+
+def run_path(model_dir: str | Path, variant: str, query_set: str) -> Path:
+    """<model_dir>/<variant>/run_<query_set>.json, the layout of the module docstring."""
+    return Path(model_dir) / variant / f"run_{query_set}.json"
 
 
 def summarise_model(model_dir: str | Path, bootstrap: int = 1000, randomisation: int = 10_000,
@@ -277,7 +284,7 @@ def summarise_model(model_dir: str | Path, bootstrap: int = 1000, randomisation:
     query_sets = sorted(p.stem.removeprefix("qrels_") for p in model_dir.glob("qrels_*.json"))
     if not query_sets:
         raise RunError(f"{model_dir}: no qrels_<query_set>.json: write variants with runs.write_variant first")
-    results = {"schema": SCHEMA, "model": model or model_dir.name, "source": "artcap", "direction": "text_to_image",
+    results = {"schema": SCHEMA, "model": model or model_dir.name, "source": SOURCE, "direction": "text_to_image",
                "metrics": list(METRICS), "settings": _settings(depth, bootstrap, randomisation, seed),
                "query_sets": {}}
     for query_set in query_sets:
@@ -331,7 +338,7 @@ def reference_experiment2(paths, bootstrap: int = 1000, randomisation: int = 10_
             runs = {v: validate_run(reference.load_json(f"{base}/{name}_scores.json"), f"{base}/{name}_scores.json")
                     for v, name in REFERENCE_VARIANTS.items()}
             runs[FUSED] = fuse_runs([runs["synthetic"], runs["human"]])
-            fused_path = paths.retrieval / "reference" / model / FUSED / f"run_{query_set}.json"
+            fused_path = paths.reference_fused_run(model, FUSED, query_set)
             save_run(fused_path, runs[FUSED])
             pairs = list(itertools.combinations(VARIANTS, 2)) + [("human", FUSED), ("synthetic", FUSED)]
             block = evaluate_query_set(runs, qrels, bootstrap, randomisation, seed, pairs)
@@ -353,7 +360,7 @@ def reference_experiment2(paths, bootstrap: int = 1000, randomisation: int = 10_
     results = {"schema": "artcap.retrieval.reference/1",
                "source": {"repository": "jcgohr/artwork-caption-gen", "commit": reference.COMMIT},
                "models": models}
-    write_json(paths.retrieval / "reference_results.json", results)
+    write_json(paths.reference_results, results)
     return results
 
 

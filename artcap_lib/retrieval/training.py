@@ -124,6 +124,13 @@ def setup_distributed(device: str = "auto") -> Distributed:
                        device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"))
 
 
+def barrier(dist: Distributed) -> None:
+    """Wait for every process (no-op in one process): after rank 0 writes what the others read next."""
+    if dist.enabled:
+        import torch.distributed as tdist
+        tdist.barrier()
+
+
 def make_loader(dataset, batch_size: int, dist: Distributed, shuffle: bool, drop_last: bool = False,
                 collate_fn=None, seed: int = 0, num_workers: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader whose order is a function of (seed, epoch) only, so a resumed run sees the batches an
@@ -389,9 +396,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
                                 "rng": _rng_state(), "epoch": epoch, "global_step": global_step,
                                 "history": history, "fingerprint": fingerprint}, ckpt_path)
             write_json(out_dir / HISTORY, history)
-        if dist.enabled:
-            import torch.distributed as tdist
-            tdist.barrier()
+        barrier(dist)
         if last_epoch:
             break
     history["finished"] = True

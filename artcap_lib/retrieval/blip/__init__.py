@@ -1,2 +1,2 @@
-"""BLIP (Salesforce/blip-itm-large-coco) for Experiment 2: BLIP's retrieval objective, its data pipeline, and the
-experiment of notebook 04."""
+"""BLIP (Salesforce/blip-itm-large-coco) for Experiment 2: its retrieval objective (model), data pipeline (data),
+fine-tuning recipe and scores (recipe), and its place in the runner (adapter)."""

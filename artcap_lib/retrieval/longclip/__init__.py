@@ -1,2 +1,2 @@
-"""Long-CLIP-L for Experiment 2: loading and converting longclip-*.pt, the contrastive recipe, and the experiment
-of notebook 05."""
+"""Long-CLIP-L for Experiment 2: loading and converting longclip-*.pt (convert), the contrastive recipe and scores
+(model), and its place in the runner (adapter)."""

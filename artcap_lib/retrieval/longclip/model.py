@@ -33,7 +33,7 @@ from torch import nn
 from artcap_lib.retrieval.longclip import convert as longclip_convert
 from artcap_lib import runtime
 from artcap_lib.retrieval import training
-from artcap_lib.files import write_json
+from artcap_lib.retrieval.protocol import FineTuneDirs
 
 LONG_CONTEXT = longclip_convert.LONG_CONTEXT
 PRESETS = ("paper", "adamw")
@@ -241,22 +241,14 @@ class FineTuneSettings:
 
 
 def fine_tune(bundle: LongClip, train_pairs: tuple[list[Path], list[str]], val_pairs: tuple[list[Path], list[str]],
-              settings: FineTuneSettings, out_dir: str | Path, dist: training.Distributed | None = None,
+              settings: FineTuneSettings, dirs: FineTuneDirs, dist: training.Distributed | None = None,
               progress=print) -> dict[str, Any]:
-    """Fine-tune bundle.model in place (best validation-loss epoch kept) and save it to out_dir/model.
+    """Fine-tune bundle.model in place (best validation-loss epoch kept); rank 0 saves it to dirs.model.
 
-    out_dir/training holds the loop's checkpoint (resume after a kill by calling again) and history.json;
-    out_dir/fine_tune.json the settings, the truncation counts and the outcome. A finished fine-tune is loaded,
-    not redone."""
+    dirs.training holds the loop's checkpoint (resume after a kill by calling again; a finished run returns at
+    once) and history.json. Returns the settings, the truncation counts and the outcome."""
     from dataclasses import asdict
-    from artcap_lib.files import read_json
 
-    out_dir = Path(out_dir)
-    summary_path = out_dir / "fine_tune.json"
-    if summary_path.is_file() and (out_dir / "model" / "config.json").is_file():
-        from transformers import CLIPModel
-        bundle.model = CLIPModel.from_pretrained(out_dir / "model")
-        return read_json(summary_path)
     dist = dist or training.Distributed()
     if settings.preset not in PRESETS:
         raise ValueError(f"unknown Long-CLIP preset {settings.preset!r} (known: {', '.join(PRESETS)})")
@@ -286,23 +278,16 @@ def fine_tune(bundle: LongClip, train_pairs: tuple[list[Path], list[str]], val_p
         validate=lambda m: training.mean_losses(m, contrastive_step, val_loader, dist, settings.precision),
         make_optimizer=make_optimizer(settings.preset, settings.lr, settings.weight_decay),
         make_scheduler=make_scheduler(settings.preset, settings.lr, settings.warmup),
-        config=config, out_dir=out_dir / "training", dist=dist,
+        config=config, out_dir=dirs.training, dist=dist,
         fingerprint={**asdict(settings), "num_workers": None, "source": bundle.source,
                      "train": len(train_set), "val": len(val_set)},
         progress=progress)
     bundle.model = result.model
-    summary = {"settings": asdict(settings), "source": bundle.source, "note": bundle.note,
-               "train_pairs": len(train_set), "val_pairs": len(val_set), "world_size": dist.world_size,
-               "truncation": truncation, "best_epoch": result.best_epoch, "best_val_loss": result.best,
-               "epochs_run": max(r["epoch"] for r in result.history["epochs"]),
-               "stopped_early": result.history["stopped_early"], "history": "training/history.json"}
     if dist.is_main:
-        bundle.save(out_dir / "model")
-        write_json(summary_path, summary)
-    if dist.enabled:
-        import torch.distributed as tdist
-        tdist.barrier()
-    return summary
+        bundle.save(dirs.model)
+    return {"settings": asdict(settings), "source": bundle.source, "note": bundle.note,
+            "train_pairs": len(train_set), "val_pairs": len(val_set), "truncation": truncation,
+            "best_val_loss": result.best}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,54 +333,3 @@ def score_matrix(text_features: torch.Tensor, image_features: torch.Tensor, kind
     elif kind != "dot":
         raise ValueError(f"unknown score {kind!r} (known: {', '.join(SCORES)})")
     return text_features @ image_features.T
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# speed (artcap bench train --model longclip)
-
-
-def benchmark_training(bundle: LongClip, batch_size: int, steps: int, warmup: int, tokens: int,
-                       device: str, precision: str = "auto", preset: str = "paper") -> dict[str, Any]:
-    """Images/s of full fine-tuning steps (forward, backward, optimiser) on synthetic batches of the model's
-    image size and `tokens`-long captions; the first `warmup` steps are not timed."""
-    import time
-    device = torch.device(device)
-    model = bundle.model.to(device).train()
-    optimizer = make_optimizer(preset, 1e-7, 1e-3)(model)
-    size = model.config.vision_config.image_size
-    vocab = model.config.text_config.vocab_size
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, vocab - 2, (batch_size, tokens), generator=g)
-    ids[:, 0], ids[:, -1] = model.config.text_config.bos_token_id, model.config.text_config.eos_token_id
-    batch = {"pixel_values": torch.randn(batch_size, 3, size, size, generator=g), "input_ids": ids,
-             "attention_mask": torch.ones_like(ids)}
-    batch = training.to_device(batch, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def one_step():
-        with training.autocast_context(device, precision):
-            loss = contrastive_step(model, batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        one_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    out = {"benchmark": "train", "model": "longclip", "source": bundle.source, "device": str(device),
-           "precision": precision, "preset": preset, "batch_size": batch_size, "tokens": tokens, "image_size": size,
-           "steps": steps, "seconds": seconds, "images_per_second": batch_size * steps / seconds,
-           "seconds_per_step": seconds / steps,
-           "parameters": sum(p.numel() for p in model.parameters())}
-    if device.type == "cuda":
-        out["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-        out["gpu"] = torch.cuda.get_device_name(device)
-    return out

@@ -1,0 +1,252 @@
+"""Experiment 2 (notebooks 04 and 05): one runner for every retrieval model of `registry.MODELS`.
+
+    baseline   the starting model, not fine-tuned (paper: the published checkpoint; demo: the model's pocket
+               stand-in, pre-trained here on the disjoint pre-training pool)
+    human      fine-tuned on the human captions (visual sentences joined) of the train split, selected on val
+    synthetic  fine-tuned on the captioner's captions (captions/<captioning.name>.jsonl), validated on them too,
+               as the authors did
+
+`run` trains what is missing (a finished fine-tune returns at once; a killed one resumes), then one process
+(rank 0 under torchrun; the others wait at a barrier) scores every variant x query set with every score kind of
+the model, writes the runs (`runs.write_variant`), their summaries with CIs and paired tests
+(`runs.summarise_model`), image-to-text metrics of the main kind, the truncation statistics and summary.json.
+In the reference profile (retrieval.source "reference") nothing is trained: the authors' stored runs are
+evaluated (`runs.reference_experiment2`). Every file's place is a `RunPaths` method.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from artcap_lib.files import read_json, write_json
+from artcap_lib.retrieval import registry, runs
+from artcap_lib.retrieval.inputs import Inputs, load_inputs, pretraining_pool, synthetic_captions
+from artcap_lib.retrieval.protocol import FineTuneDirs, RetrievalModel
+
+VARIANTS = runs.VARIANTS                      # baseline, human, synthetic
+FINE_TUNED = ("human", "synthetic")
+SOURCE = runs.SOURCE                          # results we computed (the authors' stored runs: "reference")
+POCKET_HISTORY = "pocket pre-training"        # the name of the pocket pre-training's curve
+Progress = Callable[[str], None] | None
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def run(cfg, paths, model: str, variants: Sequence[str] = VARIANTS, progress: Progress = print) -> dict[str, Any]:
+    """Notebooks 04/05's one call: Experiment 2 for `model` (a registry name), from our models
+    (retrieval.source "model") or the authors' stored runs ("reference"). Returns the `outcome` dict."""
+    if cfg.retrieval.source == "reference":
+        return reference(cfg, paths, model)
+    if cfg.retrieval.source != "model":
+        raise ValueError(f"retrieval.source must be model or reference, got {cfg.retrieval.source!r}")
+    return train_and_score(cfg, paths, model, variants, progress)
+
+
+# ---------------------------------------------------------------------------------------------- our models
+def _start(cfg, model: str):
+    from artcap_lib import runtime
+    from artcap_lib.retrieval import training
+    adapter = registry.get(model)
+    runtime.use_threads(adapter.settings(cfg).threads)
+    return adapter, training.setup_distributed(cfg.device)
+
+
+def train_and_score(cfg, paths, model: str, variants: Sequence[str] = VARIANTS,
+                    progress: Progress = print) -> dict[str, Any]:
+    """Fine-tune (where needed) and score the variants; write the files of the module docstring."""
+    from artcap_lib.retrieval import training
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        raise ValueError(f"unknown variant(s) {unknown or 'none given'} (known: {', '.join(VARIANTS)})")
+    variants = [v for v in VARIANTS if v in variants]
+    t_start = time.perf_counter()
+    adapter, dist = _start(cfg, model)
+    say = progress if (progress and dist.is_main) else _quiet
+    inputs = load_inputs(cfg, paths)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    base = baseline_location(cfg, paths, adapter, dist, say)
+    seconds["baseline"] = time.perf_counter() - t0
+    records = {}
+    for variant in variants:
+        if variant in FINE_TUNED:
+            t0 = time.perf_counter()
+            records[variant] = _fine_tune(cfg, paths, adapter, base, variant, inputs, dist, say)
+            seconds[f"train_{variant}"] = time.perf_counter() - t0
+    # exactly one process scores and writes; the others wait until the files are there
+    if dist.is_main:
+        _score_and_write(cfg, paths, adapter, base, variants, inputs, records, dist.device, say, seconds, t_start)
+    training.barrier(dist)
+    return outcome(paths, model)
+
+
+def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress = _quiet) -> str:
+    """Where the baseline is: the run's pocket model (pre-trained here first if it is not there yet), or what
+    `standins.model_location` makes of the profile's value (a random: spec is materialised once, by rank 0)."""
+    from artcap_lib.retrieval import training
+    from artcap_lib.standins import model_location
+    spec = adapter.settings(cfg).model
+    if adapter.pocket is None or spec != adapter.pocket:
+        if not dist.is_main:
+            training.barrier(dist)
+        location = model_location(spec, paths, cfg.device)
+        if dist.is_main:
+            training.barrier(dist)
+        return location
+    out = paths.pocket_model(spec)
+    if not out.is_dir():                 # it appears complete (copied, then renamed) or not at all
+        pool = pretraining_pool(paths)
+        say(f"pre-training {spec} on the pre-training pool ({len(pool.train_ids)} artworks)")
+        dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec))
+        adapter.pretrain_pocket(cfg, pool, dirs, paths.pocket_pretraining(spec), dist, say)
+        training.barrier(dist)
+        if dist.is_main:
+            _copy_dir(dirs.model, out)
+        training.barrier(dist)
+    return str(out)
+
+
+def _copy_dir(source: Path, target: Path) -> None:
+    # copied beside the target, then renamed: the target is either absent or complete
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    tmp.rename(target)
+
+
+def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = print) -> dict[str, Any]:
+    """One fine-tune (`artcap blip finetune`): the baseline (pre-trained first in the demo), then the variant."""
+    adapter, dist = _start(cfg, model)
+    say = progress if (progress and dist.is_main) else _quiet
+    base = baseline_location(cfg, paths, adapter, dist, say)
+    return _fine_tune(cfg, paths, adapter, base, variant, load_inputs(cfg, paths), dist, say)
+
+
+def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inputs: Inputs, dist,
+               say: Progress) -> dict[str, Any]:
+    """Fine-tune one variant unless it is finished; returns its record (fine_tune.json)."""
+    from artcap_lib.retrieval import training
+    name = adapter.name
+    dirs = FineTuneDirs(paths.variant_model(name, variant), paths.training_dir(name, variant))
+    record_path = paths.fine_tune_record(name, variant)
+    if record_path.is_file() and dirs.model.is_dir():     # the record is written after the model is saved
+        return read_json(record_path)
+    say(f"fine-tuning {adapter.title} on {variant} captions")
+    extras = adapter.fine_tune(cfg, base, inputs.training_data(variant), dirs, dist, say)
+    training.barrier(dist)             # rank 0 has saved the model and the history: every process may read them
+    history = read_json(paths.history(name, variant))
+    record = {"variant": variant, "base": base, "world_size": dist.world_size, "monitor": history["monitor"],
+              "best_epoch": history["best_epoch"], "best": history["best"],
+              "epochs_run": max(e["epoch"] for e in history["epochs"]), "stopped_early": history["stopped_early"],
+              "history": str(paths.history(name, variant).relative_to(paths.root)), **extras}
+    if dist.is_main:
+        write_json(record_path, record)
+        # the optimiser-state checkpoint is only needed to resume; models may keep it (longclip.keep_checkpoint)
+        if not getattr(adapter.settings(cfg), "keep_checkpoint", True):
+            (dirs.training / training.CHECKPOINT).unlink(missing_ok=True)
+    return record
+
+
+def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: Sequence[str], inputs: Inputs,
+                     records: dict, device, say, seconds: dict, t_start: float) -> None:
+    from artcap_lib.retrieval.metrics import retrieval_metrics
+    name, kinds, r = adapter.name, list(adapter.score_kinds(cfg)), cfg.retrieval
+    main = kinds[0].name
+    test_ids = inputs.ids["test"]
+    texts = {qs: [q[i] for i in test_ids] for qs, q in inputs.queries.items()}
+    images = list(inputs.images(test_ids).values())
+    own = [{i} for i in range(len(test_ids))]          # image i's relevant text is its own query
+    test_metrics: dict[str, dict] = {k.name: {} for k in kinds}
+    image_to_text: dict[str, dict] = {}
+    tokenizer = None
+    t0 = time.perf_counter()
+    for variant in variants:
+        say(f"scoring {variant}")
+        loaded = adapter.load(cfg, base, None if variant == "baseline" else paths.variant_model(name, variant), device)
+        tokenizer = tokenizer or adapter.tokenizer(cfg, loaded)
+        for qs, by_kind in adapter.score(cfg, loaded, texts, images, device).items():
+            for kind in kinds:
+                folder = paths.score_dir(name, None if kind.name == main else kind.name)
+                test_metrics[kind.name].setdefault(variant, {})[qs] = runs.write_variant(
+                    folder, variant, qs, by_kind[kind.name], test_ids, test_ids, depth=r.run_depth)
+            image_to_text.setdefault(variant, {})[qs] = retrieval_metrics(by_kind[main].T, own)
+        del loaded
+    seconds["score"] = time.perf_counter() - t0
+    settings = dict(bootstrap=r.bootstrap, randomisation=r.randomisation, seed=cfg.seed, depth=r.run_depth)
+    results = {}
+    for kind in kinds:
+        folder = paths.score_dir(name, None if kind.name == main else kind.name)
+        runs.summarise_model(folder, model=name if kind.name == main else f"{name} ({kind.label})", **settings)
+        results[kind.name] = str(paths.retrieval_results(name, None if kind.name == main else kind.name)
+                                 .relative_to(paths.root))
+    sources = {"human": {i: inputs.human[i] for i in inputs.ids["train"]}}
+    if inputs.caption_file.is_file():
+        sources[inputs.captioner] = {i: inputs.synthetic[i] for i in inputs.ids["train"]}
+    write_json(paths.truncation(name), adapter.truncation(cfg, tokenizer, sources, inputs.queries))
+    summary = {"model": name, "title": adapter.title, "spec": adapter.settings(cfg).model, "baseline": base,
+               "score_kinds": [{"name": k.name, "label": k.label} for k in kinds],
+               "n": {split: len(ids) for split, ids in inputs.ids.items()},
+               "query_sets": sorted(inputs.queries), "missing_query_sets": inputs.missing_query_sets,
+               "chance_recall@1": 1 / len(test_ids), "variants": list(variants),
+               "test_metrics": test_metrics, "image_to_text": image_to_text, "fine_tunes": records,
+               "results": results, "truncation": str(paths.truncation(name).relative_to(paths.root)),
+               "seconds": {**seconds, "total": time.perf_counter() - t_start}}
+    write_json(paths.retrieval_summary(name), summary)
+    say(f"{adapter.title} experiment done in {summary['seconds']['total']:.0f} s")
+
+
+def outcome(paths, model: str) -> dict[str, Any]:
+    """What notebooks display, read back from the files of a finished run."""
+    summary = read_json(paths.retrieval_summary(model))
+    main, *others = [k["name"] for k in summary["score_kinds"]]
+    return {"model": model, "title": summary["title"], "source": SOURCE, "summary": summary,
+            "results": read_json(paths.retrieval_results(model)),
+            "kind_results": {k: read_json(paths.retrieval_results(model, k)) for k in others},
+            "truncation": read_json(paths.truncation(model)), "histories": histories(paths, model)}
+
+
+def histories(paths, model: str) -> dict[str, dict]:
+    """{run: history.json} of the fine-tunes found (and, in the demo, of the pocket pre-training), for curves."""
+    found = {}
+    pocket = registry.get(model).pocket
+    if pocket and paths.pocket_history(pocket).is_file():
+        found[POCKET_HISTORY] = read_json(paths.pocket_history(pocket))
+    for variant in FINE_TUNED:
+        if paths.history(model, variant).is_file():
+            found[variant] = read_json(paths.history(model, variant))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- reference profile
+def reference(cfg, paths, model: str) -> dict[str, Any]:
+    """No training: the authors' stored runs of `model` evaluated by runs.reference_experiment2, plus the
+    truncation statistics of the published captions where the model's tokenizer is available offline."""
+    from artcap_lib.data.artpedia import by_split, load_artworks, ordered_ids
+    from artcap_lib.retrieval.inputs import human_captions
+    adapter = registry.get(model)
+    if model not in runs.REFERENCE_MODELS:
+        raise ValueError(f"the authors stored no {adapter.title} runs: the reference profile has none to evaluate")
+    r = cfg.retrieval
+    results = runs.reference_experiment2(paths, bootstrap=r.bootstrap, randomisation=r.randomisation,
+                                         seed=cfg.seed)["models"][model]
+    truncation = None
+    tokenizer = adapter.offline_tokenizer(cfg)
+    if tokenizer is not None:
+        artworks = by_split(load_artworks(paths.artworks, require_urls=False), "train")
+        ids = ordered_ids(artworks)
+        sources = {"human": human_captions(artworks, ids)}
+        caption_file = paths.caption_file(cfg.captioning.name)
+        if caption_file.is_file():
+            sources[cfg.captioning.name] = synthetic_captions(caption_file, ids)
+        queries = {}
+        if "llama" in r.query_sets:
+            from artcap_lib import reference as authors
+            queries["llama"] = authors.llama_queries()
+        truncation = adapter.truncation(cfg, tokenizer, sources, queries)
+        write_json(paths.truncation(model), truncation)
+    return {"model": model, "title": adapter.title, "source": "reference", "summary": None, "results": results,
+            "kind_results": {}, "truncation": truncation, "histories": {}}
