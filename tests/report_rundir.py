@@ -37,12 +37,11 @@ def make_run_dir(root: Path, steps=STEPS) -> dict:
         _metrics(paths.metrics, ids["test"], cfg.captioning.name)
     if "retrieval" in steps:
         for model in ("blip", "longclip"):
-            _retrieval(paths.retrieval / model, ids["test"])
+            _retrieval(paths.score_dir(model), ids["test"])
     if "histories" in steps:
-        for model, folder, monitor, mode in (("blip", "train", "val_r_mean", "max"),
-                                              ("longclip", "training", "val_loss", "min")):
+        for model, monitor, mode in (("blip", "val_r_mean", "max"), ("longclip", "val_loss", "min")):
             for variant in ("human", "synthetic"):
-                write_json(paths.retrieval / model / variant / folder / "history.json", _history(monitor, mode))
+                write_json(paths.history(model, variant), _history(monitor, mode))
     return overrides
 
 

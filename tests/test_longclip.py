@@ -17,6 +17,7 @@ from PIL import Image
 from artcap_lib.retrieval.longclip import model as longclip
 from artcap_lib.retrieval.longclip import convert as longclip_convert
 from artcap_lib.retrieval import training
+from artcap_lib.retrieval.protocol import FineTuneDirs
 from artcap_lib.standins.pocket_longclip import EOT, SOT, PocketSpec, build_pocket_longclip, train_clip_tokenizer
 
 CORPUS = ["A large red circle sits on the left of the canvas.", "The ground is a warm cream colour.",
@@ -179,8 +180,9 @@ def fine_tune_pictures(pocket_dir, out_dir):
     files, captions = _pictures_from_env()
     bundle = longclip.load_model(pocket_dir)
     settings = longclip.FineTuneSettings(preset="adamw", epochs=3, batch_size=4, lr=1e-3, patience=None, seed=0)
+    out_dir = Path(out_dir)
     summary = longclip.fine_tune(bundle, (files[:12], captions[:12]), (files[12:], captions[12:]), settings,
-                                 out_dir, progress=None)
+                                 FineTuneDirs(out_dir / "model", out_dir / "training"), progress=None)
     return bundle, summary
 
 
@@ -212,9 +214,10 @@ def test_fine_tune_resumes_after_a_kill_and_matches_an_uninterrupted_run(pocket_
         torch.set_num_threads(threads)
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value)
-    assert summary["epochs_run"] == 3 and summary["truncation"]["train"]["captions"] == 12
+    assert summary["truncation"]["train"]["captions"] == 12
+    assert [e["epoch"] for e in training.read_history(tmp_path / "killed" / "training")["epochs"]] == [0, 1, 2, 3]
     assert (tmp_path / "killed" / "model" / "config.json").is_file()
-    # a finished fine-tune is loaded, not redone
+    # a finished fine-tune returns at once (the loop's checkpoint says so) with the kept epoch's weights
     again, summary_again = fine_tune_pictures(pocket_dir, tmp_path / "killed")
     assert summary_again == summary
     torch.testing.assert_close(again.model.logit_scale, resumed.model.logit_scale)

@@ -44,7 +44,7 @@ def test_results_json_holds_every_table_number(full_run):
         assert exp1[metric]["control"] == pytest.approx(mean / 2)
     cells = {(c["model"], c["variant"], c["metric"]): c for c in results["experiment2"]["cells"]}
     for model in ("blip", "longclip"):
-        stored = read_json(paths.retrieval / model / "results.json")["query_sets"]["artpedia"]["variants"]
+        stored = read_json(paths.retrieval_results(model))["query_sets"]["artpedia"]["variants"]
         for variant in ("baseline", "human", "synthetic"):
             for metric in report.TABLE2_METRICS:
                 assert cells[(model, variant, metric)]["value"] == stored[variant]["metrics"][metric]
