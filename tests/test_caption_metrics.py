@@ -241,3 +241,21 @@ def test_fast_lcs_table_equals_the_rouge_packages_own_and_is_unpatched_after_use
     original = rouge_score._lcs
     rouge_scores(["a cat sat on the mat."], ["the cat sat on a red mat."])
     assert rouge_score._lcs is original
+
+
+def test_lcs_reconstruction_equals_the_rouge_packages_own_and_has_no_depth_limit():
+    """The package's recursive `_recon_lcs` hit Python's recursion limit from ~1,000-word captions."""
+    import random
+    from rouge import rouge_score
+    from artcap_lib.textmetrics.paper import _recon_lcs, rouge_scores
+    rng = random.Random(1)
+    for _ in range(300):
+        x = [rng.choice("abcdef") for _ in range(rng.randint(0, 40))]
+        y = [rng.choice("abcdef") for _ in range(rng.randint(0, 40))]
+        for exclusive in (True, False):      # a set of tokens, or the token sequence
+            assert _recon_lcs(x, y, exclusive)._ngrams == rouge_score._recon_lcs(x, y, exclusive)._ngrams
+    original = rouge_score._recon_lcs
+    words = " ".join(rng.choice(["the", "red", "boat", "sea", "a", "storm"]) for _ in range(10_000))
+    long = rouge_scores([words + "."], ["A red boat on a stormy sea."])
+    assert all(0 < long[f"rouge{n}_{k}"][0] <= 1 for n in "12L" for k in "prf")
+    assert rouge_score._recon_lcs is original
