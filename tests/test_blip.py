@@ -271,6 +271,70 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
     assert "loss parts" in fig.axes[1].get_title()                    # BLIP's loss has parts: ITC and ITM
 
 
+BLIP_TORCHRUN = """
+import json, os, sys, time
+import torch
+torch.set_num_threads(1)
+from artcap_lib.config import RunPaths, load_profile
+from artcap_lib.retrieval import experiment
+from artcap_lib.retrieval.blip.adapter import Blip
+score = Blip.score
+
+def logged(self, *args, **kwargs):
+    start = time.time()
+    out = score(self, *args, **kwargs)
+    with open({log!r}, "a") as fh:
+        fh.write(os.environ["RANK"] + " " + str(start) + " " + str(time.time()) + "\\n")
+    return out
+
+Blip.score = logged
+cfg = load_profile("demo", {overrides!r})
+out = experiment.run(cfg, RunPaths.for_profile(cfg), "blip", progress=None)
+with open(os.path.join({root!r}, "rank" + os.environ["RANK"] + ".json"), "w") as fh:
+    json.dump({{"returned": time.time(), "results": out["results"]["query_sets"]}}, fh)
+"""
+
+
+def test_under_torchrun_one_process_scores_and_writes_the_other_waits(pocket_dir, tmp_path):
+    """The BLIP experiment on 2 CPU processes (gloo): both train (DDP), rank 0 alone scores and writes, rank 1
+    returns after it, with the numbers rank 0 wrote."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from artcap_lib.config import RunPaths, load_profile
+    from artcap_lib.data.demo import DemoSizes, generate_collection
+    from artcap_lib.files import read_json
+    overrides = {"run_dir": str(tmp_path / "run"), "device": "cpu", "blip.model": str(pocket_dir), "blip.epochs": 1,
+                 "blip.batch_size": 2, "blip.queue_size": 8, "blip.k_test": 3, "blip.num_workers": 0,
+                 "retrieval.bootstrap": 20, "retrieval.randomisation": 20}
+    cfg = load_profile("demo", overrides)
+    paths = RunPaths.for_profile(cfg)
+    generate_collection(paths.data, DemoSizes(train=8, val=4, test=4, pretrain=0), image_size=32)
+    paths.captions.mkdir()
+    with open(paths.caption_file(cfg.captioning.name), "w") as fh:
+        for art_id, entry in read_json(paths.artworks).items():
+            fh.write(json.dumps({"id": art_id, "caption": f"a painting titled {entry['title']}"}) + "\n")
+    log = tmp_path / "score.log"
+    script = tmp_path / "run.py"
+    script.write_text(BLIP_TORCHRUN.format(log=str(log), overrides=overrides, root=str(tmp_path)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    scored = [line.split() for line in log.read_text().splitlines()]
+    assert [rank for rank, _, _ in scored] == ["0", "0", "0"]            # baseline, human, synthetic: rank 0 only
+    ranks = [read_json(tmp_path / f"rank{r}.json") for r in (0, 1)]
+    assert ranks[1]["returned"] >= max(float(end) for _, _, end in scored)   # rank 1 waited at the barrier
+    assert ranks[0]["results"] == ranks[1]["results"]
+    assert read_json(paths.fine_tune_record("blip", "human"))["world_size"] == 2
+
+
 def _ddp_queue_worker(rank: int, world_size: int, port: int, pocket_dir: str, out_dir: str) -> None:
     import os
 
