@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -186,12 +187,76 @@ class Profile:
     blip: BlipConfig = field(default_factory=BlipConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
-    def __post_init__(self):
-        if self.jobs < 1:
-            raise ProfileError(f"jobs must be at least 1, got {self.jobs}")
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# ---- what a value may be: checked when a profile is loaded, so that a bad value fails at `artcap profile` or at the
+# start of a run, naming the key, and never half-way through a notebook
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.source": ("demo", "artpedia", "reference"),
+    "captioning.source": ("model", "reference"),
+    "captioning.dtype": ("auto", "float32", "float16", "bfloat16"),
+    "captioning.engine": ("generate", "fast", "fast_compiled"),
+    "metrics.backends": ("paper", "coco"),
+    "metrics.split": ("train", "val", "test"),
+    "retrieval.source": ("model", "reference"),
+    "retrieval.query_sets": ("artpedia", "llama"),
+    "longclip.preset": ("paper", "adamw"),
+    "longclip.precision": ("auto", "bf16", "fp32"),
+    "longclip.score": ("dot", "cosine"),
+    "blip.precision": ("auto", "bf16", "fp32"),
+    "blip.select_with": ("itm", "itc"),
+    "report.formats": ("png", "pdf", "svg"),
+    "report.significance_test": ("ttest", "randomisation"),
+}
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+AT_LEAST_ONE = {
+    "jobs", "data.download_workers", "data.max_side", "data.max_pixels", "data.demo_image_size",
+    "captioning.max_new_tokens", "captioning.batch_size", "captioning.pocket_batch_size",
+    "captioning.pocket_image_size", "metrics.bootstrap", "retrieval.run_depth", "retrieval.bootstrap",
+    "retrieval.randomisation", "longclip.max_length", "longclip.epochs", "longclip.batch_size",
+    "longclip.grad_accum", "longclip.eval_batch_size", "longclip.pretrain_batch_size", "blip.epochs",
+    "blip.batch_size", "blip.image_size", "blip.queue_size", "blip.max_words", "blip.max_tokens", "blip.k_test",
+    "blip.eval_batch_size", "report.gallery_size",
+}
+POSITIVE = {"captioning.pocket_lr", "longclip.lr", "longclip.pretrain_lr", "blip.lr", "blip.pretrain_lr"}
+FRACTIONS = {   # key: (lowest, highest), both allowed
+    "longclip.warmup": (0.0, 0.99), "blip.momentum": (0.0, 1.0), "blip.alpha": (0.0, 1.0),
+    "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0),
+}
+
+
+def profile_problems(profile: "Profile") -> list[str]:
+    """Every value of a built profile that is out of range or not one of its choices ("key: why")."""
+    problems = []
+    for key, value in _leaves(profile):
+        name = key.rsplit(".", 1)[-1]
+        if key in CHOICES:
+            bad = [v for v in (value if isinstance(value, list) else [value]) if v not in CHOICES[key]]
+            if bad:
+                problems.append(f"{key}: {', '.join(map(repr, bad))} is not one of {', '.join(CHOICES[key])}")
+        elif name == "device" and not DEVICE.fullmatch(value):
+            problems.append(f"{key}: {value!r} is not a device (auto | cpu | cuda | cuda:N | mps)")
+        elif key in AT_LEAST_ONE and value < 1:
+            problems.append(f"{key}: must be at least 1, got {value}")
+        elif key in POSITIVE and not value > 0:
+            problems.append(f"{key}: must be greater than 0, got {value}")
+        elif key in FRACTIONS and not FRACTIONS[key][0] <= value <= FRACTIONS[key][1]:
+            problems.append(f"{key}: must lie in [{FRACTIONS[key][0]}, {FRACTIONS[key][1]}], got {value}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            problems.append(f"{key}: must not be negative, got {value}")     # counts, seeds, threads, decay
+    return problems
+
+
+def _leaves(node, prefix: str = ""):
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value
 
 
 def available_profiles() -> list[str]:
@@ -222,7 +287,12 @@ def load_profile(name_or_path: str | Path = "demo", overrides: Mapping[str, Any]
     raw.setdefault("profile", path.stem)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
-    return _build(Profile, raw, where=str(path))
+    profile = _build(Profile, raw, where=str(path))
+    problems = profile_problems(profile)
+    if problems:
+        raise ProfileError(f"{path}" + (" with --set overrides" if overrides else "") + ": "
+                           + "; ".join(problems))
+    return profile
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -230,7 +300,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ProfileError(f"override {text!r} is not key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"override {text!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def parse_overrides(items) -> dict[str, Any]:
@@ -306,11 +379,14 @@ class RunPaths:
 
     @classmethod
     def for_profile(cls, profile) -> "RunPaths":
-        """Resolve a Profile's run_dir/figures_dir (relative paths are relative to the repository)."""
+        """Resolve a Profile's run_dir/figures_dir (relative paths are relative to the project folder)."""
         root = Path(profile.run_dir) if profile.run_dir else RUNS_DIR / profile.profile
         figures = Path(profile.figures_dir) if profile.figures_dir else FIGURES_DIR / profile.profile
-        return cls(root if root.is_absolute() else PROJECT_ROOT / root,
-                   figures if figures.is_absolute() else PROJECT_ROOT / figures)
+        root, figures = (p if p.is_absolute() else PROJECT_ROOT / p for p in (root, figures))
+        for key, folder in (("run_dir", root), ("figures_dir", figures)):
+            if folder.exists() and not folder.is_dir():
+                raise ProfileError(f"{key}: {folder} is a file, not a folder (--set {key}=... another path)")
+        return cls(root, figures)
 
     # 01 data prep
     @property

@@ -57,3 +57,37 @@ def test_default_run_and_figure_dirs_are_per_profile():
     paths = RunPaths.for_profile(load_profile("reference"))
     assert paths.root == PROJECT_ROOT / "papermill_runs" / "reference"
     assert paths.figures == PROJECT_ROOT / "figures" / "reference"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("blip.epochs", -5, "blip.epochs: must be at least 1, got -5"),
+    ("longclip.batch_size", 0, "longclip.batch_size: must be at least 1, got 0"),
+    ("blip.lr", -1, "blip.lr: must be greater than 0, got -1.0"),
+    ("device", "tpu", "device: 'tpu' is not a device"),
+    ("captioning.dtype", "float8", "captioning.dtype: 'float8' is not one of auto, float32"),
+    ("metrics.backends", ["paper", "spice"], "metrics.backends: 'spice' is not one of paper, coco"),
+    ("longclip.warmup", 1.5, "longclip.warmup: must lie in [0.0, 0.99], got 1.5"),
+    ("captioning.threads", -1, "captioning.threads: must not be negative, got -1"),
+    ("jobs", 0, "jobs: must be at least 1, got 0"),
+])
+def test_out_of_range_values_fail_when_the_profile_is_loaded(key, value, message):
+    with pytest.raises(ProfileError, match="with --set overrides: .*" + message.replace("[", r"\[").replace("]", r"\]")
+                       .replace(".", r"\.").replace("(", r"\(")):
+        load_profile("demo", {key: value})
+
+
+def test_every_problem_of_a_profile_is_listed_at_once():
+    with pytest.raises(ProfileError) as caught:
+        load_profile("demo", {"blip.epochs": 0, "device": "gpu", "report.formats": ["png", "bmp"]})
+    assert str(caught.value).count(";") == 2
+
+
+def test_an_override_that_is_not_yaml_names_the_override():
+    with pytest.raises(ProfileError, match=r"override 'blip.epochs=\[1': the value is not valid YAML"):
+        parse_override("blip.epochs=[1")
+
+
+def test_a_run_dir_that_is_a_file_is_refused_naming_the_key(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ProfileError, match="run_dir: .* is a file, not a folder"):
+        RunPaths.for_profile(load_profile("demo", {"run_dir": str(tmp_path / "f")}))

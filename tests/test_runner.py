@@ -43,12 +43,12 @@ def test_reproduce_runs_notebook_01_and_writes_a_manifest(tmp_path, capsys):
 
 def test_a_failing_notebook_stops_the_run_naming_notebook_cell_and_error(tmp_path, capsys):
     run_dir = tmp_path / "run"
+    missing = tmp_path / "missing" / "artpedia.json"       # a valid profile whose input is not there
     code = main(["reproduce", "--profile", "demo", "--no-progress", "--set", f"run_dir={run_dir}",
-                 "--set", "data.source=nowhere"])
+                 "--set", "data.source=artpedia", "--set", f"data.artpedia_json={missing}"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "01_data_prep.ipynb failed in cell" in err
-    assert "ValueError: data.source must be demo, artpedia or reference, not 'nowhere'" in err
+    assert "01_data_prep.ipynb failed in cell" in err and str(missing) in err
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["failed"]["notebook"] == "01_data_prep.ipynb"
     assert not any(name > "01" for name in manifest["notebooks"])      # nothing after the failure ran
@@ -157,7 +157,7 @@ def test_a_failure_lets_running_notebooks_finish_and_starts_no_other(tmp_path, m
 
 def test_jobs_must_be_positive(tmp_path, capsys):
     assert main(["reproduce", "--jobs", "0", "--set", f"run_dir={tmp_path}"]) == 2
-    assert "jobs must be at least 1" in capsys.readouterr().err
+    assert "jobs: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path, monkeypatch):

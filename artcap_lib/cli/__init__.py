@@ -11,6 +11,7 @@ import sys
 
 from artcap_lib.cli import bench, blip, caption, data, longclip, metrics, report, reproduce, retrieval
 from artcap_lib.config import ProfileError
+from artcap_lib.files import RunLockedError
 
 # in the order they appear in --help
 COMMAND_MODULES = (reproduce, data, caption, retrieval, metrics, blip, longclip, report, bench)
@@ -30,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ProfileError as err:             # a bad --profile / --set / flag value: the key is in the message
-        print(f"{getattr(args, 'prog', 'artcap')}: {err}", file=sys.stderr)
+    except (ProfileError, RunLockedError) as err:   # a bad --profile / --set / flag value (the key is in the
+        print(f"{getattr(args, 'prog', 'artcap')}: {err}", file=sys.stderr)   # message), or a run dir in use
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,20 +25,8 @@ import typing
 from typing import Any, Mapping
 
 from artcap_lib import config
-from artcap_lib.config import Profile, RunPaths, available_profiles, load_profile, parse_overrides
-
-# Fields with a known set of values, offered as argparse choices. tests/test_cli.py checks each set against the
-# library's own (captioner.DTYPES + "auto", fast_decode.ENGINES, scorer.BACKENDS, ...).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("demo", "artpedia", "reference"),
-    "captioning.source": ("model", "reference"),
-    "captioning.dtype": ("auto", "float32", "float16", "bfloat16"),
-    "captioning.engine": ("generate", "fast", "fast_compiled"),
-    "metrics.backends": ("paper", "coco"),
-    "metrics.split": ("train", "val", "test"),
-    "retrieval.source": ("model", "reference"),
-    "report.significance_test": ("ttest", "randomisation"),
-}
+# config.CHOICES: the fields with a known set of values, offered here as argparse choices
+from artcap_lib.config import CHOICES, Profile, RunPaths, available_profiles, load_profile, parse_overrides
 
 PRECEDENCE = ("profile values: --profile NAME|PATH (packaged: {profiles}), then each --set KEY=VALUE in order "
               "(dotted keys, values read as YAML), then the flags given here; a later one wins "
