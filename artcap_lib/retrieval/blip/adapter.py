@@ -108,7 +108,7 @@ class Blip:
         if options.grad_checkpointing:
             net.vision_model.activation_checkpointing_enable()
         size = net.config.vision_config.image_size
-        enc = blip.enc_token_id(tokenizer, net.config.text_config.vocab_size)
+        enc = blip.enc_token_id(tokenizer, net.config.text_config)
         objective = blip.BlipRetrievalObjective(net, enc, max(options.queue_size, batch_size)).to(device)
         objective.train()
         optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-6,

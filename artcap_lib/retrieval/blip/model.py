@@ -213,19 +213,28 @@ def itm_head_logits(model, enc_ids, attention_mask, image_embeds) -> torch.Tenso
 # ---- loading and scoring ----------------------------------------------------------------------------------------
 
 
-def enc_token_id(tokenizer, vocab_size: int | None = None) -> int:
-    """BLIP's [ENC] token (the ITM input's first token), added to BERT's uncased vocabulary after [DEC].
+def enc_token_id(tokenizer, text_config=None) -> int:
+    """BLIP's [ENC] token (the ITM input's first token): BLIP's init_tokenizer adds [DEC] (bos) and then [ENC] to
+    BERT's uncased vocabulary, so the text embedding has two rows more than BERT (30,524; [ENC] = 30,523).
 
-    A tokenizer saved without [ENC] but with [DEC] as its last token, for a model whose text vocabulary has one
-    more row (vocab_size), gets that row: BLIP's [ENC] id (30,523 for bert-base-uncased)."""
+    Tokenizers in the wild carry that layout in three ways: with [ENC] (BLIP's own), with [DEC] only, and with
+    neither — Salesforce/blip-itm-large-coco ships a plain 30,522-token BertTokenizer while its text config says
+    vocab_size 30,524 and bos_token_id ([DEC]) 30,522. The last two are resolved from `text_config` (the model's
+    `config.text_config`) when its sizes show exactly that layout; anything else is an error."""
     token_id = tokenizer.convert_tokens_to_ids("[ENC]")
     if token_id is not None and token_id != tokenizer.unk_token_id:
         return int(token_id)
-    if vocab_size == len(tokenizer) + 1 and tokenizer.convert_tokens_to_ids("[DEC]") == len(tokenizer) - 1:
-        return len(tokenizer)
-    raise ValueError("the tokenizer has no [ENC] token: BLIP's ITM needs the BERT uncased vocabulary with "
-                     "[DEC] and [ENC] added (add_special_tokens({'bos_token': '[DEC]', "
-                     "'additional_special_tokens': ['[ENC]']}))")
+    n = len(tokenizer)
+    vocab_size = getattr(text_config, "vocab_size", None)
+    has_dec = tokenizer.convert_tokens_to_ids("[DEC]") == n - 1
+    if has_dec and vocab_size == n + 1:
+        return n                                          # [DEC] saved, [ENC] the row after it
+    if not has_dec and vocab_size == n + 2 and getattr(text_config, "bos_token_id", None) == n:
+        return n + 1                                      # the hub's layout: [DEC] = bos = n, [ENC] = n + 1
+    raise ValueError(f"the tokenizer ({n} tokens) has no [ENC] token and the model's text vocabulary "
+                     f"({vocab_size} rows, bos {getattr(text_config, 'bos_token_id', None)}) does not show BLIP's "
+                     "layout (BERT uncased + [DEC] + [ENC]): BLIP's ITM cannot be fed; add them with "
+                     "add_special_tokens({'bos_token': '[DEC]', 'additional_special_tokens': ['[ENC]']})")
 
 
 def load_blip(model_dir: str | Path, device: str | torch.device = "cpu"):

@@ -42,7 +42,7 @@ def score_texts_images(model, tokenizer, texts: Sequence[str], images, device, b
         image_feat, embeds = blip.encode_images(model, images, device, keep_embeds=rerank)
         out = {"itc": blip.itc_scores(text_feat, image_feat)}
         if rerank:
-            enc = blip.enc_token_id(tokenizer, model.config.text_config.vocab_size)
+            enc = blip.enc_token_id(tokenizer, model.config.text_config)
             out["itm"] = blip.itm_rerank(model, out["itc"], ids, mask, embeds, enc, bcfg.k_test, bcfg.eval_batch_size)
             if both_directions:
                 out["itm_i2t"] = blip.itm_rerank(model, out["itc"], ids, mask, embeds, enc, bcfg.k_test,
@@ -97,7 +97,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
     train_loader = training.make_loader(train_set, bcfg.batch_size, dist, shuffle=True, drop_last=True,
                                         collate_fn=blip_data.collate(tokenizer, bcfg.max_tokens), seed=seed,
                                         num_workers=bcfg.num_workers)
-    enc = blip.enc_token_id(tokenizer, model.config.text_config.vocab_size)
+    enc = blip.enc_token_id(tokenizer, model.config.text_config)
     objective = blip.BlipRetrievalObjective(model, enc, bcfg.queue_size, alpha_warmup_steps=len(train_loader),
                                             momentum=momentum, alpha=bcfg.alpha)
     val_texts = [blip_data.pre_caption(captions[i], EVAL_MAX_WORDS) for i in val_ids]
