@@ -7,6 +7,7 @@ theirs is committed here: only the file names and their hashes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import urllib.request
@@ -91,6 +92,8 @@ def reference_file(relpath: str) -> Path:
             raise ReferenceArtefactError(f"{path} not found in ARTCAP_REFERENCE_DIR={mirror}")
     else:
         path = cache_dir() / relpath
+        if path.is_file() and sha256_file(path) != SHA256[relpath]:
+            path.unlink()                 # a damaged cache entry (older code kept bad downloads): fetch it again
         if not path.is_file():
             _download(relpath, path)
     digest = sha256_file(path)
@@ -109,6 +112,10 @@ def _download(relpath: str, dest: Path) -> None:
     except OSError as exc:
         raise ReferenceArtefactError(f"cannot download {url}: {exc}. Offline? Set ARTCAP_REFERENCE_DIR to a local copy "
                              f"of the repository at commit {COMMIT}.") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256[relpath]:         # checked before it is cached: a bad download is never kept
+        raise ReferenceArtefactError(f"{url}: SHA-256 {digest} does not match the pinned {SHA256[relpath]} (commit "
+                                     f"{COMMIT}); not cached, the next run downloads it again")
     atomic_write_bytes(dest, data)
 
 

@@ -116,3 +116,30 @@ def test_paper_profile_step_01_from_a_zip_with_images_and_aligned_splits(referen
     alignment = read_json(data / "split_alignment.json")
     assert len(alignment["moved"]) == 2 and len(alignment["missing_from_ours"]["test"]) == 332
     assert summary["excluded"] == 1
+
+
+def test_a_download_that_fails_its_hash_is_never_cached_and_a_bad_cache_entry_is_fetched_again(
+        reference_dir, tmp_path, monkeypatch):
+    import shutil
+    served = tmp_path / "served"
+    shutil.copytree(f"{reference_dir}/captions", served / "captions")
+    good = (served / "captions/generated_queries.json").read_bytes()
+    (served / "captions/generated_queries.json").write_bytes(good.replace(b"painting", b"pAinting", 1))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=served))
+    httpd.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("ARTCAP_REFERENCE_DIR")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        monkeypatch.setenv("ARTCAP_REFERENCE_URL", f"http://127.0.0.1:{httpd.server_port}/")
+        cached = tmp_path / "cache" / "artcap" / "reference" / reference.COMMIT / "captions/generated_queries.json"
+        with pytest.raises(reference.ReferenceArtefactError, match="not cached"):
+            reference.reference_file("captions/generated_queries.json")
+        assert not cached.exists()
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(b"left by an older version")             # a bad entry already in the cache
+        (served / "captions/generated_queries.json").write_bytes(good)
+        assert reference.reference_file("captions/generated_queries.json") == cached
+        assert cached.read_bytes() == good
+    finally:
+        httpd.shutdown()
