@@ -17,5 +17,5 @@ mkdir -p wheels
 if [[ "${1:-}" == "--notebooks" ]]; then
   "$PY" -m pip download -q "${PLATFORM[@]}" -d wheels papermill ipykernel nbformat nbclient
 fi
-"$PY" -c "from artcap_lib.random_models import prepare_processors; print(*prepare_processors('wheels/random-models'), sep='\n')"
+"$PY" -c "from artcap_lib.standins.random_models import prepare_processors; print(*prepare_processors('wheels/random-models'), sep='\n')"
 du -sh wheels

@@ -67,7 +67,7 @@ else
   LLAVA=llava-1.5-7b; ARCH=L; IMAGES=384; BATCH=128; TOKENS=64; DTYPE=bfloat16; PRECISION=bf16; STEPS_N=10
 fi
 ARTCAP=("$PY" -m artcap_lib.cli)
-step llava_7b 180 required "$PY" -c "from artcap_lib.random_models import resolve_model; print(resolve_model('random:$LLAVA'))"
+step llava_7b 180 required "$PY" -c "from artcap_lib.standins.random_models import resolve_model; print(resolve_model('random:$LLAVA'))"
 step decoders 300 required "${ARTCAP[@]}" bench decode --model "random:$LLAVA" --images $IMAGES --batch-size $BATCH \
   --max-new-tokens $TOKENS --min-new-tokens $TOKENS --dtype $DTYPE --json "$STEPS/decoders.json"
 # only the modules that hold GPU tests: the others may import extras (nltk, bert-score, ...) absent here
@@ -78,15 +78,10 @@ step train_longclip 120 required "${ARTCAP[@]}" bench train --model longclip --a
   --steps $STEPS_N --warmup 2 --precision $PRECISION --json "$STEPS/train_longclip.json"
 step train_blip 150 required "${ARTCAP[@]}" bench train --model blip --arch $ARCH --batch-size $((BATCH < 16 ? BATCH : 16)) \
   --steps $STEPS_N --warmup 2 --precision $PRECISION --json "$STEPS/train_blip.json"
-step caption 200 optional "${ARTCAP[@]}" bench caption --random-init "$LLAVA" --images $IMAGES --batch-size $BATCH \
+step caption 200 optional "${ARTCAP[@]}" bench caption --profile bench --model "random:$LLAVA" --images $IMAGES --batch-size $BATCH \
   --max-new-tokens $TOKENS --dtype $DTYPE --engine fast_compiled --json "$STEPS/caption.json"
-step blip_no_ckpt 120 optional "$PY" -c "
-import json
-from artcap_lib.blip_bench import benchmark_training
-model = None if '$ARCH' == 'pocket' else 'random:blip-itm-large-coco'
-out = benchmark_training(model, batch_size=$((BATCH < 16 ? BATCH : 16)), steps=$STEPS_N, warmup=2,
-                         precision='$PRECISION', grad_checkpointing=False)
-json.dump(out, open('$STEPS/blip_no_ckpt.json', 'w'), indent=1); print(out['images_per_second'], 'images/s')"
+step blip_no_ckpt 120 optional "${ARTCAP[@]}" bench train --model blip --arch $ARCH --no-grad-checkpointing \
+  --batch-size $((BATCH < 16 ? BATCH : 16)) --steps $STEPS_N --warmup 2 --precision $PRECISION --json "$STEPS/blip_no_ckpt.json"
 
 # one JSON: environment, per step {rc, seconds, timed_out | skipped, result, log tail}, test outcomes
 "$PY" - "$STEPS" "$RESULT" "$START" <<'PYEOF'

@@ -50,12 +50,7 @@ def test_the_parser_imports_no_heavy_library():
     assert done.stdout.strip() == "[]"
 
 
-# being rewritten with the retrieval experiments; they adopt cli.options next (strict: this list must then shrink)
-NOT_YET_ON_OPTIONS = {("bench", "train"), ("longclip", "convert"), ("longclip", "export"), ("longclip", "stretch")}
-
-
-@pytest.mark.parametrize("words", [pytest.param(w, marks=pytest.mark.xfail(strict=True, reason="not on cli.options yet"))
-                                   if w in NOT_YET_ON_OPTIONS else w for w in sorted(COMMANDS)], ids=" ".join)
+@pytest.mark.parametrize("words", sorted(COMMANDS), ids=" ".join)
 def test_every_command_takes_a_profile_and_overrides(words):
     options = {s for a in COMMANDS[words]._actions for s in a.option_strings}
     assert {"--profile", "--set"} <= options

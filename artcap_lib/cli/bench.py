@@ -172,10 +172,10 @@ def _add_train(bsub) -> None:
     p.add_argument("--preset", default="paper", help="optimiser preset (Long-CLIP: paper | adamw)")
     p.add_argument("--queue-size", type=int, default=2048, help="BLIP: feature queue length")
     p.add_argument("--no-grad-checkpointing", action="store_true", help="BLIP: without ViT activation checkpointing")
-    p.add_argument("--models-dir", default="papermill_runs/bench/models", help="where random: models are written")
-    p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--json", default="", metavar="PATH")
+    # the device, and the run directory whose models/ holds materialised random: models (bench: shared by runs)
+    add_profile_options(p, "device", "run_dir", default_profile="bench")
     p.set_defaults(func=_bench_train)
 
 
@@ -185,12 +185,13 @@ def _bench_train(args) -> int:
     from artcap_lib.bench.train import benchmark_training
     from artcap_lib.retrieval.protocol import BenchOptions
 
+    cfg, paths = profile_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     options = BenchOptions(tokenizer=args.tokenizer, preset=args.preset, queue_size=args.queue_size,
-                           grad_checkpointing=not args.no_grad_checkpointing, models_dir=args.models_dir)
+                           grad_checkpointing=not args.no_grad_checkpointing, models_dir=paths.models)
     result = benchmark_training(args.model, args.arch, batch_size=args.batch_size, steps=args.steps,
-                                warmup=args.warmup, tokens=args.tokens, device=args.device, precision=args.precision,
+                                warmup=args.warmup, tokens=args.tokens, device=cfg.device, precision=args.precision,
                                 options=options)
     print(f"training {result['model']} ({result['source']}) on {result['device']}, {result['precision']}, batch "
           f"{result['batch_size']}: {result['images_per_second']:.2f} images/s, {result['seconds_per_step']:.3f} s/step"

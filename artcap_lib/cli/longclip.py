@@ -30,16 +30,19 @@ def add_cli(sub) -> None:
     p.add_argument("out_dir")
     p.add_argument("--tokenizer", default="openai/clip-vit-large-patch14",
                    help="CLIP tokenizer saved with the model (hub id or directory)")
+    add_profile_options(p)          # accepted like everywhere; the conversion itself reads no profile value
     p.set_defaults(func=_convert)
 
     p = lsub.add_parser("export", help="a CLIPModel directory -> a .pt in Long-CLIP's original layout")
     p.add_argument("model_dir")
     p.add_argument("out_file")
+    add_profile_options(p)          # accepted like everywhere; the conversion itself reads no profile value
     p.set_defaults(func=_export)
 
     p = lsub.add_parser("stretch", help="a 77-position CLIP -> 248 positions (first 20 kept, the rest 4x)")
     p.add_argument("model")
     p.add_argument("out_dir")
+    add_profile_options(p)          # accepted like everywhere; the conversion itself reads no profile value
     p.set_defaults(func=_stretch)
 
 
