@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from artcap_lib.report import tables as report
+from artcap_lib.config import ProfileError
 from artcap_lib.files import read_json
 from artcap_lib.notebook import setup
 from report_rundir import METRIC_MEANS, make_run_dir
@@ -145,10 +146,9 @@ def test_missing_steps_are_reported_not_raised(tmp_path):
     assert "## Not produced in this run" in (paths.figures / "README.md").read_text()
 
 
-def test_a_bad_significance_test_name_is_an_error(tmp_path):
-    cfg, paths = setup("demo", {"run_dir": str(tmp_path / "run"), "report.significance_test": "wilcoxon"})
-    with pytest.raises(ValueError, match="significance_test"):
-        report.build(cfg, paths)
+def test_a_bad_significance_test_name_is_an_error_when_the_profile_loads(tmp_path):
+    with pytest.raises(ProfileError, match="report.significance_test: 'wilcoxon' is not one of ttest, randomisation"):
+        setup("demo", {"run_dir": str(tmp_path / "run"), "report.significance_test": "wilcoxon"})
 
 
 def test_markdown_flattens_two_header_levels():
