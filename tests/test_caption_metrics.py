@@ -259,3 +259,10 @@ def test_lcs_reconstruction_equals_the_rouge_packages_own_and_has_no_depth_limit
     long = rouge_scores([words + "."], ["A red boat on a stormy sea."])
     assert all(0 < long[f"rouge{n}_{k}"][0] <= 1 for n in "12L" for k in "prf")
     assert rouge_score._recon_lcs is original
+
+
+def test_a_pairs_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes("id\treference\tcandidate\n1\tA boat.\tA ship.\n2\tLa mer\xe9e.\tSea.\n".encode("latin-1"))
+    with pytest.raises(PairsFileError, match=r"pairs.tsv: line 3: not UTF-8 \(byte \d+: b'\\xe9'\)"):
+        read_pairs_tsv(path)

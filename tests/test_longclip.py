@@ -203,7 +203,7 @@ def test_fine_tune_resumes_after_a_kill_and_matches_an_uninterrupted_run(pocket_
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (tmp_path / "killed" / "model").exists()
-    assert torch.load(tmp_path / "killed" / "training" / training.CHECKPOINT, weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "killed" / "training" / training.CHECKPOINT, weights_only=True)["epoch"] == 1
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)    # as the killed run: other thread counts sum in other orders (1e-5 apart)

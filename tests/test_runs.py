@@ -1,5 +1,6 @@
 """Runs and qrels: IO, evaluation (file-order ties), the Experiment 2 layout, and the CLI's errors."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -139,3 +140,31 @@ def test_imports_without_ranx_or_scipy():
             "assert runs.evaluate_run(run, runs.identity_qrels('abc'))['mrr'] == 1.0\n"
             "assert significance.randomisation_test(np.ones(3), np.zeros(3), 10) < 1\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _write(path, obj):
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def test_bad_run_files_and_arguments_are_one_line_errors(tmp_path, capsys):
+    """Each of these was a traceback: precision@0 (ZeroDivisionError), a non-UTF-8 run, compare over one query
+    (the paired tests' ValueError), fuse over runs of different queries (ranx: "Runs 0 and 0 ...")."""
+    from artcap_lib.cli import main
+    a = _write(tmp_path / "a.json", {"q1": {"d1": 1.0, "d2": 0.5}, "q2": {"d1": 0.2, "d2": 0.9}})
+    b = _write(tmp_path / "b.json", {"q1": {"d1": 1.0}})
+    qrels = _write(tmp_path / "qrels.json", {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    one = _write(tmp_path / "one.json", {"q1": {"d1": 1}})
+    (tmp_path / "bad.json").write_bytes(b'\xff\xfe{"q1": {}}')
+    cases = [
+        (["evaluate", "--run", a, "--qrels", qrels, "--metrics", "precision@0"], "k must be at least 1"),
+        (["evaluate", "--run", str(tmp_path / "bad.json"), "--qrels", qrels], r"bad.json: not UTF-8 \(byte 0"),
+        (["compare", "--qrels", one, "--run", f"x={b}", "--run", f"y={b}"], "need at least 2 queries"),
+        (["fuse", "--run", a, "--run", b, "--out", str(tmp_path / "f.json")],
+         r"a.json and .*b.json rank different queries: 1 only in the first \(e.g. \['q2'\]\)"),
+    ]
+    for args, message in cases:
+        assert main(["retrieval", *args]) != 0, args
+        err = capsys.readouterr().err
+        assert re.search(message, err), (args, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -129,7 +129,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path)
     script = KILLED_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "killed"))
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    ckpt = torch.load(tmp_path / "killed" / training.CHECKPOINT, weights_only=False)
+    ckpt = torch.load(tmp_path / "killed" / training.CHECKPOINT, weights_only=True)   # plain tensors and values
     assert ckpt["epoch"] == 1 and not ckpt["history"]["finished"]
 
     resumed = run_fit(tmp_path / "killed")
@@ -172,3 +172,30 @@ def test_ddp_with_gathered_features_equals_one_process_with_the_whole_batch(tmp_
     for key, value in last["single"].items():
         torch.testing.assert_close(last["ddp"][key], value, rtol=1e-5, atol=1e-6)
     assert training.read_history(tmp_path / "ddp")["world_size"] == 2
+
+
+class _Payload:
+    """What a hostile run directory could plant: unpickling it would run code (here: create a file)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("planted", ["payload", "not a checkpoint", "garbage bytes"])
+def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path, planted):
+    out = tmp_path / "run"
+    out.mkdir()
+    marker = tmp_path / "the payload ran"
+    if planted == "payload":
+        torch.save({"model": _Payload(marker), "optimizer": {}, "rng": {}, "epoch": 1, "history": {}},
+                   out / training.CHECKPOINT)
+    elif planted == "not a checkpoint":
+        torch.save({"weights": torch.zeros(2)}, out / training.CHECKPOINT)
+    else:
+        (out / training.CHECKPOINT).write_bytes(b"\x80\x04garbage")
+    with pytest.raises(training.CheckpointError, match="refused.*nothing was loaded"):
+        run_fit(out)
+    assert not marker.exists()

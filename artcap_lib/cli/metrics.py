@@ -7,6 +7,7 @@ without CSV quoting (a `"` is an ordinary character). OUT.csv: one row per id, o
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -22,8 +23,14 @@ class PairsFileError(ValueError):
 def read_pairs_tsv(path: str | Path) -> tuple[list[str], list[str], list[str]]:
     """(ids, references, candidates) from a pairs TSV; malformed lines are errors naming file and line."""
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise PairsFileError(f"{path}: line {line}: not UTF-8 (byte {exc.start}: "
+                             f"{raw[exc.start:exc.start + 1]!r})") from None
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
         raise PairsFileError(f"{path}: empty file (expected a header line: id<TAB>reference<TAB>candidate)")
     header = [h.strip() for h in rows[0]]

@@ -86,9 +86,9 @@ def _compare(args) -> int:
         qrels = load_qrels(args.qrels)
         per_query = {name: per_query_run_metrics(load_run(path), qrels, metrics, where=path)
                      for name, path in named.items()}
+        rows = compare(per_query, metrics, randomisation=r.randomisation, seed=cfg.seed)
     except RunError as err:
         return _fail("compare", err)
-    rows = compare(per_query, metrics, randomisation=r.randomisation, seed=cfg.seed)
     cis = {name: {m: significance.bootstrap_ci(v, r.bootstrap, cfg.seed).tolist() for m, v in values.items()}
            for name, values in per_query.items()}
     if args.json:
@@ -117,7 +117,7 @@ def _fuse(args) -> int:
     if len(args.run) < 2:
         return _fail("fuse", RunError("give at least two runs (--run twice or more)"))
     try:
-        fused = fuse_runs([load_run(path) for path in args.run], method=args.method, norm=args.norm)
+        fused = fuse_runs([load_run(path) for path in args.run], method=args.method, norm=args.norm, names=args.run)
     except RunError as err:
         return _fail("fuse", err)
     save_run(args.out, fused)

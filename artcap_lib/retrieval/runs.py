@@ -123,6 +123,8 @@ def _read(path: str | Path) -> Any:
         return read_json(path)
     except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     except FileNotFoundError as exc:
         raise RunError(f"{path}: no such file") from exc
 
@@ -167,6 +169,8 @@ def parse_metric(name: str) -> tuple[str, int | None]:
     match = _METRIC.match(name.strip())
     if not match or (match[1] != "mrr" and match[2] is None):
         raise RunError(f"unknown metric {name!r}: use precision@k, recall@k, hit_rate@k, mrr or mrr@k")
+    if match[2] is not None and int(match[2]) < 1:
+        raise RunError(f"metric {name!r}: k must be at least 1 (the top-k ranks it looks at)")
     return match[1], int(match[2]) if match[2] else None
 
 
@@ -202,9 +206,18 @@ def evaluate_run(run: Run, qrels: Qrels, metrics: Sequence[str] = METRICS, where
     return {name: float(v.mean()) for name, v in per_query_run_metrics(run, qrels, metrics, where).items()}
 
 
-def fuse_runs(runs: Sequence[Run], method: str = "rrf", norm: str = "min-max") -> Run:
-    """ranx.fuse (the authors: RRF over min-max normalised runs), returned as a plain run best first."""
+def fuse_runs(runs: Sequence[Run], method: str = "rrf", norm: str = "min-max",
+              names: Sequence[str] | None = None) -> Run:
+    """ranx.fuse (the authors: RRF over min-max normalised runs), returned as a plain run best first. The runs
+    must rank the same queries (names: how errors call them, e.g. their files)."""
     from ranx import Run as RanxRun, fuse     # lazy: ranx compiles numba code on first use
+
+    names = list(names) if names is not None else [f"run {i + 1}" for i in range(len(runs))]
+    for name, run in zip(names[1:], runs[1:]):
+        if set(run) != set(runs[0]):         # ranx would only assert, naming both runs "0"
+            only_first, only_this = sorted(set(runs[0]) - set(run)), sorted(set(run) - set(runs[0]))
+            raise RunError(f"{names[0]} and {name} rank different queries: {len(only_first)} only in the first "
+                           f"(e.g. {only_first[:3]}), {len(only_this)} only in the second (e.g. {only_this[:3]})")
 
     fused = fuse(runs=[RanxRun(validate_run(r)) for r in runs], norm=norm, method=method)
     return {q: dict(sorted(docs.items(), key=lambda item: -item[1])) for q, docs in fused.to_dict().items()}
@@ -214,6 +227,9 @@ def compare(per_query: Mapping[str, Mapping[str, np.ndarray]], metrics: Sequence
             pairs: Iterable[tuple[str, str]] | None = None, randomisation: int = 10_000,
             seed: int = 0) -> list[dict[str, Any]]:
     """Paired tests between systems: per_query[system][metric] are aligned per-query values."""
+    sizes = {len(values) for system in per_query.values() for values in system.values()}
+    if sizes and min(sizes) < 2:
+        raise RunError(f"paired tests need at least 2 queries; these runs have {min(sizes)}")
     rows = []
     for a, b in pairs if pairs is not None else itertools.combinations(per_query, 2):
         for metric in metrics:

@@ -255,23 +255,43 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state as tensors and plain values only, so that a checkpoint loads with weights_only=True."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted or does not belong to this run; nothing of it was used."""
+
+
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    # weights_only=False: the checkpoint holds Python/NumPy RNG states; it is a file this loop wrote itself
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only=True: a run directory may come from another machine, and unpickling arbitrary objects runs code.
+    # This loop writes only tensors and plain values (see _rng_state), so its own checkpoints always load.
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:         # UnpicklingError for foreign objects, or a damaged file
+        raise CheckpointError(f"{path}: refused, not a checkpoint of plain tensors and values ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]}); nothing was loaded. Delete it to train that "
+                              "stage again from its start.") from None
+    if not isinstance(ckpt, dict) or not {"model", "optimizer", "rng", "epoch", "history"} <= set(ckpt):
+        raise CheckpointError(f"{path}: refused, not a checkpoint written by artcap's training loop; nothing was "
+                              "loaded. Delete it to train that stage again from its start.")
+    return ckpt
 
 
 def read_history(out_dir: str | Path) -> dict[str, Any]:
@@ -313,7 +333,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
     if resume and ckpt_path.exists():
         ckpt = _load_checkpoint(ckpt_path)
         if ckpt.get("fingerprint", {}) != fingerprint:
-            raise ValueError(f"{ckpt_path}: written by a run with other settings {ckpt.get('fingerprint')} "
+            raise CheckpointError(f"{ckpt_path}: written by a run with other settings {ckpt.get('fingerprint')} "
                              f"!= {fingerprint}; use another output directory or delete the checkpoint")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
