@@ -167,7 +167,7 @@ def test_ddp_with_gathered_features_equals_one_process_with_the_whole_batch(tmp_
     torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2)
     single = run_fit(tmp_path / "single", step=contrastive_step, batch_size=8, shuffle=False, epochs=2)
     assert single.history["finished"]
-    last = {name: torch.load(tmp_path / name / training.CHECKPOINT, weights_only=False)["model"]
+    last = {name: torch.load(tmp_path / name / training.CHECKPOINT, weights_only=True)["model"]
             for name in ("ddp", "single")}
     for key, value in last["single"].items():
         torch.testing.assert_close(last["ddp"][key], value, rtol=1e-5, atol=1e-6)
