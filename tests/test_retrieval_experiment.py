@@ -181,3 +181,18 @@ def test_under_torchrun_one_process_scores_and_writes_the_other_waits(tmp_path):
     record = read_json(paths.fine_tune_record("twotower", "human"))
     assert record["world_size"] == 2
     assert read_json(paths.retrieval_summary("twotower"))["test_metrics"] == ranks[0]["test_metrics"]
+
+
+def test_ids_that_are_not_integers_run_through_the_experiment(tmp_path):
+    """Notebook 05 crashed on int('x1') for ids the schema accepts; the one id order takes any valid id."""
+    cfg, paths = make_run(tmp_path / "run")
+    artworks = read_json(paths.artworks)
+    renamed = {f"x{art_id}": entry for art_id, entry in artworks.items()}
+    paths.artworks.write_text(json.dumps(renamed))
+    captions = [json.loads(line) for line in paths.caption_file(cfg.captioning.name).read_text().splitlines()]
+    paths.caption_file(cfg.captioning.name).write_text(
+        "".join(json.dumps({**c, "id": f"x{c['id']}"}) + "\n" for c in captions))
+    out = experiment.run(cfg, paths, "twotower", progress=None)
+    run = runs.load_run(paths.variant("twotower", "human") / "run_artpedia.json")
+    assert list(run) == ordered_ids(run) and all(q.startswith("x") for q in run)
+    assert out["results"]["query_sets"]["artpedia"]["variants"]["human"]["n_queries"] == 8
