@@ -185,3 +185,29 @@ def test_two_processes_shard_and_merge(collection, pocket_dir, tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["pocket.jsonl"]        # shards merged and removed
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["world_size"] == 2 and summary["merged"] == len(ids)
+
+
+@pytest.mark.parametrize("damage", ["projector removed", "extra weight"])
+def test_a_checkpoint_missing_or_adding_weights_is_refused_naming_them(tmp_path, damage):
+    """A model directory without its projector once loaded with random projector weights and captioned as if
+    all were well; one with weights the model has no place for is suspect too."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from artcap_lib.checkpoints import IncompleteCheckpointError
+    from artcap_lib.standins.random_models import resolve_model
+    path = Path(shutil.copytree(resolve_model("random:llava-1.5-7b@tiny?text_hidden=64&text_layers=2",
+                                              tmp_path / "m", device="cpu"), tmp_path / "damaged"))
+    weights = next(path.glob("*.safetensors"))
+    state = load_file(weights)
+    if damage == "projector removed":
+        state = {k: v for k, v in state.items() if "multi_modal_projector" not in k}
+        expected = r"4 weight\(s\) missing from the checkpoint \(they would be random\), e.g. .*multi_modal_projector"
+    else:
+        state["surplus.weight"] = torch.zeros(2)
+        expected = r"1 weight\(s\) in the checkpoint but not in the model, e.g. surplus.weight"
+    save_file(state, weights, metadata={"format": "pt"})
+    with pytest.raises(IncompleteCheckpointError, match=expected):
+        Captioner.from_pretrained(path, dtype="float32")

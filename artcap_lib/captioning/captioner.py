@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from artcap_lib.captioning.prompts import chat_prompt
+from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.runtime import distributed_rank
 from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
 
@@ -95,7 +96,7 @@ class Captioner:
         spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
         processor = AutoProcessor.from_pretrained(str(name_or_path))
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path), dtype=DTYPES[dtype], **extra).to(device)
+        model = load_pretrained(AutoModelForImageTextToText, name_or_path, dtype=DTYPES[dtype], **extra).to(device)
         if engine != "generate":
             model = FastGenerateModel(model, compile=engine == "fast_compiled")
         return cls(model, processor, model_name=kwargs.pop("model_name", spec), **kwargs)

@@ -240,8 +240,10 @@ def enc_token_id(tokenizer, text_config=None) -> int:
 def load_blip(model_dir: str | Path, device: str | torch.device = "cpu"):
     """(BlipForImageTextRetrieval, tokenizer, image mean, image std) from a hub id or a local directory."""
     from transformers import AutoProcessor, BlipForImageTextRetrieval
+
+    from artcap_lib.checkpoints import load_pretrained
     processor = AutoProcessor.from_pretrained(str(model_dir))
-    model = BlipForImageTextRetrieval.from_pretrained(str(model_dir)).to(device)
+    model = load_pretrained(BlipForImageTextRetrieval, model_dir).to(device)
     image_processor = processor.image_processor
     return model, processor.tokenizer, tuple(image_processor.image_mean), tuple(image_processor.image_std)
 

@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.data.artpedia import ordered_ids
 from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
 from artcap_lib.standins import POCKET_LONGCLIP
@@ -94,7 +95,7 @@ class LongClip:
         if fine_tuned is None:
             return baseline
         from transformers import CLIPModel
-        return dataclasses.replace(baseline, model=CLIPModel.from_pretrained(fine_tuned), source=str(fine_tuned))
+        return dataclasses.replace(baseline, model=load_pretrained(CLIPModel, fine_tuned), source=str(fine_tuned))
 
     def score(self, cfg, loaded, queries: Mapping[str, Sequence[str]], images: Sequence[Path],
               device) -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ from torch import nn
 
 from artcap_lib.retrieval.longclip import convert as longclip_convert
 from artcap_lib import runtime
+from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.retrieval import training
 from artcap_lib.retrieval.protocol import FineTuneDirs
 
@@ -73,7 +74,7 @@ def load_model(source: str | Path, tokenizer: str = "", stretch_77: bool = True)
         bundle = LongClip(model, AutoTokenizer.from_pretrained(tokenizer), _clip_processor(model), text,
                           note=f"converted from the original layout ({path.name})")
     else:
-        model = CLIPModel.from_pretrained(text)
+        model = load_pretrained(CLIPModel, text)
         bundle = LongClip(model, AutoTokenizer.from_pretrained(text), AutoImageProcessor.from_pretrained(text), text)
         positions = model.config.text_config.max_position_embeddings
         if positions == 77 and stretch_77:
