@@ -152,6 +152,8 @@ class BlipConfig:
     select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
     grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
     precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    keep_checkpoint: bool = False        # keep the objective + optimiser checkpoint (~7 GB at ViT-L) after a finished
+                                         # fine-tune; only a resume of an unfinished one needs it
     eval_batch_size: int = 32
     num_workers: int = 4                 # data-loader processes
     threads: int = 0                     # torch intra-op threads (0 = torch's default); the pocket model's tiny ops

@@ -297,6 +297,8 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
     assert set(out["results"]["query_sets"]["artpedia"]["variants"]) == {"baseline", "human", "synthetic"}
     assert paths.retrieval_results("blip").is_file() and paths.retrieval_results("blip", "itm_rerank").is_file()
     assert paths.history("blip", "human").is_file()                   # the one training folder name: training/
+    for variant in ("human", "synthetic"):                             # blip.keep_checkpoint false: pruned when done
+        assert not (paths.training_dir("blip", variant) / "checkpoint.pt").exists()
     trunc = out["truncation"]["training"]
     assert trunc[cfg.captioning.name]["cut_by_words"] == 1.0          # every synthetic caption is over 30 words
     assert out["truncation"]["limits"] == {"max_words": 30, "max_tokens": 35}

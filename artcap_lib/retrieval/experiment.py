@@ -145,7 +145,7 @@ def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inp
               "history": str(paths.history(name, variant).relative_to(paths.root)), **extras}
     if dist.is_main:
         write_json(record_path, record)
-        # the optimiser-state checkpoint is only needed to resume; models may keep it (longclip.keep_checkpoint)
+        # the optimiser-state checkpoint is only needed to resume; a profile may keep it (<model>.keep_checkpoint)
         if not getattr(adapter.settings(cfg), "keep_checkpoint", True):
             (dirs.training / training.CHECKPOINT).unlink(missing_ok=True)
     return record
