@@ -123,6 +123,8 @@ class LongClipConfig:
     patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
     max_grad_norm: float = 0.0           # gradient clipping; 0 = none (the authors did not clip)
     score: str = "dot"                   # dot (the authors' raw dot product) | cosine
+    score_precision: str = "fp16"        # test scoring: fp16 (the authors scored Long-CLIP in fp16; on GPUs, fp32 on
+                                         # a CPU) | bf16 | fp32 | auto (= the training precision's rule)
     eval_batch_size: int = 64
     num_workers: int = 4                 # data-loader processes
     threads: int = 0                     # torch intra-op threads (0 = torch's default); demo: 1, the pocket model's
@@ -152,6 +154,7 @@ class BlipConfig:
     select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
     grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
     precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    score_precision: str = "fp32"        # test scoring: fp32 (the authors scored BLIP in fp32) | fp16 | bf16 | auto
     keep_checkpoint: bool = False        # keep the objective + optimiser checkpoint (~7 GB at ViT-L) after a finished
                                          # fine-tune; only a resume of an unfinished one needs it
     eval_batch_size: int = 32
@@ -207,6 +210,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "retrieval.query_sets": ("artpedia", "llama"),
     "longclip.preset": ("paper", "adamw"),
     "longclip.precision": ("auto", "bf16", "fp32"),
+    "longclip.score_precision": ("fp16", "bf16", "fp32", "auto"),
+    "blip.score_precision": ("fp32", "fp16", "bf16", "auto"),
     "longclip.score": ("dot", "cosine"),
     "blip.precision": ("auto", "bf16", "fp32"),
     "blip.select_with": ("itm", "itc"),

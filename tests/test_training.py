@@ -199,3 +199,22 @@ def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path, planted):
     with pytest.raises(training.CheckpointError, match="refused.*nothing was loaded"):
         run_fit(out)
     assert not marker.exists()
+
+
+def test_scoring_precisions_follow_the_device():
+    """fp16 (the authors' Long-CLIP scoring) is fp16 autocast on GPUs only; a CPU scores in fp32."""
+    cpu = torch.device("cpu")
+    for precision in ("fp16", "fp32", "auto"):
+        with training.autocast_context(cpu, precision):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with training.autocast_context(cpu, "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision must be"):
+        training.autocast_context(cpu, "fp8")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_scoring_on_cuda():
+    with training.autocast_context(torch.device("cuda"), "fp16"):
+        assert (torch.ones(2, 2, device="cuda") @ torch.ones(2, 2, device="cuda")).dtype == torch.float16

@@ -192,9 +192,12 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast where the device supports it ("auto" = GPUs with bf16), else a no-op (fp32)."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    """bf16 autocast where the device supports it ("auto" = GPUs with bf16), else a no-op (fp32). "fp16" (scoring
+    as the authors scored Long-CLIP) is fp16 autocast on GPUs and fp32 elsewhere: a CPU's fp16 is slow and inexact."""
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+    if precision == "fp16":
+        return torch.autocast(device_type="cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
     if precision == "fp32" or (precision == "auto" and not (device.type == "cuda" and torch.cuda.is_bf16_supported())):
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

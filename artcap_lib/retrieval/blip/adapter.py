@@ -67,7 +67,7 @@ class Blip:
         for query_set, texts in queries.items():
             scores = score_texts_images(model, tokenizer, list(texts), loader(pixels, bcfg.eval_batch_size,
                                                                                bcfg.num_workers),
-                                        device, bcfg, rerank=bcfg.itm_rerank)
+                                        device, bcfg, rerank=bcfg.itm_rerank, precision=bcfg.score_precision)
             out[query_set] = {ITC.name: scores["itc"].numpy()}
             if bcfg.itm_rerank:
                 out[query_set][ITM.name] = scores["itm"].numpy()

@@ -32,11 +32,11 @@ def loader(dataset, batch_size: int, num_workers: int):
 
 @torch.no_grad()
 def score_texts_images(model, tokenizer, texts: Sequence[str], images, device, bcfg, rerank: bool,
-                       both_directions: bool = False) -> dict[str, torch.Tensor]:
+                       both_directions: bool = False, precision: str | None = None) -> dict[str, torch.Tensor]:
     """{"itc": (n_texts, n_images) cosine, and with rerank "itm": the same re-ranked by ITM (queries = texts),
     with both_directions also "itm_i2t": (n_images, n_texts) re-ranked per image}. `images` yields pixel batches."""
     model.eval()
-    with training.autocast_context(torch.device(device), bcfg.precision):
+    with training.autocast_context(torch.device(device), precision or bcfg.precision):   # default: training's
         text_feat, ids, mask = blip.encode_texts(model, tokenizer, texts, device, bcfg.eval_batch_size,
                                                  bcfg.max_tokens)
         image_feat, embeds = blip.encode_images(model, images, device, keep_embeds=rerank)

@@ -101,11 +101,11 @@ class LongClip:
               device) -> dict[str, dict[str, Any]]:
         from artcap_lib.retrieval.longclip import model as longclip
         lc = cfg.longclip
-        image_features = longclip.encode_images(loaded, list(images), lc.eval_batch_size, device, lc.precision)
+        image_features = longclip.encode_images(loaded, list(images), lc.eval_batch_size, device, lc.score_precision)
         out = {}
         for query_set, texts in queries.items():
             text_features = longclip.encode_texts(loaded, list(texts), lc.eval_batch_size, device, lc.max_length,
-                                                  lc.precision)
+                                                  lc.score_precision)
             out[query_set] = {kind.name: longclip.score_matrix(text_features, image_features, kind.name).numpy()
                               for kind in self.score_kinds(cfg)}
         return out
