@@ -195,3 +195,25 @@ def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path
     assert len(seen) == 6
     with RunLock(run_dir, "after"):
         pass
+
+
+def test_commands_that_write_a_run_directory_are_refused_while_another_run_writes_it(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from artcap_lib.cli import main
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.files import RunLock; "
+                               f"lock = RunLock({str(run_dir)!r}, 'artcap reproduce --profile demo').acquire(); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for command in (["data", "prepare"], ["caption"], ["blip", "experiment"], ["longclip", "run"],
+                        ["blip", "finetune", "--variant", "human"]):
+            assert main([*command, "--set", f"run_dir={run_dir}"]) == 2, command
+            err = capsys.readouterr().err
+            assert f"in use by pid {holder.pid}" in err and "Traceback" not in err, (command, err)
+    finally:
+        holder.communicate("")
+    assert not (run_dir / "data").exists()                 # nothing was written by the refused commands

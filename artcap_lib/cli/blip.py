@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, writing_run
 
 MODEL = "blip"
 
@@ -30,7 +30,7 @@ def add_cli(sub) -> None:
 def _finetune(args) -> int:
     from artcap_lib.retrieval import experiment
     from artcap_lib.runtime import distributed_rank
-    cfg, paths = profile_from_args(args)
+    cfg, paths = writing_run(args, f"artcap blip finetune --variant {args.variant}")
     record = experiment.fine_tune(cfg, paths, MODEL, args.variant)
     if distributed_rank()[0] == 0:
         print(f"best epoch {record['best_epoch']}: {record['monitor']} {record['best']:.4f} "
@@ -41,7 +41,7 @@ def _finetune(args) -> int:
 def _experiment(args) -> int:
     from artcap_lib.retrieval import displays, experiment
     from artcap_lib.runtime import distributed_rank
-    cfg, paths = profile_from_args(args)
+    cfg, paths = writing_run(args, "artcap blip experiment")
     out = experiment.run(cfg, paths, MODEL)
     if distributed_rank()[0] == 0:
         print("\n".join(displays.headlines(out)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, profile_from_args, writing_run
 
 
 def add_cli(sub) -> None:
@@ -37,8 +37,9 @@ def _caption(args) -> int:
     from artcap_lib.config import ProfileError
     from artcap_lib.files import write_json
 
-    cfg, paths = profile_from_args(args)
     whole_run = args.artworks is None and args.out is None and not args.split and not args.limit
+    # captioning the run as notebook 02 writes the run directory: one writer; ad-hoc paths are the caller's
+    cfg, paths = writing_run(args, "artcap caption") if whole_run else profile_from_args(args)
     if cfg.captioning.source == "model":
         artworks = args.artworks or paths.artworks
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, profile_from_args, writing_run
 
 
 def add_cli(sub) -> None:
@@ -73,6 +73,6 @@ def _download(args) -> int:
 
 def _prepare(args) -> int:
     from artcap_lib.data.prepare import prepare_data
-    cfg, paths = profile_from_args(args)
+    cfg, paths = writing_run(args, "artcap data prepare")
     print(prepare_data(cfg, paths, progress=sys.stderr.isatty()))
     return 0

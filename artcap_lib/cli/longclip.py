@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, writing_run
 
 MODEL = "longclip"
 VARIANTS = ("baseline", "human", "synthetic")      # = retrieval.experiment.VARIANTS (not imported: --help stays light)
@@ -49,7 +49,7 @@ def add_cli(sub) -> None:
 def _run(args) -> int:
     from artcap_lib.retrieval import displays, experiment
     from artcap_lib.runtime import distributed_rank
-    cfg, paths = profile_from_args(args)
+    cfg, paths = writing_run(args, "artcap longclip run")
     out = experiment.run(cfg, paths, MODEL, args.variant or VARIANTS)
     if distributed_rank()[0] == 0:
         print("\n".join(displays.headlines(out)))

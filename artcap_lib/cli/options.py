@@ -74,6 +74,21 @@ def profile_from_args(args: argparse.Namespace) -> tuple[Profile, RunPaths]:
     return cfg, RunPaths.for_profile(cfg)
 
 
+_HELD_LOCKS: list = []      # run-directory locks held until this process exits
+
+
+def writing_run(args: argparse.Namespace, command: str) -> tuple[Profile, RunPaths]:
+    """`profile_from_args` for a command that writes the run directory: it takes the directory's lock, and is
+    refused (one line, exit 2) while another run writes there. The processes of one torchrun launch write one run
+    together, so a multi-process command does not lock (its launcher is the one writer)."""
+    from artcap_lib.files import RunLock
+    from artcap_lib.runtime import distributed_rank
+    cfg, paths = profile_from_args(args)
+    if distributed_rank()[1] == 1:
+        _HELD_LOCKS.append(RunLock(paths.root, command).acquire())
+    return cfg, paths
+
+
 # ---- from the dataclasses to argparse -----------------------------------------------------------------------------
 
 
