@@ -254,3 +254,52 @@ def test_under_ddp_the_gathered_loss_gives_the_single_process_gradient(pocket_di
     for name, p in bundle.model.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(ddp_grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _ddp_fine_tune(rank: int, world_size: int, port: int, pocket_dir: str, files, captions, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist = training.setup_distributed("cpu")
+    _fine_tune(pocket_dir, files, captions, out, batch_size=4 // world_size, dist=dist)
+    import torch.distributed as tdist
+    tdist.destroy_process_group()
+
+
+def _fine_tune(pocket_dir, files, captions, out, batch_size, dist=None):
+    bundle = longclip.load_model(pocket_dir)
+    settings = longclip.FineTuneSettings(preset="paper", epochs=2, batch_size=batch_size, lr=1e-3, patience=None,
+                                         seed=0)
+    out = Path(out)
+    return longclip.fine_tune(bundle, (files[:12], captions[:12]), (files[12:], captions[12:]), settings,
+                              FineTuneDirs(out / "model", out / "training"), dist=dist, progress=None)
+
+
+def test_a_fine_tune_on_two_processes_equals_one_process_with_their_global_batch(pocket_dir, pictures, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo, CPU) with 2 images per process = one process with 4: the sampler's
+    shards of a step are the one process's batch, and the InfoNCE sees the gathered features of both. The paper
+    recipe (AdaBelief + OneCycle), shuffled, 2 epochs; equal to float32 rounding (rtol 1e-4, atol 1e-5)."""
+    import socket
+    files, captions = pictures
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_fine_tune, args=(2, port, str(pocket_dir), files, captions,
+                                                       str(tmp_path / "two")), nprocs=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _fine_tune(pocket_dir, files, captions, tmp_path / "one", batch_size=4)
+    finally:
+        torch.set_num_threads(threads)
+    history = {n: training.read_history(tmp_path / n / "training") for n in ("one", "two")}
+    assert history["two"]["world_size"] == 2 and history["one"]["world_size"] == 1
+    for a, b in zip(history["one"]["epochs"], history["two"]["epochs"]):
+        assert a.get("val_loss") == pytest.approx(b.get("val_loss"), rel=1e-4)
+    from safetensors.torch import load_file
+    one, two = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("one", "two"))
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    start = load_file(Path(pocket_dir) / "model.safetensors")
+    moved = max(float((one[n] - start[n]).abs().max()) for n in one if n in start)
+    assert moved > 1e-3                         # the fine-tune did move the weights: the equality is not trivial
