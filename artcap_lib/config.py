@@ -147,6 +147,10 @@ class BlipConfig:
                                          # one image; the authors' 57,600 was still 77% random vectors after 815 steps
     momentum: float = 0.995              # momentum encoders' EMA
     alpha: float = 0.4                   # momentum distillation weight, ramped up over the first epoch
+    text_dropout: float = 0.1            # BERT hidden + attention dropout while training: upstream med_config.json's
+                                         # 0.1 (the hub checkpoint's text config says 0.0, HF's default)
+    temp_init: float = 0.07              # starting ITC temperature: the hub checkpoint carries no trained `temp`, so a
+                                         # fine-tune starts from BLIP's initial 0.07 (upstream resumes its own)
     max_words: int = 30                  # training captions cut to 30 words (pre_caption) ...
     max_tokens: int = 35                 # ... and 35 tokens; queries are raw captions cut to 35 tokens
     k_test: int = 256                    # ITM re-ranking: candidates per query from ITC
@@ -231,7 +235,8 @@ AT_LEAST_ONE = {
 POSITIVE = {"captioning.pocket_lr", "longclip.lr", "longclip.pretrain_lr", "blip.lr", "blip.pretrain_lr"}
 FRACTIONS = {   # key: (lowest, highest), both allowed
     "longclip.warmup": (0.0, 0.99), "blip.momentum": (0.0, 1.0), "blip.alpha": (0.0, 1.0),
-    "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0),
+    "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0), "blip.text_dropout": (0.0, 0.9),
+    "blip.temp_init": (0.001, 0.5),     # the objective clamps the temperature to this range
 }
 
 

@@ -424,3 +424,22 @@ def test_objective_trains_under_bf16_autocast_on_cuda(pocket):
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and obj.image_queue.dtype == torch.float32
     assert obj.model.vision_model.embeddings.patch_embedding.weight.grad is not None
+
+
+def test_text_dropout_is_upstreams_and_reaches_every_dropout_of_the_text_encoder(pocket_dir):
+    """transformers' BlipTextConfig defaults to dropout 0.0; BLIP's med_config.json trains with 0.1."""
+    assert BlipConfig().text_dropout == 0.1 and BlipConfig().temp_init == 0.07
+    model, tokenizer, _, _ = blip.load_blip(pocket_dir)
+    texts = tokenizer(["a red circle on the left"], return_tensors="pt")
+    model.train()
+
+    def encode():
+        return model.text_encoder(input_ids=texts["input_ids"], attention_mask=texts["attention_mask"]).last_hidden_state
+    assert torch.equal(encode(), encode())                   # the saved pocket model: no dropout
+    blip.set_text_dropout(model, 0.1)
+    drops = [m for m in model.text_encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(m.p == 0.1 for m in drops) and model.config.text_config.hidden_dropout_prob == 0.1
+    torch.manual_seed(0)
+    assert not torch.equal(encode(), encode())
+    model.eval()
+    assert torch.equal(encode(), encode())                   # scoring is deterministic

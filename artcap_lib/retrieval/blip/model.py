@@ -237,6 +237,16 @@ def enc_token_id(tokenizer, text_config=None) -> int:
                      "add_special_tokens({'bos_token': '[DEC]', 'additional_special_tokens': ['[ENC]']})")
 
 
+def set_text_dropout(model, p: float) -> None:
+    """BERT's hidden and attention dropout at p in the text encoder (and in its config, so a saved fine-tune says
+    what it trained with). Upstream BLIP's med_config.json uses 0.1; transformers' BlipTextConfig defaults to 0.0."""
+    model.config.text_config.hidden_dropout_prob = p
+    model.config.text_config.attention_probs_dropout_prob = p
+    for module in model.text_encoder.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def load_blip(model_dir: str | Path, device: str | torch.device = "cpu"):
     """(BlipForImageTextRetrieval, tokenizer, image mean, image std) from a hub id or a local directory."""
     from transformers import AutoProcessor, BlipForImageTextRetrieval

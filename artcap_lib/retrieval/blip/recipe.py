@@ -89,6 +89,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
         raise ValueError(f"blip.select_with must be itm or itc, got {select_with!r}")
     runtime.seed_everything(seed, dist.rank)
     model, tokenizer, mean, std = blip.load_blip(init_dir)
+    blip.set_text_dropout(model, bcfg.text_dropout)
     if bcfg.grad_checkpointing:
         model.vision_model.activation_checkpointing_enable()
     size = model.config.vision_config.image_size
@@ -99,7 +100,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
                                         num_workers=bcfg.num_workers)
     enc = blip.enc_token_id(tokenizer, model.config.text_config)
     objective = blip.BlipRetrievalObjective(model, enc, bcfg.queue_size, alpha_warmup_steps=len(train_loader),
-                                            momentum=momentum, alpha=bcfg.alpha)
+                                            momentum=momentum, alpha=bcfg.alpha, temp=bcfg.temp_init)
     val_texts = [blip_data.pre_caption(captions[i], EVAL_MAX_WORDS) for i in val_ids]
     val_images = blip_data.BlipImages([files[i] for i in val_ids], blip_data.BlipTransform(size, False, mean, std))
 
@@ -111,6 +112,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
     fingerprint = {"init": str(init_dir), "epochs": epochs, "lr": lr, "batch_size": bcfg.batch_size,
                    "weight_decay": bcfg.weight_decay, "queue_size": bcfg.queue_size, "momentum": momentum,
                    "alpha": bcfg.alpha, "select_with": select_with, "augment": augment, "seed": seed,
+                   "text_dropout": bcfg.text_dropout, "temp_init": bcfg.temp_init,
                    "world_size": dist.world_size,
                    "captions": _digest([(i, captions[i]) for i in train_ids]), "val": _digest(list(val_ids))}
     result = training.fit(
