@@ -80,6 +80,12 @@ class BertScore:
         except OSError as exc:
             raise RuntimeError(f"BERTScore model {model!r} cannot be loaded offline: {exc}. Pass a local "
                                f"directory, or '{MINILM_ALIAS}' for the offline MiniLM.") from exc
+        # bert-score truncates every sentence at tokenizer.model_max_length. distilbert-base-uncased's published
+        # tokenizer_config.json is only {"do_lower_case": true}, so the tokenizer says "no limit" (1e30), which the
+        # Rust tokenizer cannot take ("int too big to convert"); the limit is the model's position table (512).
+        tokenizer, positions = self.scorer._tokenizer, getattr(self.scorer._model.config, "max_position_embeddings", 0)
+        if positions and tokenizer.model_max_length > positions:
+            tokenizer.model_max_length = positions
 
     @property
     def hash(self) -> str:
