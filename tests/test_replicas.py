@@ -9,6 +9,7 @@ per session.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from PIL import Image
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from artcap_lib.cli import main  # noqa: E402
 from artcap_lib.standins import replicas  # noqa: E402
 
 
@@ -37,11 +39,19 @@ def built(tmp_path_factory):
     # the open-clip-torch wheel (CLIP's BPE) is kept across sessions; without network the builder falls back
     cache = Path(os.environ.get("ARTCAP_REPLICA_DOWNLOADS", Path.home() / ".cache" / "artcap" / "replica-downloads"))
     out = tmp_path_factory.mktemp("replicas")
-    return out, replicas.build_replicas(out, cache)
+    # built through the command, which prints "<hub name>  <path>" per replica, then the profile overrides
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["replicas", "build", "--out", str(out), "--downloads", str(cache)]) == 0
+    lines = printed.getvalue().splitlines()
+    paths = {line.split()[0]: Path(line.split()[1]) for line in lines if line.split()[0] in replicas.NAMES}
+    assert set(paths) == set(replicas.NAMES) and all(p.exists() for p in paths.values())
+    overrides = next(line for line in lines if line.startswith("profile overrides: "))
+    return out, paths, overrides
 
 
 def test_published_files_and_ids(built):
-    out, paths = built
+    out, paths, _ = built
     assert set(paths) == set(replicas.NAMES)
     llava = paths[replicas.LLAVA]
     assert {"config.json", "generation_config.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -60,7 +70,7 @@ def test_published_files_and_ids(built):
 
 def test_clip_tokenizer_is_clips(built):
     from transformers import AutoTokenizer
-    _, paths = built
+    _, paths, _ = built
     tokenizer = AutoTokenizer.from_pretrained(str(paths[replicas.CLIP]))
     assert len(tokenizer) == 49408 and tokenizer.model_max_length == 77
     assert tokenizer.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"]) == [49406, 49407]
@@ -72,7 +82,7 @@ def test_clip_tokenizer_is_clips(built):
 
 def test_llava_captions_a_painting_through_the_captioner(built):
     from artcap_lib.captioning.captioner import Captioner, Decoding
-    _, paths = built
+    _, paths, _ = built
     captioner = Captioner.from_pretrained(paths[replicas.LLAVA], dtype="float32",
                                           decoding=Decoding(max_new_tokens=12))
     assert captioner.chat_prompt() == "USER: <image>\nCaption this image ASSISTANT:"
@@ -93,7 +103,7 @@ def test_blip_loads_and_scores_with_the_hub_tokenizer(built):
     from artcap_lib.retrieval.blip.data import BlipTransform
     from artcap_lib.retrieval.blip.model import enc_token_id, load_blip
     from artcap_lib.retrieval.blip.recipe import score_texts_images
-    _, paths = built
+    _, paths, _ = built
     model, tokenizer, mean, std = load_blip(paths[replicas.BLIP])
     assert len(tokenizer) == 30522 and tokenizer.convert_tokens_to_ids("[ENC]") == tokenizer.unk_token_id
     assert enc_token_id(tokenizer, model.config.text_config) == 30523
@@ -111,7 +121,7 @@ def test_blip_loads_and_scores_with_the_hub_tokenizer(built):
 def test_longclip_checkpoint_in_the_authors_layout(built):
     from artcap_lib.retrieval.longclip.convert import read_checkpoint
     from artcap_lib.retrieval.longclip.model import encode_texts, load_model
-    _, paths = built
+    _, paths, _ = built
     state = read_checkpoint(paths[replicas.LONGCLIP])
     assert state["positional_embedding"].shape[0] == 248 and state["positional_embedding_res"].shape[0] == 248
     assert "visual.conv1.weight" in state and "text_model.embeddings.position_embedding.weight" not in state
@@ -130,7 +140,7 @@ def test_longclip_checkpoint_in_the_authors_layout(built):
 
 def test_bertscore_with_the_distilbert_directory(built):
     from artcap_lib.textmetrics.bertscore import BertScore, resolve_bertscore_model
-    _, paths = built
+    _, paths, _ = built
     directory = str(paths[replicas.DISTILBERT])
     settings = resolve_bertscore_model(directory)
     assert settings.num_layers == 5 and settings.is_paper_model      # bert-score's default layer, found by name
@@ -139,3 +149,16 @@ def test_bertscore_with_the_distilbert_directory(built):
     assert out["bertscore_f"][0] == pytest.approx(1.0, abs=1e-5)       # identical texts match token for token
     assert out["bertscore_f"][1] < 1.0
     assert directory not in scorer.hash and "distilbert-base-uncased" in scorer.hash
+
+
+def test_printed_overrides_point_the_paper_profile_at_the_replicas(built):
+    import shlex
+
+    from artcap_lib.config import load_profile
+    _, paths, printed = built
+    words = shlex.split(printed.removeprefix("profile overrides: "))
+    sets = dict(w.split("=", 1) for w in words if w != "--set")
+    cfg = load_profile("paper", sets)
+    assert cfg.captioning.model == str(paths[replicas.LLAVA]) and cfg.blip.model == str(paths[replicas.BLIP])
+    assert cfg.longclip.model == str(paths[replicas.LONGCLIP]) and cfg.longclip.tokenizer == str(paths[replicas.CLIP])
+    assert cfg.metrics.bertscore_model == str(paths[replicas.DISTILBERT])
