@@ -299,6 +299,8 @@ def test_experiment_writes_runs_results_and_truncation_for_every_variant(pocket_
     assert paths.history("blip", "human").is_file()                   # the one training folder name: training/
     for variant in ("human", "synthetic"):                             # blip.keep_checkpoint false: pruned when done
         assert not (paths.training_dir("blip", variant) / "checkpoint.pt").exists()
+        assert not (paths.training_dir("blip", variant) / "best_model.pt").exists()
+        assert (paths.variant_model("blip", variant) / "config.json").is_file()
     trunc = out["truncation"]["training"]
     assert trunc[cfg.captioning.name]["cut_by_words"] == 1.0          # every synthetic caption is over 30 words
     assert out["truncation"]["limits"] == {"max_words": 30, "max_tokens": 35}

@@ -430,6 +430,9 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
 
 def _finish(model: nn.Module, out_dir: Path, history: dict, say) -> TrainResult:
     best_path = out_dir / BEST_MODEL
+    if not best_path.exists() and history.get("best_epoch") not in (None, history["epochs"][-1]["epoch"]):
+        raise CheckpointError(f"{out_dir}: this training finished and its best epoch's weights were pruned (the "
+                              "finished model was saved beside it); delete the folder to train it again")
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
         say(f"best epoch {history['best_epoch']}: {history['monitor']} = {history['best']:.4f}")
