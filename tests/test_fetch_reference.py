@@ -69,7 +69,6 @@ def test_offline_says_so_and_exits_3(tmp_path):
 
 
 def test_a_tampered_file_is_refused(tmp_path, served, monkeypatch, capsys):
-    from artcap_lib import reference
     root, url = served
     (root / "misc" / "stats.json").write_text("{}")
     code, err = fetch_in_process(tmp_path, monkeypatch, capsys, url, ["misc/stats.json"])

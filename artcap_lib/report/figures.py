@@ -119,7 +119,7 @@ def retrieval_bars(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[s
             ax.set_ylim(0, 1.05)
             ax.set_title(f"{label(model, MODEL_LABELS)} · {label(query_set, QUERY_SET_LABELS)} "
                          f"({block.get('n_queries', '?')} queries)", fontsize=10)
-    handles, labels = {}, {}
+    handles = {}                      # one legend entry per label, across the panels
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
