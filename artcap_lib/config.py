@@ -51,14 +51,15 @@ class ProfileError(ValueError):
 
 @dataclass
 class DataConfig:
-    source: str = "demo"                 # demo (generated) | artpedia (downloaded) | reference (authors' artefacts)
+    source: str = "demo"                 # demo (generated) | artpedia (downloaded) | rehearsal (real paintings, loopback)
+                                         # | reference (authors' artefacts)
     artpedia_json: str = ""              # artpedia: local artpedia.json / artpedia.zip, or "" to download the zip
     artpedia_url: str = "https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip"
     download_workers: int = 4            # concurrent image downloads (polite cap: at most 8)
     max_side: int = 1000                 # the authors' normalisation: fit inside max_side x max_side
     max_pixels: int = 400_000_000        # decompression-bomb guard: larger images are excluded, not decoded
     align_with_authors: bool = True      # take split ids from the authors' caption files (2173/325/333)
-    demo_train: int = 240                # demo collection sizes (train/val/test) ...
+    demo_train: int = 240                # demo (and rehearsal) collection sizes (train/val/test) ...
     demo_val: int = 40
     demo_test: int = 60
     demo_pretrain: int = 800             # ... and the disjoint pre-training pool of the pocket models
@@ -204,7 +205,7 @@ class Profile:
 # start of a run, naming the key, and never half-way through a notebook
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("demo", "artpedia", "reference"),
+    "data.source": ("demo", "artpedia", "rehearsal", "reference"),
     "captioning.source": ("model", "reference"),
     "captioning.dtype": ("auto", "float32", "float16", "bfloat16"),
     "captioning.engine": ("generate", "fast", "fast_compiled"),

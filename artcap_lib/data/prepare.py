@@ -34,10 +34,12 @@ def prepare_data(cfg, paths, progress: bool = True) -> dict[str, Any]:
         artworks = load_artworks(paths.artworks)
     elif source == "artpedia":
         artworks = _prepare_artpedia(cfg, paths, progress)
+    elif source == "rehearsal":
+        artworks = _prepare_rehearsal(cfg, paths, progress)
     elif source == "reference":
         artworks = _prepare_reference(paths)
     else:
-        raise ValueError(f"data.source must be demo, artpedia or reference, not {source!r}")
+        raise ValueError(f"data.source must be demo, artpedia, rehearsal or reference, not {source!r}")
     splits = {s: [k for k, v in artworks.items() if v["split"] == s] for s in SPLITS}
     if source == "reference":
         splits = reference.split_ids()
@@ -69,7 +71,21 @@ def fetch_artpedia_json(source: str, url: str, dest_dir: Path) -> Path:
 
 
 def _prepare_artpedia(cfg, paths, progress: bool) -> dict[str, Any]:
-    artpedia = load_artworks(fetch_artpedia_json(cfg.data.artpedia_json, cfg.data.artpedia_url, paths.data))
+    return _download_collection(load_artworks(fetch_artpedia_json(cfg.data.artpedia_json, cfg.data.artpedia_url,
+                                                                  paths.data)), cfg, paths, progress)
+
+
+def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
+    """Real paintings served on loopback for the download, then exactly the artpedia path (data/rehearsal.py)."""
+    from artcap_lib.data.rehearsal import museum_artpedia, serve_paintings
+    d = cfg.data
+    with serve_paintings() as url:
+        path = paths.data / "artpedia.json"
+        write_json(path, museum_artpedia(url, d.demo_train, d.demo_val, d.demo_test))
+        return _download_collection(load_artworks(path), cfg, paths, progress)
+
+
+def _download_collection(artpedia: dict[str, Any], cfg, paths, progress: bool) -> dict[str, Any]:
     report = download_images(artpedia, paths.data, workers=cfg.data.download_workers, progress=progress,
                              max_side=cfg.data.max_side, max_pixels=cfg.data.max_pixels)
     kept, excluded = report.kept, report.excluded

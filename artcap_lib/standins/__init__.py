@@ -10,11 +10,25 @@ POCKET_LONGCLIP = "pocket-longclip"    # pre-trained by notebook 05
 POCKET_MODELS = (POCKET_LLAVA, POCKET_BLIP, POCKET_LONGCLIP)
 
 
+REPLICA = "replica:"    # replica:<hub id>: the hub-faithful replica of that model (standins/replicas.py)
+
+
+def replica_location(spec: str) -> str | None:
+    """The built replica for a `replica:<hub id>` spec (built once into replicas.replicas_root()), else None."""
+    if not str(spec).startswith(REPLICA):
+        return None
+    from artcap_lib.standins.replicas import ensure_replica
+    return str(ensure_replica(str(spec)[len(REPLICA):]))
+
+
 def model_location(spec: str, paths, device: str = "auto") -> str:
     """What `from_pretrained` gets for a profile's model field: a pocket name -> the run's folder of that pocket model;
     a `random:<arch>` spec -> that architecture with random weights, materialised once under the run's models/;
-    anything else (a hub id, a local directory or file) as given."""
+    `replica:<hub id>` -> the hub-faithful replica of it (the rehearsal profile); anything else (a hub id, a local
+    directory or file) as given."""
     if spec in POCKET_MODELS:
         return str(paths.pocket_model(spec))
+    if str(spec).startswith(REPLICA):
+        return replica_location(spec)
     from artcap_lib.standins.random_models import resolve_model
     return resolve_model(spec, paths.models, device)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -489,6 +490,24 @@ def build_replica(name: str, out_dir: str | Path, cache: str | Path | None = Non
                       "note": note}
     write_json(manifest_path, manifest)
     return path
+
+
+def replicas_root() -> Path:
+    """Where `replica:` specs are built: $ARTCAP_REPLICAS, else ~/.cache/artcap/replicas (shared by runs)."""
+    if os.environ.get("ARTCAP_REPLICAS"):
+        return Path(os.environ["ARTCAP_REPLICAS"])
+    return Path.home() / ".cache" / "artcap" / "replicas"
+
+
+def ensure_replica(name: str, out_dir: str | Path | None = None) -> Path:
+    """The replica of `name` under out_dir (default replicas_root()), built once and then reused."""
+    out = Path(out_dir) if out_dir else replicas_root()
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file():
+        entry = json.loads(manifest_path.read_text(encoding="utf-8")).get(name)
+        if entry and (out / entry["path"]).exists():
+            return out / entry["path"]
+    return build_replica(name, out)
 
 
 def build_replicas(out_dir: str | Path, cache: str | Path | None = None) -> dict[str, Path]:

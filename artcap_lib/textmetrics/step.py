@@ -71,7 +71,8 @@ def load_pairs(cfg, paths) -> tuple[list[str], list[str], list[str], list[str]]:
 
 def make_scorer(cfg) -> scorer.CaptionScorer:
     from artcap_lib.runtime import resolve_device
-    model = cfg.metrics.bertscore_model or None
+    from artcap_lib.standins import replica_location
+    model = replica_location(cfg.metrics.bertscore_model) or cfg.metrics.bertscore_model or None
     return scorer.CaptionScorer(cfg.metrics.backends, model, cfg.metrics.bertscore_num_layers,
                                          cfg.metrics.spice_jars, resolve_device(cfg.device))
 

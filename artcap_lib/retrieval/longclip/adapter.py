@@ -61,7 +61,9 @@ class LongClip:
     def _baseline(self, cfg, base: str):
         if self._base is None or self._base[0] != base:
             from artcap_lib.retrieval.longclip.model import load_model
-            self._base = (base, load_model(base, cfg.longclip.tokenizer, cfg.longclip.stretch_77))
+            from artcap_lib.standins import replica_location
+            tokenizer = replica_location(cfg.longclip.tokenizer) or cfg.longclip.tokenizer
+            self._base = (base, load_model(base, tokenizer, cfg.longclip.stretch_77))
         return self._base[1]
 
     def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:

@@ -1,0 +1,45 @@
+"""The rehearsal profile's parts: real paintings in Artpedia's schema behind a loopback server, fetched by the real
+downloader, and `replica:` model specs built once (the whole profile runs end to end in .ci/run)."""
+import json
+
+from PIL import Image
+
+from artcap_lib.config import load_profile
+from artcap_lib.data.artpedia import load_artworks, validate_entries
+from artcap_lib.data.download import download_images
+from artcap_lib.data.rehearsal import museum_artpedia, museum_dir, museum_objects, serve_paintings
+from artcap_lib.standins import model_location, replica_location
+
+
+def test_museum_paintings_in_artpedias_schema_come_through_the_real_downloader(tmp_path):
+    assert len(museum_objects()) == 174
+    with serve_paintings() as url:
+        artpedia = museum_artpedia(url, train=2, val=1, test=1)
+        assert validate_entries(artpedia) == []
+        path = tmp_path / "artpedia.json"
+        path.write_text(json.dumps(artpedia))
+        report = download_images(load_artworks(path), tmp_path / "run", progress=False)
+    assert report.counts["ok"] == 4 and report.excluded == []
+    assert [e["split"] for e in artpedia.values()] == ["train", "train", "val", "test"]
+    for art_id, entry in report.kept.items():
+        with Image.open(tmp_path / "run" / entry["file_path"]) as got, Image.open(museum_dir() / f"{art_id}.jpg") as real:
+            assert got.size == real.size                   # under 1000 px: stored as served, byte for byte
+        assert entry["visual_sentences"] and entry["title"]
+
+
+def test_replica_specs_are_built_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTCAP_REPLICAS", str(tmp_path / "replicas"))
+    assert replica_location("distilbert-base-uncased") is None          # not a replica spec: left to the caller
+    first = replica_location("replica:distilbert-base-uncased")
+    stamp = (tmp_path / "replicas" / "distilbert-base-uncased" / "config.json").stat().st_mtime_ns
+    again = model_location("replica:distilbert-base-uncased", paths=None)
+    assert first == again and (tmp_path / "replicas" / "distilbert-base-uncased" / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_the_rehearsal_profile_is_the_paper_path_on_replicas():
+    cfg, paper = load_profile("rehearsal"), load_profile("paper")
+    assert cfg.data.source == "rehearsal" and not cfg.data.align_with_authors
+    for section in ("captioning", "blip", "longclip"):
+        assert getattr(cfg, section).model == "replica:" + getattr(paper, section).model.replace("/longclip-L.pt", "")
+    assert cfg.metrics.bertscore_model == "replica:" + paper.metrics.bertscore_model
+    assert cfg.captioning.prompt == paper.captioning.prompt and cfg.blip.image_size == paper.blip.image_size
