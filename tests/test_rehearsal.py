@@ -43,3 +43,43 @@ def test_the_rehearsal_profile_is_the_paper_path_on_replicas():
         assert getattr(cfg, section).model == "replica:" + getattr(paper, section).model.replace("/longclip-L.pt", "")
     assert cfg.metrics.bertscore_model == "replica:" + paper.metrics.bertscore_model
     assert cfg.captioning.prompt == paper.captioning.prompt and cfg.blip.image_size == paper.blip.image_size
+
+
+def test_blip_finetune_and_longclip_run_on_the_replicas_under_torchrun(tmp_path):
+    """`artcap blip finetune` and `artcap longclip run` on the hub-faithful replicas with two CPU processes (gloo),
+    on real paintings; the one-process path is the rehearsal profile's own run in CI."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.config import RunPaths
+    from artcap_lib.data.prepare import prepare_data
+    from artcap_lib.files import read_json
+    sets = {"run_dir": str(tmp_path / "run"), "data.demo_train": 4, "data.demo_val": 2, "data.demo_test": 2,
+            "captioning.max_new_tokens": 4, "blip.queue_size": 4, "blip.k_test": 2, "blip.batch_size": 2,
+            "longclip.batch_size": 2}
+    env = {**os.environ, "ARTCAP_REPLICAS": str(tmp_path / "replicas"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    os.environ["ARTCAP_REPLICAS"] = env["ARTCAP_REPLICAS"]
+    try:
+        cfg = load_profile("rehearsal", sets)
+        paths = RunPaths.for_profile(cfg)
+        prepare_data(cfg, paths, progress=False)
+        run_captioning(cfg, paths, progress=False)
+    finally:
+        del os.environ["ARTCAP_REPLICAS"]
+    flags = [arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")]
+    for command in (["blip", "finetune", "--variant", "human"], ["longclip", "run", "--variant", "human"]):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "artcap_lib.cli",
+                               *command, "--profile", "rehearsal", *flags],
+                              capture_output=True, text=True, timeout=900, env=env)
+        assert done.returncode == 0, (command, done.stderr[-3000:])
+    for model in ("blip", "longclip"):
+        record = read_json(paths.fine_tune_record(model, "human"))
+        assert record["world_size"] == 2 and (paths.variant_model(model, "human") / "config.json").is_file()
+    assert read_json(paths.retrieval_model("longclip") / "results.json")["query_sets"]["artpedia"]["variants"]["human"]
