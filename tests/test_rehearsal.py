@@ -82,4 +82,8 @@ def test_blip_finetune_and_longclip_run_on_the_replicas_under_torchrun(tmp_path)
     for model in ("blip", "longclip"):
         record = read_json(paths.fine_tune_record(model, "human"))
         assert record["world_size"] == 2 and (paths.variant_model(model, "human") / "config.json").is_file()
+    one = subprocess.run([sys.executable, "-m", "artcap_lib.cli", "blip", "finetune", "--variant", "synthetic",
+                          "--profile", "rehearsal", *flags], capture_output=True, text=True, timeout=900, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]                        # and in one process
+    assert read_json(paths.fine_tune_record("blip", "synthetic"))["world_size"] == 1
     assert read_json(paths.retrieval_model("longclip") / "results.json")["query_sets"]["artpedia"]["variants"]["human"]
