@@ -1,5 +1,8 @@
 """The papermill runner, on notebook 01 of the demo profile (small sizes, a temporary run directory)."""
+import contextlib
 import json
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -160,28 +163,32 @@ def test_jobs_must_be_positive(tmp_path, capsys):
     assert "jobs: must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path, monkeypatch):
-    """Two `artcap reproduce --only 02` on one directory once wrote every caption twice: one writer at a time."""
-    import subprocess
-    import sys
-
-    from artcap_lib import notebook
-    from artcap_lib.files import RunLock, RunLockedError
-    run_dir = tmp_path / "run"
+@contextlib.contextmanager
+def another_run_holding(run_dir):
+    """Another process holding run_dir's lock, as a running `artcap reproduce` does; yields its pid."""
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.files import RunLock; "
                                f"lock = RunLock({str(run_dir)!r}, 'artcap reproduce --profile demo').acquire(); "
                                "print('held', flush=True); sys.stdin.read()"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.communicate("")                                  # the holder exits: flock ends with its process
+
+
+def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path, monkeypatch):
+    """Two `artcap reproduce --only 02` on one directory once wrote every caption twice: one writer at a time."""
+    from artcap_lib import notebook
+    from artcap_lib.files import RunLock, RunLockedError
+    run_dir = tmp_path / "run"
+    with another_run_holding(run_dir) as pid:
         events, run = _run_fake(tmp_path, monkeypatch, jobs=1)
-        with pytest.raises(RunLockedError, match=rf"in use by pid {holder.pid} .*artcap reproduce --profile demo"):
+        with pytest.raises(RunLockedError, match=rf"in use by pid {pid} .*artcap reproduce --profile demo"):
             run()
         assert events == []                                    # nothing ran
         with pytest.raises(RunLockedError):
             notebook.setup("demo", {"run_dir": str(run_dir)})  # a notebook opened by hand is refused too
-    finally:
-        holder.communicate("")                                  # the holder exits: flock ends with its process
     # once free: the run's own notebooks (its children) pass the lock, and it is released at the end
     seen = []
     events, run = _run_fake(tmp_path, monkeypatch, jobs=1)
@@ -198,22 +205,11 @@ def test_a_second_run_on_one_run_directory_is_refused_naming_the_holder(tmp_path
 
 
 def test_commands_that_write_a_run_directory_are_refused_while_another_run_writes_it(tmp_path, capsys):
-    import subprocess
-    import sys
-
-    from artcap_lib.cli import main
     run_dir = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.files import RunLock; "
-                               f"lock = RunLock({str(run_dir)!r}, 'artcap reproduce --profile demo').acquire(); "
-                               "print('held', flush=True); sys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with another_run_holding(run_dir) as pid:
         for command in (["data", "prepare"], ["caption"], ["blip", "experiment"], ["longclip", "run"],
                         ["blip", "finetune", "--variant", "human"]):
             assert main([*command, "--set", f"run_dir={run_dir}"]) == 2, command
             err = capsys.readouterr().err
-            assert f"in use by pid {holder.pid}" in err and "Traceback" not in err, (command, err)
-    finally:
-        holder.communicate("")
+            assert f"in use by pid {pid}" in err and "Traceback" not in err, (command, err)
     assert not (run_dir / "data").exists()                 # nothing was written by the refused commands
