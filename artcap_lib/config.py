@@ -67,6 +67,15 @@ class DataConfig:
 
 
 @dataclass
+class CaptionerSpec:
+    """One captioner of a run (an entry of `captioning.captioners`); unset fields take the section's value."""
+    name: str = ""                       # captions/<name>.jsonl; letters, digits, '.', '_', '-'
+    model: str = ""                      # hub id, local directory, pocket name, random:/replica: spec
+    prompt: str | None = None            # None = captioning.prompt
+    answer_marker: str | None = None     # None = captioning.answer_marker
+
+
+@dataclass
 class CaptioningConfig:
     source: str = "model"                # model (run a captioner) | reference (import the authors' LLaVA captions)
     name: str = "llava"                  # captions/<name>.jsonl
@@ -85,6 +94,9 @@ class CaptioningConfig:
     pocket_image_size: int = 48          # the pocket vision tower's input side (patch 12 -> 16 image tokens)
     engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
                                          # static cache, CUDA graphs; same captions as generate in fp32)
+    captioners: list[CaptionerSpec] = field(default_factory=list)   # several captioners in one run, each
+                                         # {name, model, prompt, answer_marker}; the first is the paper's
+                                         # "synthetic"; [] = the one captioner of name/model/prompt above
 
 
 @dataclass
@@ -100,6 +112,8 @@ class MetricsConfig:
 @dataclass
 class RetrievalConfig:
     source: str = "model"                # model (score with our models) | reference (the authors' stored runs)
+    models: list[str] = field(default_factory=lambda: ["blip", "longclip"])   # retrieval models of the run
+                                         # (registry names): 04 runs blip, 05 every other one
     query_sets: list[str] = field(default_factory=lambda: ["artpedia", "llama"])
     run_depth: int = 100                 # the authors' ranx runs keep the top 100 images per query
     bootstrap: int = 1000                # bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)
@@ -260,7 +274,68 @@ def profile_problems(profile: "Profile") -> list[str]:
             problems.append(f"{key}: must lie in [{FRACTIONS[key][0]}, {FRACTIONS[key][1]}], got {value}")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             problems.append(f"{key}: must not be negative, got {value}")     # counts, seeds, threads, decay
+    problems += _captioner_problems(profile.captioning)
+    from artcap_lib.retrieval import registry
+    unknown = [m for m in profile.retrieval.models if m not in registry.MODELS]
+    if unknown:
+        problems.append(f"retrieval.models: {', '.join(map(repr, unknown))} not registered "
+                        f"(known: {', '.join(registry.MODELS)})")
+    if len(set(profile.retrieval.models)) != len(profile.retrieval.models):
+        problems.append("retrieval.models: a model is listed twice")
     return problems
+
+
+CAPTIONER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _captioner_problems(c: "CaptioningConfig") -> list[str]:
+    problems = []
+    for i, spec in enumerate(c.captioners):
+        where = f"captioning.captioners[{i}]"
+        if not CAPTIONER_NAME.fullmatch(spec.name):
+            problems.append(f"{where}.name: {spec.name!r} is not a file-name-safe name (letters, digits, . _ -)")
+        if not spec.model:
+            problems.append(f"{where}.model: empty (a hub id, local directory, pocket name or spec)")
+    names = [s.name for s in c.captioners]
+    if len(set(names)) != len(names):
+        problems.append(f"captioning.captioners: names must differ, got {', '.join(names)}")
+    if c.captioners and c.source == "reference":
+        problems.append("captioning.captioners: the reference source imports the authors' one captioner; "
+                        "list captioners with source model")
+    return problems
+
+
+def captioners(cfg: "Profile") -> list[CaptionerSpec]:
+    """The run's captioners, every field filled in: `captioning.captioners`, or the section's one captioner."""
+    c = cfg.captioning
+    listed = c.captioners or [CaptionerSpec(c.name, c.model)]
+    return [dataclasses.replace(s, prompt=c.prompt if s.prompt is None else s.prompt,
+                                answer_marker=c.answer_marker if s.answer_marker is None else s.answer_marker)
+            for s in listed]
+
+
+def primary_captioner(cfg: "Profile") -> str:
+    """The name of the run's first captioner: the paper's "synthetic" captions (Table 1, the synthetic variant)."""
+    return captioners(cfg)[0].name
+
+
+SYNTHETIC = "synthetic"
+
+
+def captioner_variant(cfg: "Profile", name: str) -> str:
+    """The Experiment-2 variant fine-tuned on a captioner's captions: "synthetic" for the first (the paper's),
+    "synthetic-<name>" for every further one."""
+    first = primary_captioner(cfg)
+    if name == first:
+        return SYNTHETIC
+    if name not in {s.name for s in captioners(cfg)}:
+        raise KeyError(f"no captioner {name!r} in this profile")
+    return f"{SYNTHETIC}-{name}"
+
+
+def variant_captioners(cfg: "Profile") -> dict[str, str]:
+    """{fine-tuned synthetic variant: captioner name}, first captioner first."""
+    return {captioner_variant(cfg, s.name): s.name for s in captioners(cfg)}
 
 
 def _leaves(node, prefix: str = ""):
@@ -371,6 +446,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     elif origin is dict:
         if isinstance(value, dict):
             return dict(value)
+    elif dataclasses.is_dataclass(hint):
+        if isinstance(value, Mapping):
+            return _build(hint, value, where)
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -423,6 +501,10 @@ class RunPaths:
     # 03 metrics
     @property
     def metrics(self) -> Path: return self.root / "metrics"
+    def captioner_metrics(self, captioner: str, primary: bool) -> Path:
+        """Where Experiment 1 of a captioner is written: metrics/ for the run's first captioner (where a
+        one-captioner run has it), metrics/<captioner>/ for every further one."""
+        return self.metrics if primary else self.metrics / captioner
     # 04/05 retrieval (Experiment 2), one folder per registered model:
     #   retrieval/<model>/{summary,truncation,results}.json, qrels_<query set>.json
     #   retrieval/<model>/<variant>/{run,scores}_<query set>.*     the main score kind's runs

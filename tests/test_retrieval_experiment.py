@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from artcap_lib.config import RunPaths, load_profile
+from artcap_lib.config import RunPaths, captioners, load_profile
 from artcap_lib.data.artpedia import ordered_ids
 from artcap_lib.data.demo import DemoSizes, generate_collection
 from artcap_lib.files import read_json
@@ -31,14 +31,16 @@ def registered(monkeypatch):
 def make_run(root: Path, overrides: dict | None = None):
     """A tiny demo collection (16/8/8 images, a 32-image pool) with synthetic captions."""
     cfg = load_profile("demo", {"run_dir": str(root), "figures_dir": str(root / "figures"), "retrieval.bootstrap": 20,
-                                "retrieval.randomisation": 50, **(overrides or {})})
+                                "retrieval.randomisation": 50, "retrieval.models": ["blip", "twotower"],
+                                **(overrides or {})})
     paths = RunPaths.for_profile(cfg)
     generate_collection(paths.data, DemoSizes(train=16, val=8, test=8, pretrain=32), image_size=16, seed=0)
     artworks = read_json(paths.artworks)
     paths.captions.mkdir(parents=True)
-    with open(paths.caption_file(cfg.captioning.name), "w") as fh:
-        for art_id, entry in artworks.items():
-            fh.write(json.dumps({"id": art_id, "caption": f"The image features {entry['title'].lower()}."}) + "\n")
+    for spec in captioners(cfg):
+        with open(paths.caption_file(spec.name), "w") as fh:
+            for art_id, entry in artworks.items():
+                fh.write(json.dumps({"id": art_id, "caption": f"{spec.prompt}: {entry['title'].lower()}."}) + "\n")
     return cfg, paths
 
 
@@ -123,12 +125,12 @@ def test_a_finished_run_is_reused_not_retrained(finished, monkeypatch):
         experiment.run(cfg, paths, "twotower", variants=["llava"], progress=None)
 
 
-def test_the_report_reads_every_registered_model(finished):
+def test_the_report_reads_every_model_of_the_profile(finished):
     cfg, paths, out = finished
     from artcap_lib.report import tables
     inputs = tables.RunInputs()
     tables._collect_experiment2(cfg, paths, inputs)
-    tables._collect_histories(paths, inputs)
+    tables._collect_histories(cfg, paths, inputs)
     assert inputs.experiment2["twotower"] == out["results"]
     assert set(inputs.histories["twotower"]) == {"human", "synthetic"}
     assert any("step 04, BLIP" in m for m in inputs.missing)            # BLIP has not run in this directory
@@ -196,3 +198,23 @@ def test_ids_that_are_not_integers_run_through_the_experiment(tmp_path):
     run = runs.load_run(paths.variant("twotower", "human") / "run_artpedia.json")
     assert list(run) == ordered_ids(run) and all(q.startswith("x") for q in run)
     assert out["results"]["query_sets"]["artpedia"]["variants"]["human"]["n_queries"] == 8
+
+
+def test_each_further_captioner_gets_its_own_fine_tune_beside_human(tmp_path):
+    two = {"captioning.captioners": [{"name": "first", "model": "pocket-llava"},
+                                     {"name": "second", "model": "pocket-llava", "prompt": "Describe"}]}
+    cfg, paths = make_run(tmp_path, two)
+    out = experiment.run(cfg, paths, "twotower", progress=None)
+    assert out["summary"]["variants"] == ["baseline", "human", "synthetic", "synthetic-second"]
+    variants = out["results"]["query_sets"]["artpedia"]["variants"]
+    assert set(variants) == {"baseline", "human", "synthetic", "synthetic-second"}
+    pairs = {(t["a"], t["b"]) for t in out["results"]["query_sets"]["artpedia"]["significance"]}
+    assert ("human", "synthetic-second") in pairs or ("synthetic-second", "human") in pairs
+    # each fine-tune saw its own captioner's captions
+    for variant, prompt in (("synthetic", "Caption this image"), ("synthetic-second", "Describe")):
+        assert read_json(paths.fine_tune_record("twotower", variant))["variant"] == variant
+        data = experiment.load_inputs(cfg, paths).training_data(variant)
+        assert all(c.startswith(f"{prompt}: ") for c in data.captions.values())
+    assert set(read_json(paths.truncation("twotower"))["training"]) == {"human", "first", "second"}
+    with pytest.raises(ValueError, match="not fine-tuned in this profile"):
+        experiment.fine_tune(cfg, paths, "twotower", "synthetic-third", progress=None)

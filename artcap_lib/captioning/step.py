@@ -1,8 +1,10 @@
-"""Step 02 of a run (notebook 02): produce captions/<name>.jsonl, by running a captioner or importing the authors'.
+"""Step 02 of a run (notebook 02): produce captions/<name>.jsonl for each captioner of the run, by running it or by
+importing the authors' captions.
 
-- captioning.source = model: the configured checkpoint (a hub id, a local directory, "pocket-llava" = the run's
-  pocket model, trained here first if the run has none, or a random:<arch> spec) captions every image of the
-  run through `captioning.caption_collection`; figures go to captions/<name>_run.json.
+- captioning.source = model: each captioner of `config.captioners(cfg)` (a hub id, a local directory, a pocket name
+  such as "pocket-llava" = the run's pocket model, trained here first if the run has none, a random:<arch> or
+  replica:<hub id> spec) captions every image of the run through `captioning.caption_collection`, one after the
+  other (each is freed before the next loads); figures go to captions/<name>_run.json.
 - captioning.source = reference: the authors' published LLaVA-1.5-7B captions are written into the same file,
   same line format, so later steps cannot tell (and need not care) where captions came from.
 On the demo profile, captions/<name>_accuracy.json says how often a caption names the main object's kind and
@@ -15,20 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records
+from artcap_lib.config import CaptionerSpec, captioners, primary_captioner
 from artcap_lib.files import read_json, write_json
-from artcap_lib.standins import POCKET_LLAVA, model_location
+from artcap_lib.standins import model_location
 
-def ensure_pocket_llava(cfg, paths) -> dict[str, Any]:
-    """Train and save the run's pocket LLaVA unless a finished one is there; returns its training report."""
-    from artcap_lib.standins.pocket_llava import PocketSpec, train_pocket_llava
-    out = paths.pocket_model(POCKET_LLAVA)
+
+def ensure_pocket_captioner(cfg, paths, name: str) -> dict[str, Any]:
+    """Train and save the run's pocket captioner `name` unless a finished one is there; returns its training
+    report."""
+    from artcap_lib.standins.pocket_captioners import train_pocket_captioner
+    out = paths.pocket_model(name)
     report = out / "training.json"            # written after the weights: its presence means the model is whole
     if report.is_file():
         return {**read_json(report), "reused": True}
     c = cfg.captioning
-    return train_pocket_llava(paths.pretrain_pool, paths.scenes, out, steps=c.pocket_steps,
-                              batch_size=c.pocket_batch_size, lr=c.pocket_lr,
-                              spec=PocketSpec(image_size=c.pocket_image_size), prompt=c.prompt, seed=cfg.seed)
+    return train_pocket_captioner(name, paths.pretrain_pool, paths.scenes, out, steps=c.pocket_steps,
+                                  batch_size=c.pocket_batch_size, lr=c.pocket_lr, image_size=c.pocket_image_size,
+                                  prompt=c.prompt, seed=cfg.seed)
 
 
 def import_reference_captions(paths, name: str) -> dict[str, Any]:
@@ -45,25 +50,40 @@ def import_reference_captions(paths, name: str) -> dict[str, Any]:
             "commit": reference.COMMIT}
 
 
+def captioner_spec(cfg, name: str | None = None) -> CaptionerSpec:
+    """The run's captioner `name` (None: the first), every field filled in."""
+    specs = captioners(cfg)
+    if name is None:
+        return specs[0]
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no captioner {name!r} in profile {cfg.profile} (has: {', '.join(s.name for s in specs)})")
+
+
 def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None = None, retry_failed: bool = False,
-                     progress: bool = True) -> dict[str, Any]:
-    """Caption the artworks of `artworks` (an artworks.json) into the caption file `out` with the profile's captioner
-    (cfg.captioning, on cfg.device; the run's pocket LLaVA is trained first if the profile names it and the run has
-    none). Resumes whatever `out` holds; under torchrun each process takes its share. Returns the run's figures."""
+                     progress: bool = True, spec: CaptionerSpec | None = None) -> dict[str, Any]:
+    """Caption the artworks of `artworks` (an artworks.json) into the caption file `out` with one captioner of the
+    profile (`spec`, default the first) and the section's shared settings (dtype, batch size, decoding, engine) on
+    cfg.device; a pocket captioner is trained first if the run has none. Resumes whatever `out` holds; under
+    torchrun each process takes its share. Returns the run's figures."""
     from artcap_lib.captioning.captioner import (Captioner, Decoding, caption_collection, collection_items,
                                                  resolve_dtype)
     from artcap_lib.runtime import process_device, resolve_device, use_threads
+    from artcap_lib.standins.pocket_captioners import POCKET_CAPTIONERS
     c = cfg.captioning
+    spec = spec or captioner_spec(cfg)
     use_threads(c.threads)
     device = process_device(resolve_device(cfg.device))
     dtype = resolve_dtype(c.dtype, device)
     items = collection_items(artworks, splits, limit)     # a bad collection fails before any model is loaded
-    training = ensure_pocket_llava(cfg, paths) if c.model == POCKET_LLAVA else None
+    training = ensure_pocket_captioner(cfg, paths, spec.model) if spec.model in POCKET_CAPTIONERS else None
     captioner = Captioner.from_pretrained(
-        model_location(c.model, paths, device), dtype=dtype, device=device, prompt=c.prompt, engine=c.engine,
-        answer_marker=c.answer_marker, model_name=c.model,
+        model_location(spec.model, paths, device), dtype=dtype, device=device, prompt=spec.prompt, engine=c.engine,
+        answer_marker=spec.answer_marker, model_name=spec.model,
         decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
-    summary = {"source": "model", "model": c.model, "device": device, "dtype": dtype, "engine": c.engine,
+    summary = {"source": "model", "captioner": spec.name, "model": spec.model, "prompt": spec.prompt,
+               "device": device, "dtype": dtype, "engine": c.engine,
                **caption_collection(captioner, items, out, c.batch_size, retry_failed=retry_failed,
                                     progress=progress)}
     if training is not None:
@@ -72,45 +92,55 @@ def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None =
     return summary
 
 
-def run_captioning(cfg, paths, progress: bool = True, retry_failed: bool = False) -> dict[str, Any]:
-    """Step 02: captions for every artwork of the run, by the configured source; writes captions/<name>_run.json."""
+def run_captioning(cfg, paths, progress: bool = True, retry_failed: bool = False,
+                   only: str | None = None) -> dict[str, dict[str, Any]]:
+    """Step 02: captions for every artwork of the run from every captioner (or the one named `only`), by the
+    configured source; writes captions/<name>_run.json per captioner. Returns {captioner: its figures}."""
+    import gc
     import time
     c = cfg.captioning
-    start = time.perf_counter()
-    if c.source == "reference":
-        summary = import_reference_captions(paths, c.name)
-    elif c.source == "model":
-        summary = caption_artworks(cfg, paths, paths.artworks, paths.caption_file(c.name), retry_failed=retry_failed,
-                                   progress=progress)
-    else:
+    if c.source not in ("model", "reference"):
         raise ValueError(f"captioning.source must be 'model' or 'reference', not {c.source!r}")
-    summary["step_seconds"] = time.perf_counter() - start
-    if summary.get("rank", 0) == 0:            # under torchrun, one process writes the run's figures
-        write_json(paths.captions / f"{c.name}_run.json", summary)
-    return summary
+    specs = [captioner_spec(cfg, only)] if only else captioners(cfg)
+    summaries = {}
+    for spec in specs:
+        start = time.perf_counter()
+        if c.source == "reference":
+            summary = import_reference_captions(paths, spec.name)
+        else:
+            summary = caption_artworks(cfg, paths, paths.artworks, paths.caption_file(spec.name),
+                                       retry_failed=retry_failed, progress=progress, spec=spec)
+            gc.collect()                       # the captioner's weights go before the next one loads
+        summary["step_seconds"] = time.perf_counter() - start
+        if summary.get("rank", 0) == 0:        # under torchrun, one process writes the run's figures
+            write_json(paths.captions / f"{spec.name}_run.json", summary)
+        summaries[spec.name] = summary
+    return summaries
 
 
-def main_object_accuracy(cfg, paths, split: str = "test") -> dict[str, Any]:
-    """Demo only: share of `split` captions naming the main object's kind and colour; writes
-    captions/<name>_accuracy.json."""
+def main_object_accuracy(cfg, paths, split: str = "test", name: str | None = None) -> dict[str, Any]:
+    """Demo only: share of `split` captions of captioner `name` (default: the first) naming the main object's kind
+    and colour; writes captions/<name>_accuracy.json."""
     from artcap_lib.data.artpedia import by_split, load_artworks
     from artcap_lib.standins.pocket_llava import main_object_accuracy as score
+    spec = captioner_spec(cfg, name)
     ids = set(by_split(load_artworks(paths.artworks), split))
-    captions = {i: t for i, t in read_captions(paths.caption_file(cfg.captioning.name)).items() if i in ids}
-    result = {"split": split, "model": cfg.captioning.model,
+    captions = {i: t for i, t in read_captions(paths.caption_file(spec.name)).items() if i in ids}
+    result = {"split": split, "captioner": spec.name, "model": spec.model,
               **score(captions, json.loads(Path(paths.scenes).read_text(encoding="utf-8")))}
-    write_json(paths.captions / f"{cfg.captioning.name}_accuracy.json", result)
+    write_json(paths.captions / f"{spec.name}_accuracy.json", result)
     return result
 
 
-def caption_table(cfg, paths):
-    """One row per artwork: split, human caption, synthetic caption (or failure), lengths in words."""
+def caption_table(cfg, paths, name: str | None = None):
+    """One row per artwork: split, human caption, captioner `name`'s (default: the first) caption (or failure),
+    lengths in words."""
     import pandas as pd
 
     from artcap_lib.data.artpedia import human_caption, image_path, load_artworks
     artworks = load_artworks(paths.artworks, require_urls=cfg.data.source != "reference")
-    synthetic = read_captions(paths.caption_file(cfg.captioning.name))
-    failures = read_failures(paths.caption_file(cfg.captioning.name))
+    caption_file = paths.caption_file(captioner_spec(cfg, name).name)
+    synthetic, failures = read_captions(caption_file), read_failures(caption_file)
     rows = []
     for art_id, entry in artworks.items():
         human = human_caption(entry)

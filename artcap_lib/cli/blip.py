@@ -17,7 +17,8 @@ def add_cli(sub) -> None:
 
     p = bsub.add_parser("finetune", help="fine-tune the profile's BLIP on human or synthetic captions "
                         "(resumes after a kill; launch with torchrun for several GPUs)", description=__doc__)
-    p.add_argument("--variant", choices=("human", "synthetic"), required=True)
+    p.add_argument("--variant", required=True,
+                   help="human, synthetic (the first captioner's captions) or synthetic-<captioner>")
     add_profile_options(p, MODEL, "device", "seed")
     p.set_defaults(func=_finetune)
 

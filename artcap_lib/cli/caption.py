@@ -2,6 +2,7 @@
 
     artcap caption --profile demo                  # step 02 of the run, as notebook 02: its artworks -> its captions
     artcap caption --profile paper --engine fast   # any captioning.* field is a flag (or --set captioning.KEY=...)
+    artcap caption --profile zoo --captioner pocket-qwen2-vl   # one captioner of a run that lists several
     artcap caption --profile paper --artworks A.json --out llava.jsonl --model DIR   # ad-hoc paths
     torchrun --nproc_per_node 4 -m artcap_lib.cli caption ...   # same command, images sharded over 4 GPUs
 
@@ -21,7 +22,9 @@ def add_cli(sub) -> None:
     p.add_argument("--artworks", help="artworks.json (Artpedia schema with file_path); default: the run's "
                    "data/artworks.json")
     p.add_argument("--out", help="caption file (JSONL), appended to and resumed; default: the run's "
-                   "captions/<captioning.name>.jsonl")
+                   "captions/<captioner>.jsonl")
+    p.add_argument("--captioner", default=None, help="only this captioner of the profile's captioning.captioners "
+                   "(default: all of them; with --artworks/--out: the first)")
     p.add_argument("--split", action="append", choices=["train", "val", "test"],
                    help="only these splits (repeatable; default: all)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (after --split)")
@@ -33,7 +36,7 @@ def add_cli(sub) -> None:
 
 def _caption(args) -> int:
     from artcap_lib.captioning.captioner import collection_items
-    from artcap_lib.captioning.step import caption_artworks, run_captioning
+    from artcap_lib.captioning.step import caption_artworks, captioner_spec, run_captioning
     from artcap_lib.config import ProfileError
     from artcap_lib.files import write_json
 
@@ -51,13 +54,20 @@ def _caption(args) -> int:
         raise ProfileError(f"--artworks/--out/--split/--limit caption with a model; this profile's "
                            f"captioning.source is {cfg.captioning.source!r}")
     progress = sys.stderr.isatty()
+    try:
+        spec = captioner_spec(cfg, args.captioner)
+    except KeyError as err:
+        print(f"artcap caption: {err.args[0]}", file=sys.stderr)
+        return 2
     if whole_run:                                  # exactly notebook 02's step
-        summary = run_captioning(cfg, paths, progress=progress, retry_failed=args.retry_failed)
+        summaries = run_captioning(cfg, paths, progress=progress, retry_failed=args.retry_failed,
+                                   only=args.captioner)
     else:
-        summary = caption_artworks(cfg, paths, artworks, args.out or paths.caption_file(cfg.captioning.name),
-                                   args.split, args.limit, args.retry_failed, progress)
-    if summary.get("rank", 0) == 0:
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}))
+        summaries = {spec.name: caption_artworks(cfg, paths, artworks, args.out or paths.caption_file(spec.name),
+                                                 args.split, args.limit, args.retry_failed, progress, spec)}
+    if all(s.get("rank", 0) == 0 for s in summaries.values()):
+        for summary in summaries.values():
+            print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}))
         if args.summary:
-            write_json(args.summary, summary)
+            write_json(args.summary, summaries if len(summaries) > 1 else next(iter(summaries.values())))
     return 0

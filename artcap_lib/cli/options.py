@@ -102,8 +102,13 @@ def field_keys(key: str) -> list[str]:
     if hint is None:
         raise KeyError(f"no profile field {key!r}")
     if dataclasses.is_dataclass(hint):
-        return [f"{key}.{f}" for f in _fields(hint)]
+        # a list of records (captioning.captioners) has no flag form: it comes from the profile or --set
+        return [f"{key}.{f}" for f, h in _fields(hint).items() if not _is_record_list(h)]
     return [key]
+
+
+def _is_record_list(hint) -> bool:
+    return typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0])
 
 
 def _argument(key: str) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`artcap retrieval evaluate | compare | fuse` over ranx-format JSON runs and qrels (see `runs`)."""
+"""`artcap retrieval experiment | evaluate | compare | fuse | reference`: Experiment 2 of any registered model, and
+ranx-format JSON runs and qrels (see `runs`).
+
+    artcap retrieval experiment --profile zoo --model siglip     # notebook 05's call for one model
+    torchrun --nproc_per_node 4 -m artcap_lib.cli retrieval experiment --profile paper --model clip
+"""
 from __future__ import annotations
 
 import json
@@ -10,8 +15,17 @@ DEFAULT_METRICS = "precision@1,mrr,recall@5,recall@10"
 
 
 def add_cli(sub) -> None:
-    retrieval = sub.add_parser("retrieval", help="evaluate, compare and fuse retrieval runs (ranx JSON format)")
+    retrieval = sub.add_parser("retrieval", help="Experiment 2 of any registered model; evaluate, compare and fuse "
+                               "retrieval runs (ranx JSON format)")
     rsub = retrieval.add_subparsers(dest="retrieval_command", required=True, metavar="ACTION")
+
+    p = rsub.add_parser("experiment", help="train what is missing and score every variant of one registered model "
+                        "(notebooks 04/05)", description=__doc__)
+    p.add_argument("--model", required=True, help="a registered retrieval model (retrieval.registry.MODELS)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="a variant to train and score, repeatable (default: all of the profile's)")
+    add_profile_options(p, "device", "seed", "retrieval")
+    p.set_defaults(func=_experiment)
 
     p = rsub.add_parser("evaluate", help="mean metrics of one run (ties: in the order the run file lists them)")
     p.add_argument("--run", required=True, help="run JSON {query_id: {doc_id: score}}")
@@ -43,6 +57,19 @@ def add_cli(sub) -> None:
                         "<run dir>/retrieval/reference_results.json")
     add_profile_options(p, "retrieval", "seed", "run_dir", default_profile="reference")
     p.set_defaults(func=_reference)
+
+
+def _experiment(args) -> int:
+    from artcap_lib.cli.options import writing_run
+    from artcap_lib.retrieval import displays, experiment, registry
+    from artcap_lib.runtime import distributed_rank
+    if args.model not in registry.MODELS:
+        return _fail("experiment", KeyError(f"unknown model {args.model!r} (known: {', '.join(registry.MODELS)})"))
+    cfg, paths = writing_run(args, f"artcap retrieval experiment --model {args.model}")
+    out = experiment.run(cfg, paths, args.model, args.variant or None)
+    if distributed_rank()[0] == 0:
+        print("\n".join(displays.headlines(out)))
+    return 0
 
 
 def _metrics(text: str) -> list[str]:

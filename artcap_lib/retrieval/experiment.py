@@ -3,8 +3,9 @@
     baseline   the starting model, not fine-tuned (paper: the published checkpoint; demo: the model's pocket
                stand-in, pre-trained here on the disjoint pre-training pool)
     human      fine-tuned on the human captions (visual sentences joined) of the train split, selected on val
-    synthetic  fine-tuned on the captioner's captions (captions/<captioning.name>.jsonl), validated on them too,
+    synthetic  fine-tuned on the captioner's captions (captions/<first captioner>.jsonl), validated on them too,
                as the authors did
+    synthetic-<name>   the same for every further captioner of `captioning.captioners` (the zoo), beside human
 
 `run` trains what is missing (a finished fine-tune returns at once; a killed one resumes), then one process
 (rank 0 under torchrun; the others wait at a barrier) scores every variant x query set with every score kind of
@@ -20,13 +21,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from artcap_lib.config import primary_captioner
 from artcap_lib.files import read_json, write_json
 from artcap_lib.retrieval import registry, runs
 from artcap_lib.retrieval.inputs import Inputs, load_inputs, pretraining_pool, synthetic_captions
 from artcap_lib.retrieval.protocol import FineTuneDirs, RetrievalModel
 
-VARIANTS = runs.VARIANTS                      # baseline, human, synthetic
-FINE_TUNED = ("human", "synthetic")
+VARIANTS = runs.VARIANTS                      # baseline, human, synthetic: the paper's three
 SOURCE = runs.SOURCE                          # results we computed (the authors' stored runs: "reference")
 POCKET_HISTORY = "pocket pre-training"        # the name of the pocket pre-training's curve
 Progress = Callable[[str], None] | None
@@ -36,9 +37,21 @@ def _quiet(_message: str) -> None:
     pass
 
 
-def run(cfg, paths, model: str, variants: Sequence[str] = VARIANTS, progress: Progress = print) -> dict[str, Any]:
+def variants_of(cfg) -> list[str]:
+    """The run's variants: baseline, human, then one fine-tuned on each captioner's captions."""
+    from artcap_lib.config import variant_captioners
+    return ["baseline", "human", *variant_captioners(cfg)]
+
+
+def fine_tuned_variants(cfg) -> list[str]:
+    return variants_of(cfg)[1:]
+
+
+def run(cfg, paths, model: str, variants: Sequence[str] | None = None,
+        progress: Progress = print) -> dict[str, Any]:
     """Notebooks 04/05's one call: Experiment 2 for `model` (a registry name), from our models
-    (retrieval.source "model") or the authors' stored runs ("reference"). Returns the `outcome` dict."""
+    (retrieval.source "model") or the authors' stored runs ("reference"); variants default to `variants_of(cfg)`.
+    Returns the `outcome` dict."""
     if cfg.retrieval.source == "reference":
         return reference(cfg, paths, model)
     if cfg.retrieval.source != "model":
@@ -55,14 +68,16 @@ def _start(cfg, model: str):
     return adapter, training.setup_distributed(cfg.device)
 
 
-def train_and_score(cfg, paths, model: str, variants: Sequence[str] = VARIANTS,
+def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = None,
                     progress: Progress = print) -> dict[str, Any]:
     """Fine-tune (where needed) and score the variants; write the files of the module docstring."""
     from artcap_lib.retrieval import training
-    unknown = sorted(set(variants) - set(VARIANTS))
+    known = variants_of(cfg)
+    variants = known if variants is None else variants
+    unknown = sorted(set(variants) - set(known))
     if unknown or not variants:
-        raise ValueError(f"unknown variant(s) {unknown or 'none given'} (known: {', '.join(VARIANTS)})")
-    variants = [v for v in VARIANTS if v in variants]
+        raise ValueError(f"unknown variant(s) {unknown or 'none given'} (known: {', '.join(known)})")
+    variants = [v for v in known if v in variants]
     t_start = time.perf_counter()
     adapter, dist = _start(cfg, model)
     say = progress if (progress and dist.is_main) else _quiet
@@ -73,7 +88,7 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] = VARIANTS,
     seconds["baseline"] = time.perf_counter() - t0
     records = {}
     for variant in variants:
-        if variant in FINE_TUNED:
+        if variant != "baseline":
             t0 = time.perf_counter()
             records[variant] = _fine_tune(cfg, paths, adapter, base, variant, inputs, dist, say)
             seconds[f"train_{variant}"] = time.perf_counter() - t0
@@ -120,6 +135,9 @@ def _copy_dir(source: Path, target: Path) -> None:
 
 def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = print) -> dict[str, Any]:
     """One fine-tune (`artcap blip finetune`): the baseline (pre-trained first in the demo), then the variant."""
+    if variant not in fine_tuned_variants(cfg):
+        raise ValueError(f"variant {variant!r} is not fine-tuned in this profile (fine-tuned: "
+                         f"{', '.join(fine_tuned_variants(cfg))})")
     adapter, dist = _start(cfg, model)
     say = progress if (progress and dist.is_main) else _quiet
     base = baseline_location(cfg, paths, adapter, dist, say)
@@ -186,8 +204,9 @@ def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: S
         results[kind.name] = str(paths.retrieval_results(name, None if kind.name == main else kind.name)
                                  .relative_to(paths.root))
     sources = {"human": {i: inputs.human[i] for i in inputs.ids["train"]}}
-    if inputs.caption_file.is_file():
-        sources[inputs.captioner] = {i: inputs.synthetic[i] for i in inputs.ids["train"]}
+    for captioner, caption_file in inputs.caption_files.items():
+        if caption_file.is_file():
+            sources[captioner] = {i: inputs.synthetic(captioner)[i] for i in inputs.ids["train"]}
     write_json(paths.truncation(name), adapter.truncation(cfg, tokenizer, sources, inputs.queries))
     summary = {"model": name, "title": adapter.title, "spec": adapter.settings(cfg).model, "baseline": base,
                "score_kinds": [{"name": k.name, "label": k.label} for k in kinds],
@@ -217,9 +236,8 @@ def histories(paths, model: str) -> dict[str, dict]:
     pocket = registry.get(model).pocket
     if pocket and paths.pocket_history(pocket).is_file():
         found[POCKET_HISTORY] = read_json(paths.pocket_history(pocket))
-    for variant in FINE_TUNED:
-        if paths.history(model, variant).is_file():
-            found[variant] = read_json(paths.history(model, variant))
+    for history in sorted(paths.retrieval_model(model).glob("*/training/history.json")):
+        found[history.parent.parent.name] = read_json(history)      # every fine-tuned variant, by name
     return found
 
 
@@ -241,9 +259,9 @@ def reference(cfg, paths, model: str) -> dict[str, Any]:
         artworks = by_split(load_artworks(paths.artworks, require_urls=False), "train")
         ids = ordered_ids(artworks)
         sources = {"human": human_captions(artworks, ids)}
-        caption_file = paths.caption_file(cfg.captioning.name)
-        if caption_file.is_file():
-            sources[cfg.captioning.name] = synthetic_captions(caption_file, ids)
+        first = primary_captioner(cfg)
+        if paths.caption_file(first).is_file():
+            sources[first] = synthetic_captions(paths.caption_file(first), ids)
         queries = {}
         if "llama" in r.query_sets:
             from artcap_lib import reference as authors

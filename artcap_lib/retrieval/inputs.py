@@ -1,8 +1,8 @@
 """Experiment 2's inputs, the same for every retrieval model (notebooks 04 and 05).
 
 The split ids (in `artpedia.ordered_ids` order, which is also the order of every score matrix and run), the
-images, the two caption sources a model is fine-tuned on (human = the visual sentences joined; synthetic = the
-captioner's JSONL), the test query sets (artpedia = the human captions; llama = the authors' Llama-3.2 queries,
+images, the caption sources a model is fine-tuned on (human = the visual sentences joined; synthetic = the first
+captioner's JSONL; synthetic-<name> = each further captioner's, `config.variant_captioners`), the test query sets (artpedia = the human captions; llama = the authors' Llama-3.2 queries,
 where the reference artefacts cover the test split, i.e. the paper profile), and the demo's pre-training pool.
 """
 from __future__ import annotations
@@ -68,22 +68,29 @@ def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequen
 
 @dataclass
 class Inputs:
-    """One run's Experiment-2 inputs; the synthetic captions are read when first needed."""
+    """One run's Experiment-2 inputs; a captioner's captions are read when first needed."""
     artworks_json: Path
     artworks: dict[str, dict]
     ids: dict[str, list[str]]                   # split -> ids, ordered_ids order
     queries: dict[str, dict[str, str]]          # query set -> {test id: query}
     missing_query_sets: list[str]
-    caption_file: Path
-    captioner: str
+    captioners: dict[str, str]                  # synthetic variant -> captioner name (first: "synthetic")
+    caption_files: dict[str, Path]              # captioner name -> its captions/<name>.jsonl
 
     @cached_property
     def human(self) -> dict[str, str]:
         return human_captions(self.artworks, self.ids["train"] + self.ids["val"] + self.ids["test"])
 
     @cached_property
-    def synthetic(self) -> dict[str, str]:
-        return synthetic_captions(self.caption_file, self.ids["train"] + self.ids["val"])
+    def _synthetic(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def synthetic(self, captioner: str) -> dict[str, str]:
+        """A captioner's train and val captions (every id must have one)."""
+        if captioner not in self._synthetic:
+            self._synthetic[captioner] = synthetic_captions(self.caption_files[captioner],
+                                                            self.ids["train"] + self.ids["val"])
+        return self._synthetic[captioner]
 
     def images(self, ids: Sequence[str]) -> dict[str, Path]:
         return image_files(self.artworks_json, self.artworks, ids)
@@ -92,9 +99,10 @@ class Inputs:
         """The captions a variant is fine-tuned on."""
         if variant == "human":
             return self.human
-        if variant == "synthetic":
-            return self.synthetic
-        raise ValueError(f"no captions for variant {variant!r}: only human and synthetic are fine-tuned")
+        if variant in self.captioners:
+            return self.synthetic(self.captioners[variant])
+        raise ValueError(f"no captions for variant {variant!r}: fine-tuned variants are human and "
+                         f"{', '.join(self.captioners)}")
 
     def training_data(self, variant: str) -> TrainingData:
         train, val = self.ids["train"], self.ids["val"]
@@ -102,12 +110,13 @@ class Inputs:
 
 
 def load_inputs(cfg, paths) -> Inputs:
+    from artcap_lib.config import variant_captioners
     artworks = load_artworks(paths.artworks, require_urls=False)
     ids = {split: ordered_ids(by_split(artworks, split)) for split in SPLITS}
     queries = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
-    return Inputs(paths.artworks, artworks, ids, queries,
-                  sorted(set(cfg.retrieval.query_sets) - set(queries)), paths.caption_file(cfg.captioning.name),
-                  cfg.captioning.name)
+    variants = variant_captioners(cfg)
+    return Inputs(paths.artworks, artworks, ids, queries, sorted(set(cfg.retrieval.query_sets) - set(queries)),
+                  variants, {name: paths.caption_file(name) for name in variants.values()})
 
 
 def pretraining_pool(paths) -> TrainingData:

@@ -1,9 +1,10 @@
 """Experiment 1 (notebook 03): score the captioner's captions against the human captions, write the results.
 
 Inputs (run directory): `data/artworks.json` (human caption = visual sentences joined, for the ids of
-`cfg.metrics.split`) and `captions/<cfg.captioning.name>.jsonl` (successful captions only).
+`cfg.metrics.split`) and `captions/<captioner>.jsonl` (successful captions only) of each captioner of the run.
 
-Outputs (`metrics/`, read by notebook 06):
+Outputs, read by notebook 06, in `metrics/` for the run's first captioner (the paper's synthetic captions) and in
+`metrics/<captioner>/` for every further one (`RunPaths.captioner_metrics`):
 
 - `per_image.parquet`: index `id`, one float column per metric, both backends (`scorer.PAPER_COLUMNS`
   then `COCO_COLUMNS`, those computed).
@@ -14,7 +15,7 @@ Outputs (`metrics/`, read by notebook 06):
   ```
   {
     "schema_version": 1,
-    "profile": str, "split": str, "captioner": str,
+    "profile": str, "split": str, "captioner": str, "model": str, "prompt": str,
     "n_pairs": int,                       # images scored
     "n_missing_captions": int,            # images of the split with no caption (not scored)
     "backends": ["paper", "coco"],
@@ -46,16 +47,18 @@ import numpy as np
 
 from artcap_lib.textmetrics import scorer
 from artcap_lib import stats as metric_statistics
+from artcap_lib.config import captioners, primary_captioner
 from artcap_lib.files import write_json
 
 SCHEMA_VERSION = 1
 
 
-def load_pairs(cfg, paths) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(ids, human captions, candidate captions, ids of the split without a caption), in artworks.json order."""
+def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(ids, human captions, candidate captions of captioner `name` (default: the first), ids of the split without
+    a caption), in artworks.json order."""
     from artcap_lib.data.artpedia import by_split, human_caption, load_artworks
     from artcap_lib.captioning.store import read_captions
-    caption_file = paths.caption_file(cfg.captioning.name)
+    caption_file = paths.caption_file(name or primary_captioner(cfg))
     if not caption_file.is_file():
         raise FileNotFoundError(f"{caption_file} not found: run notebook 02 (captioning) first")
     artworks = by_split(load_artworks(paths.artworks, require_urls=False), cfg.metrics.split)
@@ -99,9 +102,29 @@ def summarise(result: scorer.ScoreResult, references, candidates, resamples: int
             "seconds": result.seconds}
 
 
-def run(cfg, paths, scorer: scorer.CaptionScorer | None = None) -> dict:
-    """Score the run's captions, write metrics/{per_image,control_per_image}.parquet and summary.json."""
-    ids, references, candidates, missing = load_pairs(cfg, paths)
+def run_all(cfg, paths) -> dict[str, dict]:
+    """Experiment 1 for every captioner of the run, with one scorer (BERTScore's model loads once):
+    {captioner: summary}."""
+    names = [spec.name for spec in captioners(cfg)]
+    shared = make_scorer(cfg)
+    try:
+        return {name: run(cfg, paths, shared, name) for name in names}
+    finally:
+        shared.close()
+
+
+def output_dir(cfg, paths, name: str | None = None):
+    """The folder of captioner `name`'s Experiment 1 (default: the first captioner's, metrics/)."""
+    first = primary_captioner(cfg)
+    return paths.captioner_metrics(name or first, primary=(name or first) == first)
+
+
+def run(cfg, paths, scorer: scorer.CaptionScorer | None = None, name: str | None = None) -> dict:
+    """Score captioner `name`'s captions (default: the first captioner's), write {per_image,
+    control_per_image}.parquet and summary.json into its folder (`output_dir`)."""
+    from artcap_lib.captioning.step import captioner_spec
+    spec = captioner_spec(cfg, name)
+    ids, references, candidates, missing = load_pairs(cfg, paths, spec.name)
     own_scorer = scorer is None
     scorer = scorer or make_scorer(cfg)
     try:
@@ -111,7 +134,8 @@ def run(cfg, paths, scorer: scorer.CaptionScorer | None = None) -> dict:
         if own_scorer:
             scorer.close()
     summary = {"schema_version": SCHEMA_VERSION, "profile": cfg.profile, "split": cfg.metrics.split,
-               "captioner": cfg.captioning.name, "n_missing_captions": len(missing),
+               "captioner": spec.name, "model": spec.model, "prompt": spec.prompt,
+               "n_missing_captions": len(missing),
                "backends": list(cfg.metrics.backends),
                **summarise(result, references, candidates, cfg.metrics.bootstrap, cfg.seed), "parity": None}
     if cfg.data.source == "reference":   # the authors' captions on the authors' train pairs: check parity
@@ -119,11 +143,12 @@ def run(cfg, paths, scorer: scorer.CaptionScorer | None = None) -> dict:
         summary["parity"] = {"source": "metrics/LlamaCaptioner.tsv",
                              **metrics_parity.parity_table(result.per_image, metrics_parity.authors_scores(),
                                                            result.bertscore)}
-    paths.metrics.mkdir(parents=True, exist_ok=True)
-    _write_parquet(result.per_image, paths.metrics / "per_image.parquet")
+    out = output_dir(cfg, paths, spec.name)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_parquet(result.per_image, out / "per_image.parquet")
     if result.control is not None:
-        _write_parquet(result.control, paths.metrics / "control_per_image.parquet")
-    write_json(paths.metrics / "summary.json", summary)
+        _write_parquet(result.control, out / "control_per_image.parquet")
+    write_json(out / "summary.json", summary)
     return summary
 
 
