@@ -22,10 +22,18 @@ SIZES = {"data.demo_train": 12, "data.demo_val": 4, "data.demo_test": 6, "data.d
 STEPS = ("data", "captions", "metrics", "retrieval", "histories")
 
 
-def make_run_dir(root: Path, steps=STEPS) -> dict:
+SECOND = "second"          # the further captioner of a two-captioner run (make_run_dir(second=True))
+SECOND_SHIFT = 0.125       # its Experiment 1 means are the first's plus this
+
+
+def make_run_dir(root: Path, steps=STEPS, second: bool = False) -> dict:
     """Build the run directory under root (run/ and figures/) with the given steps; return the overrides that
-    point the demo profile at it."""
+    point the demo profile at it. second: a run of two captioners (pocket-llava, then SECOND), whose files are
+    laid out as steps 02-05 lay out a further captioner's."""
     overrides = {"run_dir": str(root / "run"), "figures_dir": str(root / "figures"), **SIZES}
+    if second:
+        overrides["captioning.captioners"] = [{"name": "pocket-llava", "model": "pocket-llava"},
+                                              {"name": SECOND, "model": "pocket-llava", "prompt": "Describe"}]
     cfg = load_profile("demo", overrides)
     paths = RunPaths.for_profile(cfg)
     data_prep.prepare_data(cfg, paths)
@@ -33,14 +41,18 @@ def make_run_dir(root: Path, steps=STEPS) -> dict:
     ids = {split: [i for i, a in artworks.items() if a["split"] == split] for split in ("train", "val", "test")}
     if "captions" in steps:
         _captions(paths.caption_file(cfg.captioning.name), list(artworks))
+        if second:
+            _captions(paths.caption_file(SECOND), list(artworks))
     if "metrics" in steps:
         _metrics(paths.metrics, ids["test"], cfg.captioning.name)
+        if second:
+            _metrics(paths.captioner_metrics(SECOND, primary=False), ids["test"], SECOND, SECOND_SHIFT)
     if "retrieval" in steps:
         for model in ("blip", "longclip"):
-            _retrieval(paths.score_dir(model), ids["test"])
+            _retrieval(paths.score_dir(model), ids["test"], second)
     if "histories" in steps:
         for model, monitor, mode in (("blip", "val_r_mean", "max"), ("longclip", "val_loss", "min")):
-            for variant in ("human", "synthetic"):
+            for variant in ("human", "synthetic") + ((f"synthetic-{SECOND}",) if second else ()):
                 write_json(paths.history(model, variant), _history(monitor, mode))
     return overrides
 
@@ -56,13 +68,13 @@ def _captions(path: Path, ids: list[str]) -> None:
 METRIC_MEANS = {"bertscore_f": 0.8125, "meteor": 0.25, "rougeL_f": 0.3125, "bleu4": 0.0625, "coco_cider": 0.5}
 
 
-def _metrics(out: Path, ids: list[str], captioner: str) -> None:
+def _metrics(out: Path, ids: list[str], captioner: str, shift: float = 0.0) -> None:
     """per_image.parquet with a known mean per metric, the control at half of it, and summary.json."""
     rng = np.random.default_rng(0)
     columns = [c for c in scorer.PAPER_COLUMNS + coco.COCO_COLUMNS if c != "coco_spice"]
     per_image, control = {}, {}
     for column in columns:
-        mean = METRIC_MEANS.get(column, 0.375)
+        mean = METRIC_MEANS.get(column, 0.375) + shift
         noise = rng.normal(0, 0.05, len(ids))
         per_image[column] = mean + noise - noise.mean()          # mean exactly `mean`
         control[column] = per_image[column] / 2
@@ -85,15 +97,20 @@ def _metrics(out: Path, ids: list[str], captioner: str) -> None:
         "parity": None})
 
 
-def _retrieval(model_dir: Path, test_ids: list[str]) -> None:
+def _retrieval(model_dir: Path, test_ids: list[str], second: bool = False) -> None:
     """Scores where fine-tuning on human captions ranks every query's own image first, the baseline ranks it
-    last, and synthetic is in between (every other query first)."""
+    last, and synthetic is in between (every other query first); the second captioner's fine-tune (second=True)
+    ranks two of every three queries' images first."""
     n = len(test_ids)
     qrels = runs.identity_qrels(test_ids)
     diagonal_first = np.eye(n) + 0.01 * np.arange(n)[None, :]
     diagonal_last = -np.eye(n) + 0.01 * np.arange(n)[None, :]
     halfway = np.where(np.arange(n)[:, None] % 2 == 0, diagonal_first, diagonal_last)
-    for variant, scores in (("baseline", diagonal_last), ("human", diagonal_first), ("synthetic", halfway)):
+    two_thirds = np.where(np.arange(n)[:, None] % 3 != 0, diagonal_first, diagonal_last)
+    variants = [("baseline", diagonal_last), ("human", diagonal_first), ("synthetic", halfway)]
+    if second:
+        variants.append((f"synthetic-{SECOND}", two_thirds))
+    for variant, scores in variants:
         runs.write_variant(model_dir, variant, "artpedia", scores, test_ids, test_ids, qrels, depth=100)
     runs.summarise_model(model_dir, bootstrap=50, randomisation=200, seed=0, depth=100)
 

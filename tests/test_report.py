@@ -6,7 +6,7 @@ from artcap_lib.report import tables as report
 from artcap_lib.config import ProfileError
 from artcap_lib.files import read_json
 from artcap_lib.notebook import setup
-from report_rundir import METRIC_MEANS, make_run_dir
+from report_rundir import METRIC_MEANS, SECOND, SECOND_SHIFT, make_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,17 @@ def test_tables_figures_results_and_readme_are_written(full_run):
         md, tex = (paths.tables / f"{name}.md").read_text(), (paths.tables / f"{name}.tex").read_text()
         assert md.count("\n|") >= 4
         assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "\\begin{table}" in tex
-    for name in report.FIGURES:
+    one_captioner = set(report.FIGURES) - {"fig_captioners"}       # the comparison needs two captioners
+    for name in one_captioner:
         for fmt in ("png", "pdf"):
             assert (paths.figures / f"{name}.{fmt}").stat().st_size > 1000, (name, fmt)
     results = read_json(paths.root / "results.json")
     assert results["profile"] == "demo" and results["missing"] == []
-    assert set(results["figures"]) == set(report.FIGURES)
+    assert set(results["figures"]) == one_captioner
+    assert [c["name"] for c in results["captioners"]] == ["pocket-llava"]
+    assert results["captioners"][0]["variant"] == "synthetic"
+    assert [(m["name"], m["has_results"]) for m in results["retrieval_models"]] == [("blip", True),
+                                                                                   ("longclip", True)]
     readme = (paths.figures / "README.md").read_text()
     assert "profile `demo`" in readme and "## Table 2" in readme and "fig_retrieval.png" in readme
     assert "Not produced" not in readme
@@ -178,3 +183,41 @@ def test_readme_reports_parity_with_the_authors():
     text = report.readme(results, None, None)
     assert "## Parity with the authors' values" in text and "- ROUGE-1 F1: 2e-07, 100.0% exact" in text
     assert "Experiment 1 (2173 train pairs, llava vs human)" in text
+
+
+@pytest.fixture(scope="module")
+def two_captioners(tmp_path_factory):
+    overrides = make_run_dir(tmp_path_factory.mktemp("report2"), second=True)
+    cfg, paths = setup("demo", overrides)
+    return cfg, paths, report.build(cfg, paths)
+
+
+def test_two_captioners_are_compared_in_a_table_a_figure_and_results_json(two_captioners):
+    cfg, paths, built = two_captioners
+    assert built.inputs.missing == []
+    assert set(built.results["figures"]) == set(report.FIGURES)
+    assert (paths.tables / "captioner_comparison.md").is_file() and (paths.tables / "captioner_comparison.tex").is_file()
+    first, second = built.results["captioners"]
+    assert (first["name"], first["variant"]) == ("pocket-llava", "synthetic")
+    assert (second["name"], second["variant"], second["prompt"]) == (SECOND, f"synthetic-{SECOND}", "Describe")
+    # Experiment 1: the second captioner's means are the first's + SECOND_SHIFT; the paired test sees the shift
+    for metric, mean in METRIC_MEANS.items():
+        assert first["experiment1"]["metrics"][metric]["mean"] == pytest.approx(mean)
+        assert second["experiment1"]["metrics"][metric]["mean"] == pytest.approx(mean + SECOND_SHIFT)
+        assert first["experiment1"]["metrics"][metric]["p_vs_first"] is None
+        assert second["experiment1"]["metrics"][metric]["p_vs_first"] < 1e-6
+    # Experiment 2: synthetic P@1 0.5, the second captioner's 4 of 6 = 0.667, human-ft 1.0 beside each
+    for model in ("blip", "longclip"):
+        a, b = first["experiment2"][model]["artpedia"]["precision@1"], second["experiment2"][model]["artpedia"]["precision@1"]
+        assert (a["value"], a["human"]) == (0.5, 1.0)
+        assert b["value"] == pytest.approx(4 / 6) and b["human"] == 1.0
+        stored = read_json(paths.retrieval_results(model))["query_sets"]["artpedia"]["significance"]
+        p = next(t["p_ttest"] for t in stored if {t["a"], t["b"]} == {"human", f"synthetic-{SECOND}"}
+                 and t["metric"] == "precision@1")
+        assert b["p_vs_human"] == p and b["significant"] == (p < cfg.report.alpha)
+    shown = built.captioners.set_index(("captioner", ""))
+    assert shown.loc[SECOND, ("BLIP · Artpedia queries", "P@1")].startswith("0.667")
+    assert shown.loc["human (Experiment 2: human-ft)", ("BLIP · Artpedia queries", "P@1")].startswith("1.000")
+    assert "## Captioners compared" in (paths.figures / "README.md").read_text()
+    # the further captioner's variant is in Table 2 too, labelled by its captioner
+    assert f"{SECOND}-ft" in set(built.table2[("variant", "")])

@@ -18,13 +18,30 @@ SOURCE_COLOURS = {"human": "#0173b2", "synthetic": "#de8f05", "baseline": "#9494
                   "rrf_human_synthetic": "#029e73"}
 VARIANT_LABELS = {"baseline": "baseline", "human": "human-ft", "synthetic": "synthetic-ft",
                   "rrf_human_synthetic": "RRF(human, synthetic)"}
-MODEL_LABELS = {"blip": "BLIP", "longclip": "Long-CLIP"}
+def _model_labels() -> dict[str, str]:
+    from artcap_lib.retrieval import registry
+    return {name: entry.title for name, entry in registry.MODELS.items()}
+
+
+MODEL_LABELS = _model_labels()                    # registry name -> title (BLIP, Long-CLIP, CLIP, ...)
+# further captioners' variants (synthetic-<name>) and captioners take these in order of appearance
+EXTRA_COLOURS = ("#d55e00", "#56b4e9", "#ece133", "#fbafe4", "#ca9161", "#029e73")
 QUERY_SET_LABELS = {"artpedia": "Artpedia queries", "llama": "Llama queries"}
 METRIC_LABELS = {"precision@1": "P@1", "recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10", "mrr": "MRR"}
 
 
 def label(name: str, table: Mapping[str, str]) -> str:
+    if table is VARIANT_LABELS and name not in table and name.startswith("synthetic-"):
+        return f"{name.removeprefix('synthetic-')}-ft"        # a further captioner's fine-tune
     return table.get(name, name)
+
+
+def colour(name: str, order: Sequence[str] = ()) -> str | None:
+    """A caption source's / variant's colour: the fixed one, else the n-th extra colour by its place in `order`."""
+    if name in SOURCE_COLOURS:
+        return SOURCE_COLOURS[name]
+    extras = [n for n in order if n not in SOURCE_COLOURS]
+    return EXTRA_COLOURS[extras.index(name) % len(EXTRA_COLOURS)] if name in extras else None
 
 
 def metric_distributions(per_image: pd.DataFrame, columns: Mapping[str, str], control: pd.DataFrame | None = None,
@@ -107,7 +124,7 @@ def retrieval_bars(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[s
                 cis = np.array([entry.get("ci95", {}).get(m, [v, v]) for m, v in zip(metrics, means)])
                 errors = np.abs(cis.T - means)
                 pos = x - 0.4 + width * (i + 0.5)
-                ax.bar(pos, means, width, yerr=errors, capsize=2, color=SOURCE_COLOURS.get(variant),
+                ax.bar(pos, means, width, yerr=errors, capsize=2, color=colour(variant, variants),
                        label=label(variant, VARIANT_LABELS), error_kw={"lw": 0.8})
                 stored = [(p, authors.get((model, query_set, variant, m))) for p, m in zip(pos, metrics)] \
                     if authors else []
@@ -154,32 +171,32 @@ def training_curves(histories: Mapping[str, Mapping[str, Mapping[str, Any]]]):
         parts_ax = row[1] if with_parts else None
         monitors = set()
         for run, history in histories[model].items():
-            colour = SOURCE_COLOURS.get(run) or RUN_COLOURS.get(run)
+            tint = RUN_COLOURS.get(run) or colour(run, list(histories[model]))
             name = label(run, VARIANT_LABELS)
             per_epoch = history.get("steps_per_epoch") or 1
             steps = history.get("steps", [])
             x = [s["step"] / per_epoch for s in steps]
             if steps:
-                line, = loss_ax.plot(x, [s["loss"] for s in steps], color=colour, alpha=0.3, lw=0.8)
-                colour = line.get_color()
-                lr_ax.plot(x, [s["lr"] for s in steps], color=colour, label=name)
+                line, = loss_ax.plot(x, [s["loss"] for s in steps], color=tint, alpha=0.3, lw=0.8)
+                tint = line.get_color()
+                lr_ax.plot(x, [s["lr"] for s in steps], color=tint, label=name)
             epochs = [e for e in history.get("epochs", []) if "train_loss" in e]
-            loss_ax.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], "o-", color=colour,
+            loss_ax.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], "o-", color=tint,
                          label=name)
             if parts_ax is not None:
                 for style, part in zip(_PART_STYLES * 4, parts[model]):
                     values = [(xi, s[part]) for xi, s in zip(x, steps) if part in s]
                     if values:
-                        parts_ax.plot(*zip(*values), style, color=colour, lw=1,
+                        parts_ax.plot(*zip(*values), style, color=tint, lw=1,
                                       label=f"{name}: {part.removeprefix('loss_')}")
             monitor = history.get("monitor", "val_loss")
             monitors.add(monitor)
             val = [e for e in history.get("epochs", []) if monitor in e]
-            val_ax.plot([e["epoch"] for e in val], [e[monitor] for e in val], "o-", color=colour, label=name)
+            val_ax.plot([e["epoch"] for e in val], [e[monitor] for e in val], "o-", color=tint, label=name)
             kept = [e for e in val if e["epoch"] == history.get("best_epoch")]
             if kept:
                 val_ax.scatter([kept[0]["epoch"]], [kept[0][monitor]], s=140, facecolors="none",
-                               edgecolors=colour, lw=1.5)
+                               edgecolors=tint, lw=1.5)
         title = label(model, MODEL_LABELS)
         loss_ax.set(title=f"{title}: training loss", xlabel="epoch", ylabel="loss")
         if parts_ax is not None:

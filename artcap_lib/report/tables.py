@@ -6,6 +6,8 @@ Reads what steps 01-05 wrote (never their notebooks' outputs) and writes:
                                                     means with 95% CIs, beside the shuffled-pairs control
     <figures>/tables/table2_experiment2.{tex,md}    Experiment 2: BLIP and Long-CLIP x variant x query set,
                                                     P@1, R@5, R@10, MRR with significance marks
+    <figures>/tables/captioner_comparison.{tex,md}  runs with several captioners: Experiment 1 and 2 per captioner
+                                                    (`report.comparison`)
     <figures>/<figure>.{png,pdf}                    see FIGURES
     <figures>/README.md                             the run in one page: profile, date, commit, device, headlines
     <run>/results.json                              every number in the tables (full precision) + provenance
@@ -24,7 +26,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from artcap_lib.report import figures
+from artcap_lib.config import primary_captioner
+from artcap_lib.report import comparison, figures
 from artcap_lib.files import atomic_write_text, read_json, write_json
 
 SCHEMA = "artcap.report.results/1"
@@ -35,6 +38,7 @@ FIGURES = {  # name -> what it shows
     "fig_retrieval": "Experiment 2: retrieval metrics per model, query set and variant with 95% CIs",
     "fig_training_curves": "fine-tuning curves of BLIP and Long-CLIP (training loss, validation criterion)",
     "fig_gallery": "test artworks with their human and synthetic captions",
+    "fig_captioners": "captioners compared: Experiment 1 metrics and P@1 after fine-tuning on each, with 95% CIs",
 }
 DAGGER, DOUBLE_DAGGER = "\u2020", "\u2021"     # significantly different from the baseline / from human-ft
 LATEX_MARKS = {DAGGER: r"$^{\dagger}$", DOUBLE_DAGGER: r"$^{\ddagger}$"}
@@ -44,13 +48,16 @@ LATEX_MARKS = {DAGGER: r"$^{\dagger}$", DOUBLE_DAGGER: r"$^{\ddagger}$"}
 @dataclass
 class RunInputs:
     """Everything notebook 06 reads from a run directory; absent inputs are None/empty and listed in `missing`."""
-    experiment1: dict | None = None                       # metrics/summary.json
+    experiment1: dict | None = None                       # metrics/summary.json (the first captioner's)
     per_image: pd.DataFrame | None = None                 # metrics/per_image.parquet
     control: pd.DataFrame | None = None                   # metrics/control_per_image.parquet (shuffled pairs)
     experiment2: dict[str, dict] = field(default_factory=dict)   # model -> results (runs' schema)
     authors2: dict[str, dict] = field(default_factory=dict)      # model -> results of the authors' stored runs
     histories: dict[str, dict[str, dict]] = field(default_factory=dict)   # model -> variant -> history.json
     manifest: dict = field(default_factory=dict)          # the run's manifest.json
+    captioners: list[dict] = field(default_factory=list)  # [{name, model, prompt, variant}], the profile's order
+    captioner_summaries: dict[str, dict] = field(default_factory=dict)   # name -> its Experiment 1 summary.json
+    captioner_per_image: dict[str, pd.DataFrame] = field(default_factory=dict)   # name -> its per_image table
     missing: list[str] = field(default_factory=list)      # what is absent, and which step writes it
 
 
@@ -58,8 +65,9 @@ def collect(cfg, paths) -> RunInputs:
     inputs = RunInputs()
     inputs.manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}
     _collect_experiment1(paths, inputs)
+    _collect_captioners(cfg, paths, inputs)
     _collect_experiment2(cfg, paths, inputs)
-    _collect_histories(paths, inputs)
+    _collect_histories(cfg, paths, inputs)
     return inputs
 
 
@@ -79,6 +87,22 @@ def _collect_experiment1(paths, inputs: RunInputs) -> None:
         inputs.control = pd.read_parquet(control)
 
 
+def _collect_captioners(cfg, paths, inputs: RunInputs) -> None:
+    """Every captioner of the profile, with its Experiment 1 files where step 03 wrote them."""
+    from artcap_lib.config import captioner_variant, captioners
+    from artcap_lib.textmetrics.step import output_dir
+    for spec in captioners(cfg):
+        inputs.captioners.append({"name": spec.name, "model": spec.model, "prompt": spec.prompt,
+                                  "variant": captioner_variant(cfg, spec.name)})
+        folder = output_dir(cfg, paths, spec.name)
+        if (folder / "summary.json").is_file():
+            inputs.captioner_summaries[spec.name] = read_json(folder / "summary.json")
+        elif len(inputs.captioners) > 1:
+            inputs.missing.append(f"captioner comparison: {folder / 'summary.json'} not found (step 03)")
+        if (folder / "per_image.parquet").is_file():
+            inputs.captioner_per_image[spec.name] = pd.read_parquet(folder / "per_image.parquet")
+
+
 def _collect_experiment2(cfg, paths, inputs: RunInputs) -> None:
     from artcap_lib.retrieval import registry
     if cfg.retrieval.source == "reference":
@@ -88,7 +112,7 @@ def _collect_experiment2(cfg, paths, inputs: RunInputs) -> None:
             inputs.missing.append(f"Table 2: {paths.reference_results} not found (steps 04/05 import the authors' "
                                   "runs in the reference profile)")
         return
-    for model in registry.names():
+    for model in cfg.retrieval.models:
         results = paths.retrieval_results(model)
         if results.is_file():
             inputs.experiment2[model] = read_json(results)
@@ -113,11 +137,11 @@ def _authors_experiment2(cfg, paths, missing: list[str]) -> dict[str, dict]:
         return {}
 
 
-def _collect_histories(paths, inputs: RunInputs) -> None:
-    """The shared training loop's history.json of every fine-tuned variant of every registered model."""
-    from artcap_lib.retrieval import registry
-    for model in registry.names():
-        found = {variant: read_json(paths.history(model, variant)) for variant in ("human", "synthetic")
+def _collect_histories(cfg, paths, inputs: RunInputs) -> None:
+    """The shared training loop's history.json of every fine-tuned variant of every model of the run."""
+    from artcap_lib.retrieval.experiment import fine_tuned_variants
+    for model in cfg.retrieval.models:
+        found = {variant: read_json(paths.history(model, variant)) for variant in fine_tuned_variants(cfg)
                  if paths.history(model, variant).is_file()}
         if found:
             inputs.histories[model] = found
@@ -343,7 +367,8 @@ def make_figures(cfg, paths, inputs: RunInputs) -> dict[str, list[Path]]:
     made: dict[str, list[Path]] = {}
     for name, build in (("fig_metric_distributions", _fig_metric_distributions),
                         ("fig_caption_lengths", _fig_caption_lengths), ("fig_retrieval", _fig_retrieval),
-                        ("fig_training_curves", _fig_training_curves), ("fig_gallery", _fig_gallery)):
+                        ("fig_training_curves", _fig_training_curves), ("fig_gallery", _fig_gallery),
+                        ("fig_captioners", _fig_captioners)):
         fig = build(cfg, paths, inputs)
         if fig is not None:
             made[name] = save(fig, paths.figures, name, cfg.report.formats)
@@ -355,14 +380,14 @@ def _fig_metric_distributions(cfg, paths, inputs):
     if inputs.per_image is None:
         return None
     columns = {m: METRIC_NAMES[m] for m in DISTRIBUTION_METRICS if m in inputs.per_image.columns}
-    return figures.metric_distributions(inputs.per_image, columns, inputs.control, cfg.captioning.name)
+    return figures.metric_distributions(inputs.per_image, columns, inputs.control, primary_captioner(cfg))
 
 
 def _caption_pairs(cfg, paths, split: str | None = None) -> tuple[dict, dict[str, str]]:
     """(artworks, synthetic captions) for the artworks that have both (optionally of one split)."""
     from artcap_lib.data.artpedia import load_artworks
     from artcap_lib.captioning.store import read_captions
-    caption_file = paths.caption_file(cfg.captioning.name)
+    caption_file = paths.caption_file(primary_captioner(cfg))
     if not paths.artworks.is_file() or not caption_file.is_file():
         return {}, {}
     artworks = load_artworks(paths.artworks, require_urls=False)
@@ -376,7 +401,7 @@ def _fig_caption_lengths(cfg, paths, inputs):
     artworks, captions = _caption_pairs(cfg, paths)
     if not captions:
         inputs.missing.append(f"caption lengths: needs {paths.artworks} (step 01) and "
-                              f"{paths.caption_file(cfg.captioning.name)} (step 02)")
+                              f"{paths.caption_file(primary_captioner(cfg))} (step 02)")
         return None
     return figures.caption_lengths({"human": [len(human_caption(a).split()) for a in artworks.values()],
                                     "synthetic": [len(captions[i].split()) for i in artworks]})
@@ -388,6 +413,22 @@ def _fig_retrieval(cfg, paths, inputs):
     authors = {(r["model"], r["query_set"], r["variant"], r["metric"]): r["authors"]
                for r in table2_records(inputs) if r["authors"] is not None}
     return figures.retrieval_bars(inputs.experiment2, TABLE2_METRICS, authors)
+
+
+def captioner_records(cfg, inputs: RunInputs) -> list[dict[str, Any]]:
+    """`comparison.records` of the run (Experiment 2 of our own models only: the authors' runs have one captioner)."""
+    own = {m: r for m, r in inputs.experiment2.items() if r.get("source") != "reference"}
+    return comparison.records(inputs.captioners, inputs.captioner_summaries, inputs.captioner_per_image, own,
+                              cfg.report.alpha)
+
+
+def _fig_captioners(cfg, paths, inputs):
+    if len(inputs.captioners) < 2:
+        return None                     # one captioner: Tables 1 and 2 are the comparison
+    recs = captioner_records(cfg, inputs)
+    if not any(r["experiment1"] or r["experiment2"] for r in recs):
+        return None
+    return comparison.figure(recs)
 
 
 def _fig_training_curves(cfg, paths, inputs):
@@ -403,7 +444,7 @@ def _fig_gallery(cfg, paths, inputs):
         image = image_path(paths.artworks, entry)
         if image is not None and image.is_file():
             items.append({"image": image, "title": f"{art_id}: {entry.get('title', '')}",
-                          "captions": {"human": human_caption(entry), cfg.captioning.name: captions[art_id]}})
+                          "captions": {"human": human_caption(entry), primary_captioner(cfg): captions[art_id]}})
         if len(items) == cfg.report.gallery_size:
             break
     if not items:
@@ -424,6 +465,7 @@ class Report:
     tables: dict[str, list[Path]]
     figures: dict[str, list[Path]]
     results: dict[str, Any]                     # = results.json
+    captioners: pd.DataFrame | None = None      # the captioner comparison (runs with several captioners)
 
 
 def build(cfg, paths) -> Report:
@@ -447,14 +489,23 @@ def build(cfg, paths) -> Report:
             "table2_experiment2", shown2, table2(records2, decimals, latex=True),
             "Table 2: Experiment 2, text-to-image retrieval after fine-tuning on human or synthetic captions",
             table2_notes(inputs, test, alpha), paths.tables)
+    recs = captioner_records(cfg, inputs)
+    shown3 = None
+    if len(inputs.captioners) > 1 and any(r["experiment1"] or r["experiment2"] for r in recs):
+        shown3 = comparison.table(recs, decimals, alpha)
+        tables["captioner_comparison"] = write_table(
+            "captioner_comparison", shown3, shown3,
+            "Captioners compared: Experiment 1 and Experiment 2 per captioner", comparison.notes(recs, alpha),
+            paths.tables)
     made = make_figures(cfg, paths, inputs)
-    results = results_json(cfg, paths, inputs, records1, records2, tables, made)
+    results = results_json(cfg, paths, inputs, records1, records2, tables, made, recs)
     write_json(paths.root / "results.json", results)
-    atomic_write_text(paths.figures / "README.md", readme(results, shown1, shown2))
-    return Report(inputs, shown1, shown2, table2_parity(inputs), tables, made, results)
+    atomic_write_text(paths.figures / "README.md", readme(results, shown1, shown2, shown3))
+    return Report(inputs, shown1, shown2, table2_parity(inputs), tables, made, results, shown3)
 
 
-def results_json(cfg, paths, inputs: RunInputs, records1, records2, tables, made) -> dict[str, Any]:
+def results_json(cfg, paths, inputs: RunInputs, records1, records2, tables, made, captioner_recs=()) -> dict[str, Any]:
+    from artcap_lib.retrieval import registry
     from artcap_lib.provenance import environment
     now = environment()
     manifest = inputs.manifest
@@ -473,13 +524,17 @@ def results_json(cfg, paths, inputs: RunInputs, records1, records2, tables, made
         "experiment2": {"significance_test": cfg.report.significance_test, "alpha": cfg.report.alpha,
                         "source": next(iter(inputs.experiment2.values()), {}).get("source"),
                         "cells": records2} if records2 else None,
+        "captioners": list(captioner_recs),
+        "retrieval_models": [{"name": m, "title": registry.entry(m).title, "notebook": registry.entry(m).notebook,
+                              "has_results": m in inputs.experiment2} for m in cfg.retrieval.models],
         "tables": {k: [str(p) for p in v] for k, v in tables.items()},
         "figures": {k: [str(p) for p in v] for k, v in made.items()},
         "missing": inputs.missing,
     }
 
 
-def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.DataFrame | None) -> str:
+def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.DataFrame | None,
+           shown3: pd.DataFrame | None = None) -> str:
     """figures/<profile>/README.md: the run on one page, for readers who would rather not run it."""
     git, device = results.get("git") or {}, results.get("device") or {}
     hardware = ", ".join(device.get("gpus") or []) or f"CPU ({device.get('cpu_count', '?')} cores)"
@@ -499,6 +554,9 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
                   "", f"{DAGGER} / {DOUBLE_DAGGER}: differs from baseline / human-ft, p < "
                       f"{results['experiment2']['alpha']} ({results['experiment2']['significance_test']})"
                       + ("; (x) = the authors' value." if with_authors else ".")]
+    if shown3 is not None:
+        lines += ["", "## Captioners compared", "", markdown(shown3), "",
+                  comparison.notes(results["captioners"]).replace("\n", "  \n")]
     lines += _parity_lines(results)
     if results["figures"]:
         lines += ["", "## Figures", ""]
