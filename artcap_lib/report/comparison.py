@@ -28,9 +28,10 @@ SIGNIFICANT = "\u2021"          # differs from human-ft (Experiment 2) / from th
 
 def records(captioners: Sequence[Mapping[str, Any]], experiment1: Mapping[str, dict],
             per_image: Mapping[str, pd.DataFrame], experiment2: Mapping[str, dict],
-            alpha: float = 0.05) -> list[dict[str, Any]]:
+            alpha: float = 0.05, test: str = "ttest") -> list[dict[str, Any]]:
     """captioners: [{name, model, prompt, variant}] in the profile's order; experiment1: {name: summary.json};
-    per_image: {name: per_image frame}; experiment2: {model: results.json of `runs`}."""
+    per_image: {name: per_image frame}; experiment2: {model: results.json of `runs`}; test: which of the runner's
+    paired tests marks Experiment 2 (ttest | randomisation, `report.significance_test`)."""
     first = captioners[0]["name"] if captioners else None
     out = []
     for spec in captioners:
@@ -51,7 +52,7 @@ def records(captioners: Sequence[Mapping[str, Any]], experiment1: Mapping[str, d
                 variants = block["variants"]
                 if spec["variant"] not in variants:
                     continue
-                tests = {(t["a"], t["b"], t["metric"]): t["p_ttest"] for t in block.get("significance", [])}
+                tests = {(t["a"], t["b"], t["metric"]): t[f"p_{test}"] for t in block.get("significance", [])}
                 cells = {}
                 for metric in EXPERIMENT2_METRICS:
                     mine = variants[spec["variant"]]
@@ -118,7 +119,8 @@ def notes(recs: Sequence[Mapping[str, Any]], alpha: float = 0.05) -> str:
         "Experiment 1: each captioner's captions scored against the human captions, mean [95% bootstrap CI]; "
         f"{SIGNIFICANT} = differs from the first captioner ({first}), paired t-test over images, p < {alpha}.",
         "Experiment 2: each retrieval model fine-tuned on each captioner's captions, test P@1 and MRR [95% CI]; "
-        f"{SIGNIFICANT} = differs from human-ft (the last row), paired t-test over queries, p < {alpha}.",
+        f"{SIGNIFICANT} = differs from human-ft (the last row), paired test over queries "
+        f"(report.significance_test), p < {alpha}.",
         "Prompts: " + "; ".join(f"{r['name']}: \"{r['prompt']}\"" for r in recs) + "."])
 
 

@@ -419,7 +419,7 @@ def captioner_records(cfg, inputs: RunInputs) -> list[dict[str, Any]]:
     """`comparison.records` of the run (Experiment 2 of our own models only: the authors' runs have one captioner)."""
     own = {m: r for m, r in inputs.experiment2.items() if r.get("source") != "reference"}
     return comparison.records(inputs.captioners, inputs.captioner_summaries, inputs.captioner_per_image, own,
-                              cfg.report.alpha)
+                              cfg.report.alpha, cfg.report.significance_test)
 
 
 def _fig_captioners(cfg, paths, inputs):
