@@ -86,7 +86,9 @@ class Captioner:
         random_models spec ("random:llava-1.5-7b", the bench profile). dtype: auto (see resolve_dtype) or a
         DTYPES name. engine: generate | fast | fast_compiled (fast_decode.GreedyDecoder for greedy decoding; same
         captions as generate in fp32)."""
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
+
+        from artcap_lib.captioning.processors import load_processor
 
         from artcap_lib.captioning.fast_decode import ENGINES, FastGenerateModel
         from artcap_lib.standins.random_models import resolve_model
@@ -94,7 +96,7 @@ class Captioner:
             raise ValueError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
         dtype = resolve_dtype(dtype, device)      # before a random: spec materialises a full-size model
         spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
-        processor = AutoProcessor.from_pretrained(str(name_or_path))
+        processor = load_processor(name_or_path)      # AutoProcessor, or its image-only form without torchvision
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = load_pretrained(AutoModelForImageTextToText, name_or_path, dtype=DTYPES[dtype], **extra).to(device)
         if engine != "generate":
@@ -112,7 +114,9 @@ class Captioner:
     def prepare(self, images: Sequence[Image.Image], prompts: Sequence[str] | None = None):
         """Processor outputs for a batch (on the CPU; runs in the prefetch thread)."""
         texts = [self.chat_prompt(p) for p in prompts] if prompts else [self.chat_prompt()] * len(images)
-        return self.processor(images=list(images), text=texts, return_tensors="pt", padding=True)
+        inputs = self.processor(images=list(images), text=texts, return_tensors="pt", padding=True)
+        inputs.pop("labels", None)          # PaliGemma's processor adds training labels: not a generation input
+        return inputs
 
     @torch.inference_mode()
     def generate_ids(self, inputs) -> tuple[list[list[int]], list[list[int]]]:
