@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from artcap_lib.standins import POCKET_LLAVA
+from artcap_lib.standins import POCKET_LLAVA, POCKET_LLAVA_NEXT
 
 
 def _train_llava(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_size, prompt, seed):
@@ -19,8 +19,53 @@ def _train_llava(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_s
                               spec=PocketSpec(image_size=image_size), prompt=prompt, seed=seed)
 
 
+def build_pocket_llava_next(corpus: list[str], spec, prompt: str = "Caption this image", seed: int = 0):
+    """(model, processor): a LLaVA-NeXT the size of the pocket LLaVA, with the same tokenizer recipe and
+    llava-v1.6-mistral's [INST] prompt, anyres tiling over one tile size (a square painting: the whole image at
+    the base resolution + one tile, each spec.image_size px, with LLaVA-NeXT's image_newline rows)."""
+    import torch
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
+                              LlavaNextImageProcessorPil, LlavaNextProcessor)
+
+    from artcap_lib.standins.captioner_replicas import CLIP_MEAN, CLIP_STD, NEXT_TEMPLATE
+    from artcap_lib.standins.pocket_llava import train_tokenizer
+    side = spec.image_size
+    tokenizer = train_tokenizer([f"[INST] \n{prompt} [/INST]", *(" " + text for text in corpus)], spec.vocab_size)
+    tokenizer.chat_template = NEXT_TEMPLATE
+    pinpoints = [[side, side]]
+    images = LlavaNextImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                        image_grid_pinpoints=pinpoints, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    processor = LlavaNextProcessor(image_processor=images, tokenizer=tokenizer, patch_size=spec.patch_size,
+                                   vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                                   chat_template=NEXT_TEMPLATE)
+    vision = CLIPVisionConfig(hidden_size=spec.vision_hidden, intermediate_size=spec.vision_hidden * 2,
+                              num_hidden_layers=spec.vision_layers, num_attention_heads=spec.heads,
+                              image_size=side, patch_size=spec.patch_size)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=spec.text_hidden, intermediate_size=spec.text_hidden * 3,
+                       num_hidden_layers=spec.text_layers, num_attention_heads=spec.heads,
+                       num_key_value_heads=spec.heads, max_position_embeddings=spec.max_positions,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlavaNextConfig(vision_config=vision, text_config=text, image_grid_pinpoints=pinpoints,
+                             image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+                             vision_feature_select_strategy="default", pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlavaNextForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, processor
+
+
+def _train_llava_next(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_size, prompt, seed):
+    from artcap_lib.standins.pocket_llava import PocketSpec, train_pocket_llava
+    return train_pocket_llava(pool_json, scenes_json, out_dir, steps=steps, batch_size=batch_size, lr=lr,
+                              spec=PocketSpec(image_size=image_size), prompt=prompt, seed=seed,
+                              build=build_pocket_llava_next)
+
+
 POCKET_CAPTIONERS: dict[str, Callable[..., dict[str, Any]]] = {
     POCKET_LLAVA: _train_llava,
+    POCKET_LLAVA_NEXT: _train_llava_next,
 }
 
 

@@ -30,6 +30,7 @@ from artcap_lib.data.demo import COLOURS, KINDS
 from artcap_lib.files import write_json
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<image>"]
+TOKEN_COLUMNS = ("input_ids", "attention_mask", "labels")      # per token; every other training input is per image
 
 
 @dataclass
@@ -157,8 +158,9 @@ def encode_examples(processor, images: list[Image.Image], captions: list[str], p
         labels[i, prompt_ids.shape[1]:prompt_ids.shape[1] + len(ids)] = torch.tensor(ids)
     input_ids = torch.cat([prompt_ids, answer_ids], dim=1)
     attention = torch.cat([torch.ones_like(prompt_ids), (labels[:, prompt_ids.shape[1]:] != -100).long()], dim=1)
-    return {"input_ids": input_ids, "attention_mask": attention, "pixel_values": prompt_inputs["pixel_values"],
-            "labels": labels}
+    # every other image input (LLaVA-NeXT's image_sizes) is per row too, so minibatches slice it like pixel_values
+    extras = {k: v for k, v in prompt_inputs.items() if k not in ("input_ids", "attention_mask")}
+    return {"input_ids": input_ids, "attention_mask": attention, **extras, "labels": labels}
 
 
 def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int, lr: float, seed: int = 0,
@@ -181,7 +183,7 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
         cursor += batch_size
         batch = {k: v[idx] for k, v in examples.items()}
         width = int(batch["attention_mask"].sum(1).max())      # drop all-padding tail columns
-        batch = {k: (v[:, :width] if k != "pixel_values" else v) for k, v in batch.items()}
+        batch = {k: (v[:, :width] if k in TOKEN_COLUMNS else v) for k, v in batch.items()}
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -199,8 +201,9 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
 
 def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: str | Path, steps: int = 500,
                        batch_size: int = 32, lr: float = 1e-3, spec: PocketSpec = PocketSpec(),
-                       prompt: str = "Caption this image", seed: int = 0) -> dict[str, Any]:
-    """Build the pocket LLaVA, train it on the pre-training pool, save model + processor to out_dir.
+                       prompt: str = "Caption this image", seed: int = 0, build=None) -> dict[str, Any]:
+    """Build the pocket LLaVA (or what `build(captions, spec, prompt, seed)` builds: another LLaVA-family pocket
+    model), train it on the pre-training pool, save model + processor to out_dir.
 
     Returns (and writes to out_dir/training.json) the loss log and timings."""
     from artcap_lib.data.artpedia import image_path, load_artworks
@@ -212,7 +215,7 @@ def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: 
     if missing:
         raise ValueError(f"{scenes_json}: no scene for pre-training entries {', '.join(missing[:5])}")
     captions = [assistant_caption(scenes[i]) for i in ids]
-    model, processor = build_pocket_llava(captions, spec, prompt, seed)
+    model, processor = (build or build_pocket_llava)(captions, spec, prompt, seed)
     images = []
     for i in ids:
         with Image.open(image_path(pool_json, pool[i])) as im:
