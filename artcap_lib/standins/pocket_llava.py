@@ -30,7 +30,9 @@ from artcap_lib.data.demo import COLOURS, KINDS
 from artcap_lib.files import write_json
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<image>"]
-TOKEN_COLUMNS = ("input_ids", "attention_mask", "labels")      # per token; every other training input is per image
+# per token; every other training input is per image. mm_token_type_ids: Qwen2-VL's modality of each token (0 text,
+# 1 image), which its M-RoPE positions are computed from
+TOKEN_COLUMNS = ("input_ids", "attention_mask", "labels", "mm_token_type_ids")
 
 
 @dataclass
@@ -144,12 +146,15 @@ def build_pocket_llava(corpus: list[str], spec: PocketSpec = PocketSpec(), promp
 
 
 # ---------------------------------------------------------------------------------------------- training
-def encode_examples(processor, images: list[Image.Image], captions: list[str], prompt: str) -> dict[str, torch.Tensor]:
-    """Training tensors: the prompt exactly as at inference, then " <caption></s>"; loss on the answer only."""
+def encode_examples(processor, images: list[Image.Image], captions: list[str], prompt: str,
+                    answer_prefix: str = " ") -> dict[str, torch.Tensor]:
+    """Training tensors: the prompt exactly as at inference, then answer_prefix + caption + EOS; loss on the answer
+    only. answer_prefix: what separates the answer from the prompt in the family's format (" " after LLaVA's
+    "ASSISTANT:"; nothing after a ChatML "<|im_start|>assistant\n")."""
     tok = processor.tokenizer
     prompt_inputs = processor(images=images, text=[chat_prompt(processor, prompt)] * len(images), return_tensors="pt")
     prompt_ids = prompt_inputs["input_ids"]          # (n, P): the same prompt everywhere, so no padding
-    answers = [tok(" " + c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for c in captions]
+    answers = [tok(answer_prefix + c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for c in captions]
     width = max(map(len, answers))
     answer_ids = torch.full((len(answers), width), tok.pad_token_id)
     labels = torch.full((len(answers), prompt_ids.shape[1] + width), -100)
@@ -158,14 +163,17 @@ def encode_examples(processor, images: list[Image.Image], captions: list[str], p
         labels[i, prompt_ids.shape[1]:prompt_ids.shape[1] + len(ids)] = torch.tensor(ids)
     input_ids = torch.cat([prompt_ids, answer_ids], dim=1)
     attention = torch.cat([torch.ones_like(prompt_ids), (labels[:, prompt_ids.shape[1]:] != -100).long()], dim=1)
-    # every other image input (LLaVA-NeXT's image_sizes) is per row too, so minibatches slice it like pixel_values
-    extras = {k: v for k, v in prompt_inputs.items() if k not in ("input_ids", "attention_mask")}
+    # every other image input (LLaVA-NeXT's image_sizes) is per row too, so minibatches slice it like pixel_values;
+    # a per-token one (Qwen2-VL's mm_token_type_ids) gets 0 = text for the answer's columns
+    extras = {k: (torch.cat([v, torch.zeros_like(answer_ids, dtype=v.dtype)], dim=1) if k in TOKEN_COLUMNS else v)
+              for k, v in prompt_inputs.items() if k not in ("input_ids", "attention_mask")}
     return {"input_ids": input_ids, "attention_mask": attention, **extras, "labels": labels}
 
 
 def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int, lr: float, seed: int = 0,
-          log_every: int = 50) -> list[dict[str, float]]:
-    """AdamW with warm-up and cosine decay over `steps` minibatches; returns the loss log."""
+          log_every: int = 50, collate=None) -> list[dict[str, float]]:
+    """AdamW with warm-up and cosine decay over `steps` minibatches; returns the loss log. collate(batch) -> the
+    model's inputs, for families whose image inputs are not one row per example (Qwen2-VL's patches)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
@@ -184,7 +192,7 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
         batch = {k: v[idx] for k, v in examples.items()}
         width = int(batch["attention_mask"].sum(1).max())      # drop all-padding tail columns
         batch = {k: (v[:, :width] if k in TOKEN_COLUMNS else v) for k, v in batch.items()}
-        loss = model(**batch).loss
+        loss = model(**(collate(batch) if collate else batch)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -199,6 +207,22 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
     return log
 
 
+def pretraining_examples(pool_json: str | Path, scenes_json: str | Path) -> tuple[list[str], list[Image.Image]]:
+    """(assistant captions, RGB images) of the pre-training pool, in id order: what every pocket captioner learns."""
+    from artcap_lib.data.artpedia import image_path, load_artworks
+    pool = load_artworks(pool_json)
+    scenes = json.loads(Path(scenes_json).read_text(encoding="utf-8"))
+    ids = sorted(pool)
+    missing = [i for i in ids if i not in scenes]
+    if missing:
+        raise ValueError(f"{scenes_json}: no scene for pre-training entries {', '.join(missing[:5])}")
+    images = []
+    for i in ids:
+        with Image.open(image_path(pool_json, pool[i])) as im:
+            images.append(im.convert("RGB"))
+    return [assistant_caption(scenes[i]) for i in ids], images
+
+
 def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: str | Path, steps: int = 500,
                        batch_size: int = 32, lr: float = 1e-3, spec: PocketSpec = PocketSpec(),
                        prompt: str = "Caption this image", seed: int = 0, build=None) -> dict[str, Any]:
@@ -206,20 +230,9 @@ def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: 
     model), train it on the pre-training pool, save model + processor to out_dir.
 
     Returns (and writes to out_dir/training.json) the loss log and timings."""
-    from artcap_lib.data.artpedia import image_path, load_artworks
     start = time.perf_counter()
-    pool = load_artworks(pool_json)
-    scenes = json.loads(Path(scenes_json).read_text(encoding="utf-8"))
-    ids = sorted(pool)
-    missing = [i for i in ids if i not in scenes]
-    if missing:
-        raise ValueError(f"{scenes_json}: no scene for pre-training entries {', '.join(missing[:5])}")
-    captions = [assistant_caption(scenes[i]) for i in ids]
+    captions, images = pretraining_examples(pool_json, scenes_json)
     model, processor = (build or build_pocket_llava)(captions, spec, prompt, seed)
-    images = []
-    for i in ids:
-        with Image.open(image_path(pool_json, pool[i])) as im:
-            images.append(im.convert("RGB"))
     examples = encode_examples(processor, images, captions, prompt)
     encoded = time.perf_counter()
     log = train(model, examples, steps, batch_size, lr, seed)
@@ -227,7 +240,7 @@ def train_pocket_llava(pool_json: str | Path, scenes_json: str | Path, out_dir: 
     model.save_pretrained(out)
     processor.save_pretrained(out)
     report = {"spec": asdict(spec), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "prompt": prompt, "pretrain_images": len(ids), "parameters": sum(p.numel() for p in model.parameters()),
+              "prompt": prompt, "pretrain_images": len(images), "parameters": sum(p.numel() for p in model.parameters()),
               "encode_seconds": encoded - start, "train_seconds": time.perf_counter() - encoded, "loss": log,
               "example_caption": captions[0]}
     write_json(out / "training.json", report)      # last: its presence means the model is whole
