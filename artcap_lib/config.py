@@ -186,6 +186,60 @@ class BlipConfig:
 
 
 @dataclass
+class ClipConfig:
+    model: str = "openai/clip-vit-large-patch14"   # hub id or HF dir (77 text positions, never stretched),
+                                         # replica:openai/clip-vit-large-patch14, random:clip-vit-large-patch14, or
+                                         # "pocket-clip" (demo: pre-trained here)
+    epochs: int = 6                      # as Long-CLIP's fine-tunes, so the two differ in the context only
+    batch_size: int = 40                 # per process; InfoNCE negatives come from the global batch
+    lr: float = 1e-6                     # AdamW (betas 0.9/0.98, eps 1e-6); a ViT-L/14 from 400M pairs forgets fast:
+                                         # 1e-6 is the small end of CLIP fine-tuning rates, fit for ~300 steps
+    weight_decay: float = 0.1            # decoupled, matrices only (gains, biases, the temperature spared)
+    warmup: float = 0.1                  # share of steps warming up linearly, then cosine decay to 0
+    grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
+    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
+    max_grad_norm: float = 0.0           # gradient clipping; 0 = none
+    score: str = "cosine"                # cosine (CLIP's own geometry) | dot (raw dot product, Long-CLIP authors')
+    score_precision: str = "fp32"        # test scoring: fp32 (exact; 333 test images cost nothing) | fp16 | bf16 | auto
+    eval_batch_size: int = 64
+    num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); pocket models: 1
+    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
+    pretrain_epochs: int = 8             # pocket-clip only: epochs on the demo pre-training pool (= the baseline)
+    pretrain_lr: float = 2e-3            # pocket-clip only: from random weights, steps of from-scratch training size
+    pretrain_batch_size: int = 64        # pocket-clip only
+
+
+@dataclass
+class SiglipConfig:
+    model: str = "google/siglip-base-patch16-224"   # hub id or HF dir (SiglipModel; its SiglipTokenizer needs
+                                         # sentencepiece), replica:google/siglip-base-patch16-224,
+                                         # random:siglip-base-patch16-224, or "pocket-siglip" (demo: pre-trained here)
+    epochs: int = 6                      # as the other dual encoders' fine-tunes
+    batch_size: int = 40                 # per process; the sigmoid loss pairs each image with the global batch's texts
+    lr: float = 1e-5                     # AdamW (betas 0.9/0.95: SigLIP's lowered beta2, eps 1e-8); 10x CLIP-L's: a
+                                         # B/16 moves less per step than an L/14 and the sigmoid loss's gradient does
+                                         # not grow with the negatives, so batch 40 needs no smaller step
+    weight_decay: float = 0.1            # decoupled, matrices only (gains, biases, logit_scale/logit_bias spared)
+    warmup: float = 0.1                  # share of steps warming up linearly, then cosine decay to 0
+    grad_accum: int = 1                  # micro-batches per step (does not add pairs to the loss)
+    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
+    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
+    max_grad_norm: float = 0.0           # gradient clipping; 0 = none
+    score: str = "sigmoid"               # sigmoid (the pair logit exp(logit_scale) * cosine + logit_bias, SigLIP's own)
+                                         # | cosine; both rank alike (the scale is positive)
+    score_precision: str = "fp32"        # test scoring: fp32 (exact; 333 test images cost nothing) | fp16 | bf16 | auto
+    eval_batch_size: int = 64
+    num_workers: int = 4                 # data-loader processes
+    threads: int = 0                     # torch intra-op threads (0 = torch's default); pocket models: 1
+    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
+    pretrain_epochs: int = 8             # pocket-siglip only: epochs on the demo pre-training pool (= the baseline)
+    pretrain_lr: float = 2e-3            # pocket-siglip only: from random weights (t = 10, b = -10 to start)
+    pretrain_batch_size: int = 64        # pocket-siglip only
+
+
+@dataclass
 class ReportConfig:
     formats: list[str] = field(default_factory=lambda: ["png", "pdf"])   # figure files written per figure
     decimals: int = 3                    # digits of the numbers in the tables (results.json keeps full precision)
@@ -209,6 +263,8 @@ class Profile:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     longclip: LongClipConfig = field(default_factory=LongClipConfig)
     blip: BlipConfig = field(default_factory=BlipConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    siglip: SiglipConfig = field(default_factory=SiglipConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +290,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "longclip.score": ("dot", "cosine"),
     "blip.precision": ("auto", "bf16", "fp32"),
     "blip.select_with": ("itm", "itc"),
+    "clip.precision": ("auto", "bf16", "fp32"),
+    "clip.score_precision": ("fp32", "fp16", "bf16", "auto"),
+    "clip.score": ("cosine", "dot"),
+    "siglip.precision": ("auto", "bf16", "fp32"),
+    "siglip.score_precision": ("fp32", "fp16", "bf16", "auto"),
+    "siglip.score": ("sigmoid", "cosine"),
     "report.formats": ("png", "pdf", "svg"),
     "report.significance_test": ("ttest", "randomisation"),
 }
@@ -246,9 +308,13 @@ AT_LEAST_ONE = {
     "longclip.grad_accum", "longclip.eval_batch_size", "longclip.pretrain_batch_size", "blip.epochs",
     "blip.batch_size", "blip.image_size", "blip.queue_size", "blip.max_words", "blip.max_tokens", "blip.k_test",
     "blip.eval_batch_size", "report.gallery_size",
+    "clip.epochs", "clip.batch_size", "clip.grad_accum", "clip.eval_batch_size", "clip.pretrain_batch_size",
+    "siglip.epochs", "siglip.batch_size", "siglip.grad_accum", "siglip.eval_batch_size", "siglip.pretrain_batch_size",
 }
-POSITIVE = {"captioning.pocket_lr", "longclip.lr", "longclip.pretrain_lr", "blip.lr", "blip.pretrain_lr"}
+POSITIVE = {"captioning.pocket_lr", "longclip.lr", "longclip.pretrain_lr", "blip.lr", "blip.pretrain_lr",
+            "clip.lr", "clip.pretrain_lr", "siglip.lr", "siglip.pretrain_lr"}
 FRACTIONS = {   # key: (lowest, highest), both allowed
+    "clip.warmup": (0.0, 0.99), "siglip.warmup": (0.0, 0.99),
     "longclip.warmup": (0.0, 0.99), "blip.momentum": (0.0, 1.0), "blip.alpha": (0.0, 1.0),
     "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0), "blip.text_dropout": (0.0, 0.9),
     "blip.temp_init": (0.001, 0.5),     # the objective clamps the temperature to this range

@@ -21,6 +21,8 @@ class Entry:
 MODELS: dict[str, Entry] = {
     "blip": Entry("artcap_lib.retrieval.blip.adapter:Blip", "BLIP", "04"),
     "longclip": Entry("artcap_lib.retrieval.longclip.adapter:LongClip", "Long-CLIP", "05"),
+    "clip": Entry("artcap_lib.retrieval.dualenc.clip:Clip", "CLIP", "05"),
+    "siglip": Entry("artcap_lib.retrieval.dualenc.siglip:Siglip", "SigLIP", "05"),
 }
 
 

