@@ -130,3 +130,20 @@ def test_qwen2_vl_loads_without_torchvision_through_the_image_only_processor(tmp
     grid = inputs["image_grid_thw"][0]
     expanded = int((inputs["input_ids"][0] == processor.image_token_id).sum())
     assert expanded == int(grid.prod()) // 4 and inputs["image_grid_thw"].dtype == torch.int64
+
+
+def test_the_zoos_pocket_llava_next_trains_on_the_pool_and_captions_through_the_profile(tmp_path):
+    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.config import RunPaths, load_profile
+    from artcap_lib.data.demo import DemoSizes, generate_collection
+    cfg = load_profile("zoo", {"run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "fig"),
+                               "captioning.pocket_steps": 30, "captioning.max_new_tokens": 12})
+    paths = RunPaths.for_profile(cfg)
+    generate_collection(paths.data, DemoSizes(train=4, val=2, test=2, pretrain=40), image_size=48, seed=0)
+    summaries = run_captioning(cfg, paths, progress=False, only="pocket-llava-next")
+    summary = summaries["pocket-llava-next"]
+    assert summary["pocket_training"]["steps"] == 30 and summary["captioned"] == 8
+    config = json.loads((paths.pocket_model("pocket-llava-next") / "config.json").read_text())
+    assert config["model_type"] == "llava_next" and config["image_grid_pinpoints"] == [[48, 48]]
+    for record in read_records(paths.caption_file("pocket-llava-next")):
+        assert record["prompt"] == "Caption this image" and "[INST]" not in record.get("caption", "")
