@@ -46,7 +46,8 @@ def pictures(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("pictures")
     from PIL import Image
     files = []
-    for i, rgb in enumerate([(220, 30, 30), (30, 30, 220), (30, 170, 30), (230, 210, 30), (20, 20, 20), (240, 150, 200)]):
+    colours = [(220, 30, 30), (30, 30, 220), (30, 170, 30), (230, 210, 30), (20, 20, 20), (240, 150, 200)]
+    for i, rgb in enumerate(colours):
         img = Image.new("RGB", (40, 40), (240, 240, 230))
         img.paste(Image.new("RGB", (12, 12), rgb), (4 * i, 10))
         files.append(folder / f"{i}.png")
@@ -323,3 +324,14 @@ def test_clip_random_spec_is_clip_vit_l_with_77_positions(tmp_path):
     assert bundle.model.config.text_config.max_position_embeddings == 77 and bundle.tokenizer.model_max_length == 77
     arch, shape = rm.parse_spec("random:clip-vit-large-patch14")
     assert (shape.vision_layers, shape.vision_hidden, shape.patch_size, shape.max_positions) == (24, 1024, 14, 77)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,spec", [("clip", "random:clip-vit-large-patch14@tiny"),
+                                       ("siglip", "random:siglip-base-patch16-224@tiny")])
+def test_training_step_bf16_on_cuda(name, spec, tmp_path):
+    """Benchmark steps of each in bf16 autocast on CUDA (skipped without it): timed, peak memory reported."""
+    from artcap_lib.bench.train import benchmark_training
+    out = benchmark_training(name, spec, batch_size=8, steps=2, warmup=1, device="cuda", precision="bf16",
+                             options=BenchOptions(models_dir=tmp_path))
+    assert out["images_per_second"] > 0 and out["peak_memory_gib"] > 0 and out["device"].startswith("cuda")
