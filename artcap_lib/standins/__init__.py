@@ -5,11 +5,13 @@ the same from_pretrained path as a real checkpoint."""
 
 # A profile names a pocket model by one of these; its files live in the run directory (RunPaths.pocket_model).
 POCKET_LLAVA = "pocket-llava"          # trained by notebook 02 on the demo's pre-training pool
+POCKET_LLAVA_NEXT = "pocket-llava-next"  # the zoo's second captioner, trained by notebook 02 the same way
+POCKET_QWEN2VL = "pocket-qwen2-vl"      # a Qwen2-VL (ChatML, merged patches, M-RoPE), trained by notebook 02 the same way
 POCKET_BLIP = "pocket-blip"            # pre-trained by notebook 04
 POCKET_LONGCLIP = "pocket-longclip"    # pre-trained by notebook 05
 POCKET_CLIP = "pocket-clip"            # pre-trained by notebook 05 (retrieval/dualenc/clip.py)
 POCKET_SIGLIP = "pocket-siglip"        # pre-trained by notebook 05 (retrieval/dualenc/siglip.py)
-POCKET_MODELS = (POCKET_LLAVA, POCKET_BLIP, POCKET_LONGCLIP, POCKET_CLIP, POCKET_SIGLIP)
+POCKET_MODELS = (POCKET_LLAVA, POCKET_LLAVA_NEXT, POCKET_QWEN2VL, POCKET_BLIP, POCKET_LONGCLIP, POCKET_CLIP, POCKET_SIGLIP)
 
 
 REPLICA = "replica:"    # replica:<hub id>: the hub-faithful replica of that model (standins/replicas.py)

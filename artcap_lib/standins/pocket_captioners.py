@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from artcap_lib.standins import POCKET_LLAVA, POCKET_LLAVA_NEXT
+from artcap_lib.standins import POCKET_LLAVA, POCKET_LLAVA_NEXT, POCKET_QWEN2VL
 
 
 def _train_llava(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_size, prompt, seed):
@@ -63,9 +63,18 @@ def _train_llava_next(pool_json, scenes_json, out_dir, steps, batch_size, lr, im
                               build=build_pocket_llava_next)
 
 
+def _train_qwen2_vl(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_size, prompt, seed):
+    # another architecture family (ChatML, merged patches, M-RoPE): its own builder, encoding and saving
+    from artcap_lib.standins.pocket_llava import PocketSpec
+    from artcap_lib.standins.pocket_qwen2_vl import train_pocket_qwen2_vl
+    return train_pocket_qwen2_vl(pool_json, scenes_json, out_dir, steps=steps, batch_size=batch_size, lr=lr,
+                                 spec=PocketSpec(image_size=image_size), prompt=prompt, seed=seed)
+
+
 POCKET_CAPTIONERS: dict[str, Callable[..., dict[str, Any]]] = {
     POCKET_LLAVA: _train_llava,
     POCKET_LLAVA_NEXT: _train_llava_next,
+    POCKET_QWEN2VL: _train_qwen2_vl,
 }
 
 
