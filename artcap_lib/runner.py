@@ -107,7 +107,10 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
     needs = {nb.stem: notebook_needs(nb, notebooks) for nb in notebooks}
     kernel = ensure_kernel()
     manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}
+    from artcap_lib.profile_sources import departures
     manifest.update({"profile": cfg.profile, "parameters": cfg.to_dict(), "overrides": overrides,
+                     # values that differ from the profile's sources table (the paper profile: the authors' run)
+                     "departures_from_sources": departures(cfg, profile),
                      "seeds": {"seed": cfg.seed}, **environment()})
     manifest.setdefault("notebooks", {})
     manifest.pop("failed", None)

@@ -158,8 +158,8 @@ def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(argv, message, capsys
 
 def test_profile_prints_the_resolved_profile(capsys):
     import json
-    assert main(["profile", "paper", "--seed", "7", "--set", "captioning.batch_size=3"]) == 0
+    assert main(["profile", "paper", "--json", "--seed", "7", "--set", "captioning.batch_size=3"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["profile"], shown["seed"], shown["captioning"]["batch_size"]) == ("paper", 7, 3)
-    assert main(["profile", "--profile", "bench"]) == 0
+    assert main(["profile", "--profile", "bench", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["profile"] == "bench"

@@ -39,12 +39,21 @@ def ensure_pocket_captioner(cfg, paths, name: str) -> dict[str, Any]:
 def import_reference_captions(paths, name: str) -> dict[str, Any]:
     """Write the authors' published LLaVA captions into captions/<name>.jsonl (idempotent, duplicate-free)."""
     from artcap_lib import reference
+    source = f"jcgohr/artwork-caption-gen@{reference.COMMIT}"
+    caption_file = paths.caption_file(name)
+    if caption_file.is_file():
+        # the store keeps the first caption of an id: imported lines beside a model's would mix two captioners
+        ours = sum(1 for r in read_records(caption_file) if r.get("source") != source)
+        if ours:
+            raise ValueError(f"{caption_file}: {ours} caption(s) were written by a captioner run, not imported from "
+                             f"the authors; give the imported captions another name (--set captioning.name=...) "
+                             f"or move that file away")
     captions = reference.llava_captions()
     decoding = {"max_new_tokens": 200, "do_sample": False, "num_beams": 1}      # the authors' call
-    store = CaptionStore(paths.caption_file(name))
+    store = CaptionStore(caption_file)
     added = store.append({"id": art_id, "caption": text, "model": "llava-hf/llava-1.5-7b-hf",
                           "prompt": "Caption this image", "decoding": decoding, "new_tokens": None, "seconds": None,
-                          "source": f"jcgohr/artwork-caption-gen@{reference.COMMIT}"}
+                          "source": source}
                          for art_id, text in captions.items())
     return {"source": "reference", "imported": added, "captions": len(store.captioned),
             "commit": reference.COMMIT}

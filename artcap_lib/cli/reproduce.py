@@ -19,9 +19,11 @@ def add_cli(sub) -> None:
     add_profile_options(p, *RUN_FIELDS)
     p.set_defaults(func=_reproduce)
 
-    p = sub.add_parser("profile", help="print a profile as resolved (with overrides) and check it")
+    p = sub.add_parser("profile", help="print a profile as resolved (with overrides), each value with where it "
+                                       "comes from, and check it")
     p.add_argument("name", nargs="?", default=argparse.SUPPRESS, metavar="NAME|PATH",
                    help="the profile (same as --profile)")
+    p.add_argument("--json", action="store_true", help="print the resolved profile as JSON only")
     add_profile_options(p, *RUN_FIELDS)
     p.set_defaults(func=_show_profile)
 
@@ -48,5 +50,10 @@ def _show_profile(args) -> int:
     if hasattr(args, "name"):
         args.profile = args.name
     cfg, _ = profile_from_args(args)
-    print(json.dumps(cfg.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    from artcap_lib.profile_sources import format_origins, origins
+    # origin: the source of the value (paper: the authors' file and line), OVERRIDE, profile (its YAML) or default
+    print(format_origins(origins(cfg, args.profile)))
     return 0
