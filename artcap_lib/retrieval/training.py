@@ -35,12 +35,17 @@ Interface
   in one process); this process's rows start at rank * batch size in the gathered batch.
 - `validate(model)` returns a dict holding `config.monitor` (Long-CLIP: validation loss, mode "min"; BLIP:
   validation mean recall, mode "max"). `mean_losses(model, step, loader, dist)` is the validation loss of a loader.
+  A `validate` with a `set_epoch(epoch)` method has it called before each validation (0 = before training), so a
+  validation that reshuffles per epoch sees, after a resume, the order an uninterrupted run would.
 - Resume: run the same call again after a kill; training continues after the last completed epoch (model,
   optimiser, scheduler, RNG states, history, best value), and a finished run returns at once.
 - Gradient accumulation: `config.grad_accum` micro-batches per optimiser step (the loss of each micro-batch is
   divided by it). For contrastive losses it does NOT enlarge the set of negatives, only the gradient's batch.
 - Precision: `config.precision` "auto" = bf16 autocast on GPUs that support it, fp32 elsewhere; weights and
-  optimiser states stay fp32 (as the Long-CLIP authors' autocast), so no loss scaling is needed.
+  optimiser states stay fp32 (as the Long-CLIP authors' autocast), so bf16 needs no loss scaling. "fp16" is fp16
+  autocast with a `torch.amp.GradScaler` (fp16's narrow range lets small gradients underflow to 0 unless the loss is
+  scaled up first; the Long-CLIP authors trained this way), on CUDA only: elsewhere it runs fp32 and says so. The
+  precision asked for and the one used (with the reason where they differ) are in the history, `precision`.
 - History: `history.json` holds per step {epoch, step, lr, loss, ...} and per epoch {epoch, train_<key>
   means, validation entries, lr, seconds}; epoch 0 is the model before training (validation only) when
   `config.validate_first`.
@@ -70,7 +75,7 @@ StepFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 class TrainConfig:
     epochs: int = 6
     grad_accum: int = 1                  # micro-batches per optimiser step
-    precision: str = "auto"              # auto (bf16 where supported) | bf16 | fp32
+    precision: str = "auto"              # auto (bf16 where supported) | bf16 | fp16 (+ GradScaler, CUDA) | fp32
     max_grad_norm: float | None = None   # clip the gradient norm; None = no clipping (the norm is logged anyway)
     monitor: str = "val_loss"            # key of validate()'s dict that selects the best epoch
     mode: str = "min"                    # min (a loss) | max (a recall)
@@ -203,21 +208,42 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def precision_used(device: torch.device, precision: str) -> tuple[str, str]:
+    """(the precision `precision` trains at on `device`, why it is not the one asked for, or "")."""
+    if precision == "fp16" and device.type != "cuda":
+        return "fp32", ("fp16 autocast and its GradScaler need CUDA: this run trained in fp32 on "
+                        f"{device.type} (a GPU run would train in fp16 with loss scaling)")
+    if precision == "auto":
+        return ("bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"), ""
+    return precision, ""
+
+
+def make_grad_scaler(device: torch.device, precision: str):
+    """The loss scaler fp16 training needs (None for every other precision: bf16 has fp32's exponent range, nothing
+    underflows). Only CUDA runs fp16 autocast here (`autocast_context`), so only CUDA gets a scaler."""
+    if precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 @torch.no_grad()
-def mean_losses(model: nn.Module, step: StepFn, loader, dist: Distributed, precision: str = "auto") -> dict[str, float]:
+def mean_losses(model: nn.Module, step: StepFn, loader, dist: Distributed, precision: str = "auto",
+                per_batch: bool = False) -> dict[str, float]:
     """Batch-size-weighted mean of every entry of step()'s dict over a loader (summed over processes), as
-    val_<key>. The contrastive loss of a batch depends on the batch, so use the training batch size here."""
+    val_<key>. The contrastive loss of a batch depends on the batch, so use the training batch size here.
+    per_batch: every batch counts once whatever its size (a plain mean over batches: the Long-CLIP authors'
+    validation, where a short last batch weighs as much as a full one)."""
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:
         batch = to_device(batch, dist.device)
         with autocast_context(dist.device, precision):
             out = step(model, batch)
-        n = _batch_len(batch)
+        n = 1 if per_batch else _batch_len(batch)
         for key, value in out.items():
             sums[key] = sums.get(key, 0.0) + float(value) * n
         count += n
@@ -325,11 +351,14 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
 
     model.to(dist.device)
     optimizer = make_optimizer(model)    # before DDP wrapping: the parameters are the same objects
+    scaler = make_grad_scaler(dist.device, config.precision)
+    used, why = precision_used(dist.device, config.precision)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     scheduler = make_scheduler(optimizer, steps_per_epoch * config.epochs) if make_scheduler else None
     history: dict[str, Any] = {"steps": [], "epochs": [], "best_epoch": None, "best": None, "stopped_early": False,
                                "finished": False, "monitor": config.monitor, "mode": config.mode,
-                               "world_size": dist.world_size, "steps_per_epoch": steps_per_epoch}
+                               "world_size": dist.world_size, "steps_per_epoch": steps_per_epoch,
+                               "precision": {"asked": config.precision, "used": used, **({"note": why} if why else {})}}
     start_epoch, global_step = 1, 0
 
     ckpt_path = out_dir / CHECKPOINT
@@ -342,6 +371,8 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         history, start_epoch, global_step = ckpt["history"], ckpt["epoch"] + 1, ckpt["global_step"]
         say(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
@@ -349,6 +380,8 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
 
     if history["finished"]:
         return _finish(model, out_dir, history, say)
+    if why:
+        say(why)
 
     train_model = model
     if dist.enabled:
@@ -356,7 +389,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
             model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
 
     if config.validate_first and start_epoch == 1:
-        history["epochs"].append({"epoch": 0, **_validate(model, validate, dist), "lr": _lr(optimizer)})
+        history["epochs"].append({"epoch": 0, **_validate(model, validate, dist, 0), "lr": _lr(optimizer)})
         say(f"epoch 0 (before training): {_fmt(history['epochs'][-1])}")
 
     stale = _stale_epochs(history, config)
@@ -380,25 +413,34 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
                     out = step(train_model, batch)
                 if "loss" not in out:
                     raise KeyError(f"step() must return a dict with 'loss', got keys {sorted(out)}")
-                (out["loss"] / config.grad_accum).backward()
+                loss = out["loss"] / config.grad_accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             if not last_micro:
                 continue
+            if scaler is not None:
+                scaler.unscale_(optimizer)      # the norm below (and any clipping) is of the true gradient
             max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
             lr = _lr(optimizer)
-            optimizer.step()
+            scaled = {}
+            if scaler is not None:
+                scaled = {"grad_scale": float(scaler.get_scale())}
+                scaler.step(optimizer)          # skipped when the gradient overflowed (inf/nan), as the authors'
+                scaler.update()
+            else:
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None:
                 scheduler.step()
             global_step += 1
             if global_step % config.log_every == 0:
                 history["steps"].append({"epoch": epoch, "step": global_step, "lr": lr, "grad_norm": grad_norm,
-                                         **{k: float(v.detach()) for k, v in out.items()}})
+                                         **scaled, **{k: float(v.detach()) for k, v in out.items()}})
         # lr: the last rate applied this epoch (a scheduler's value after its final step is never used)
         row = {"epoch": epoch, **{f"train_{k}": v / n_batches for k, v in sums.items()},
-               **_validate(model, validate, dist), "lr": lr, "seconds": time.perf_counter() - t0}
+               **_validate(model, validate, dist, epoch), "lr": lr, "seconds": time.perf_counter() - t0}
         history["epochs"].append(row)
         if config.monitor not in row:
             raise KeyError(f"validate() returned {sorted(row)}, without the monitored key {config.monitor!r}")
@@ -416,6 +458,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
         if dist.is_main:
             _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                "scaler": scaler.state_dict() if scaler is not None else None,
                                 "rng": _rng_state(), "epoch": epoch, "global_step": global_step,
                                 "history": history, "fingerprint": fingerprint}, ckpt_path)
             write_json(out_dir / HISTORY, history)
@@ -439,7 +482,9 @@ def _finish(model: nn.Module, out_dir: Path, history: dict, say) -> TrainResult:
     return TrainResult(model=model, history=history, best_epoch=history["best_epoch"], best=history["best"])
 
 
-def _validate(model: nn.Module, validate, dist: Distributed) -> dict[str, float]:
+def _validate(model: nn.Module, validate, dist: Distributed, epoch: int) -> dict[str, float]:
+    if hasattr(validate, "set_epoch"):  # a validation that reshuffles per epoch (as a sampler does): resumable
+        validate.set_epoch(epoch)
     model.eval()
     with torch.no_grad():
         metrics = {k: float(v) for k, v in validate(model).items()}
