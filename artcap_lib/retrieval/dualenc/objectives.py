@@ -6,7 +6,8 @@ sums every process's gradient for the gathered rows), and each process scores it
 so DDP's average of the per-process gradients is the gradient of the single-process loss over the global batch.
 
   infonce_step  CLIP's symmetric InfoNCE with its learnable temperature (capped at 100): cross-entropy of each image
-                over all texts and of each text over all images, averaged.
+                over all texts and of each text over all images, averaged. Options for the Long-CLIP authors'
+                recipes: the scale uncapped (their forward's), or a fixed temperature instead of the learnt one.
   sigmoid_step  SigLIP's pairwise sigmoid loss (Zhai et al. 2023, eq. 1): every (image, text) pair of the global
                 batch is an independent binary problem, positive on the diagonal, with logit t * cos + b, where
                 t = exp(logit_scale) and b = logit_bias are both learnt; the sum over pairs is divided by the
@@ -28,17 +29,25 @@ def _rank() -> int:
     return tdist.get_rank() if tdist.is_available() and tdist.is_initialized() else 0
 
 
-def infonce_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def infonce_step(model: nn.Module, batch: dict[str, torch.Tensor], scale_cap: bool = True,
+                 temperature: float | None = None) -> dict[str, torch.Tensor]:
     """Symmetric InfoNCE with CLIP's learnable temperature over the (all-gathered) batch.
 
     Each process scores its own images against every process's texts and vice versa (targets offset by its
-    rank), so DDP's gradient average equals the single-process loss over the global batch."""
+    rank), so DDP's gradient average equals the single-process loss over the global batch.
+    scale_cap: CLIP's cap of the learnt scale at 100; False leaves it free (the Long-CLIP authors' forward).
+    temperature: score with this fixed temperature (scale 1 / temperature) instead of the learnt one."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 pixel_values=batch["pixel_values"])
     image, text = out.image_embeds.float(), out.text_embeds.float()      # L2-normalised by CLIPModel
     all_image, all_text = training.all_gather_with_grad(image), training.all_gather_with_grad(text)
-    # CLIP caps the scale at 100 (temperature 0.01) so the logits cannot blow up
-    scale = training.unwrap(model).logit_scale.clamp(max=math.log(100)).exp()
+    if temperature is not None:
+        scale = torch.tensor(1.0 / temperature, device=image.device)
+    elif scale_cap:
+        # CLIP caps the scale at 100 (temperature 0.01) so the logits cannot blow up
+        scale = training.unwrap(model).logit_scale.clamp(max=math.log(100)).exp()
+    else:
+        scale = training.unwrap(model).logit_scale.exp()
     targets = torch.arange(len(image), device=image.device) + _rank() * len(image)
     loss_i2t = nn.functional.cross_entropy(scale * image @ all_text.T, targets)
     loss_t2i = nn.functional.cross_entropy(scale * text @ all_image.T, targets)

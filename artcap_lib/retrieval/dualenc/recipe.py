@@ -2,6 +2,8 @@
 all parameters trainable, no augmentation, captions cut at the text tower's context (the cut is counted),
 drop_last batches, the best validation-loss epoch kept. The objective (a step of `objectives`), the text inputs
 (`data.TextInputs`) and the optimiser builder are the caller's, so CLIP, SigLIP and Long-CLIP share this one loop.
+Settings may also carry `drop_last` and `val_protocol` (`validation.PROTOCOLS`); without them (CLIP, SigLIP) the
+last short batch is dropped and the validation is ours. Long-CLIP's authors' presets set both the other way.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from artcap_lib import runtime
 from artcap_lib.retrieval import training
 from artcap_lib.retrieval.dualenc.data import Collate, ImageTextDataset, TextInputs, token_truncation
+from artcap_lib.retrieval.dualenc.validation import Validation
 from artcap_lib.retrieval.protocol import FineTuneDirs
 
 Pairs = tuple[list[Path], list[str]]
@@ -64,14 +67,16 @@ class FineTuneSettings:
 
 def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: FineTuneDirs, *,
               step: Callable, text: TextInputs, make_optimizer: Callable, make_scheduler: Callable | None,
-              dist: training.Distributed | None = None, progress=print) -> dict[str, Any]:
+              dist: training.Distributed | None = None, progress=print,
+              val_step: Callable | None = None) -> dict[str, Any]:
     """Fine-tune bundle.model in place (best validation-loss epoch kept); rank 0 saves the bundle to dirs.model.
 
     `bundle` has model, tokenizer, image_processor, source, note and save(dir); `settings` is a dataclass with (at
     least) the fields of FineTuneSettings that the loop reads (epochs, batch_size, grad_accum, precision, patience,
     max_grad_norm, num_workers, cache_images, seed), all of it fingerprinted: resuming with other values fails.
     dirs.training holds the loop's checkpoint (resume after a kill by calling again; a finished run returns at
-    once) and history.json. Returns the settings, the truncation counts and the outcome."""
+    once) and history.json. Returns the settings, the truncation counts and the outcome.
+    val_step: the objective of the validation loss, where it is not the training one (`step`)."""
     dist = dist or training.Distributed()
     runtime.seed_everything(settings.seed, dist.rank)
     collate = Collate(bundle.tokenizer, text)
@@ -81,10 +86,12 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
         raise ValueError(f"{len(train_set)} training pairs are fewer than one global batch of "
                          f"{settings.batch_size} x {dist.world_size}")
     # drop_last: a contrastive batch's loss depends on its size; a short last batch would be an outlier
-    train_loader = training.make_loader(train_set, settings.batch_size, dist, shuffle=True, drop_last=True,
-                                        collate_fn=collate, seed=settings.seed, num_workers=settings.num_workers)
-    val_loader = training.make_loader(val_set, settings.batch_size, dist, shuffle=False, collate_fn=collate,
-                                      num_workers=settings.num_workers)
+    train_loader = training.make_loader(train_set, settings.batch_size, dist, shuffle=True,
+                                        drop_last=getattr(settings, "drop_last", True), collate_fn=collate,
+                                        seed=settings.seed, num_workers=settings.num_workers)
+    validate = Validation(getattr(settings, "val_protocol", "ours"), val_set, settings.batch_size, dist,
+                          val_step or step, settings.precision, collate, seed=settings.seed,
+                          num_workers=settings.num_workers)
     truncation = {"train": token_truncation(bundle.tokenizer, train_pairs[1], text.max_length),
                   "val": token_truncation(bundle.tokenizer, val_pairs[1], text.max_length)}
     if progress and dist.is_main:
@@ -96,7 +103,7 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
                                   monitor="val_loss", mode="min", patience=settings.patience, seed=settings.seed)
     result = training.fit(
         bundle.model, step, train_loader,
-        validate=lambda m: training.mean_losses(m, step, val_loader, dist, settings.precision),
+        validate=validate,
         make_optimizer=make_optimizer, make_scheduler=make_scheduler,
         config=config, out_dir=dirs.training, dist=dist,
         fingerprint={**asdict(settings), "num_workers": None, "source": bundle.source,
