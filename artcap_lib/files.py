@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,83 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# ---- one writer per file -----------------------------------------------------------------------------------------
+
+
+class FileLockedError(RuntimeError):
+    """Another process is writing this file."""
+
+
+class FileLock:
+    """An exclusive `flock` on a file itself, for files that many commands append to (a caption file): two writers
+    at once would each append the ids the other is writing. Reentrant within a process (every holder of one path
+    shares one open file and a count), so the step that takes it before loading a model and the store that appends
+    under it do not refuse each other. The file is created if absent (a lock needs an inode). The refusal names the
+    holder's pid and command line, read from /proc on Linux.
+
+    >>> with FileLock("captions/llava.jsonl", "write to another file (--out)"):
+    ...     ...
+    """
+    _held: dict[str, list] = {}          # resolved path -> [open file, holders in this process]
+    _guard = threading.Lock()
+
+    def __init__(self, path: str | Path, remedy: str = "wait for it to finish"):
+        self.path, self.remedy, self._key = Path(path), remedy, None
+
+    def acquire(self) -> "FileLock":
+        import fcntl
+        if self._key is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        with self._guard:
+            entry = self._held.get(key)
+            if entry is None:
+                fh = open(self.path, "ab")
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = _flock_holder(fh.fileno())
+                    fh.close()
+                    raise FileLockedError(f"{self.path} is being written by {holder}; {self.remedy}") from None
+                entry = self._held[key] = [fh, 0]
+            entry[1] += 1
+        self._key = key
+        return self
+
+    def release(self) -> None:
+        with self._guard:
+            if self._key is None:
+                return
+            entry = self._held[self._key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                entry[0].close()          # closing drops the flock
+                del self._held[self._key]
+            self._key = None
+
+    def __enter__(self) -> "FileLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _flock_holder(fd: int) -> str:
+    """'pid 123 (artcap caption --out x.jsonl)' for the process holding a flock on fd's file (Linux /proc/locks)."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
+                    pid = fields[4]
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                        words = [w.decode(errors="replace") for w in cmd.read().split(b"\0") if w]
+                    return f"pid {pid} ({' '.join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words))})"
+    except OSError:
+        pass                              # not Linux, or the holder has just exited
+    return "another process"

@@ -1,10 +1,13 @@
 """The caption JSONL store: append, resume, no duplicates, a torn last line repaired, shards merged."""
 import json
+import subprocess
+import sys
 
 import pytest
 
 from artcap_lib.captioning.store import (CaptionFileError, CaptionStore, merge_shards, read_captions, read_failures,
                                       read_records, shard_path)
+from artcap_lib.files import FileLockedError
 
 
 def lines(path):
@@ -34,17 +37,18 @@ def test_failures_are_kept_apart_and_superseded_by_a_later_caption(tmp_path):
     assert read_captions(path) == {"1": "fixed", "2": "b"} and read_failures(path) == {}
 
 
-@pytest.mark.parametrize("tail", ['{"id": "3", "capt', '{"id": "3", "caption": "c"\x00\x00\n', "\x00\x00\x00"])
-def test_torn_last_line_is_cut_off_on_open(tmp_path, tail):
+@pytest.mark.parametrize("torn", [b'{"id": "3", "capt', b'{"id": "3", "caption": "c"\x00\x00', b"\x00\x00\x00",
+                                  b'{"id": "3", "caption": "caf\xc3'])          # the last: cut inside a character
+def test_torn_last_line_is_cut_off_on_open_and_reported(tmp_path, torn, capsys):
     path = tmp_path / "c.jsonl"
     CaptionStore(path).append([{"id": "1", "caption": "a"}, {"id": "2", "caption": "b"}])
     good = path.read_bytes()
-    with open(path, "a") as fh:
-        fh.write(tail)
-    if not tail.endswith("\n"):          # readers ignore an unterminated last line (a run still writing)
-        assert read_captions(path) == {"1": "a", "2": "b"}
+    with open(path, "ab") as fh:
+        fh.write(torn)
+    assert read_captions(path) == {"1": "a", "2": "b"}      # readers ignore an unterminated last line (a run writing)
     store = CaptionStore(path)
-    assert store.repaired_bytes == len(tail.encode())
+    assert store.repaired_bytes == len(torn)
+    assert f"{path}: cut off an unterminated last line ({len(torn)} bytes" in capsys.readouterr().err
     assert path.read_bytes() == good and not store.is_done("3")
     store.append([{"id": "3", "caption": "c"}])
     assert [r["id"] for r in lines(path)] == ["1", "2", "3"]
@@ -77,6 +81,65 @@ def test_an_empty_caption_is_a_failure_not_a_caption(tmp_path, empty):
         fh.write(json.dumps({"id": "3", "caption": " "}) + "\n")
     assert "3" not in read_captions(path) and "3" in read_failures(path)
     assert CaptionStore(path).is_done("3") and not CaptionStore(path, retry_failed=True).is_done("3")
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"id": "3", "caption": "c"},', "not valid JSON (Extra data at column 28)"),     # a hand edit's trailing comma
+    ('{"id": "3", "caption": "c"}\x00', "holds a NUL byte at column 28"),
+    ('{"id": "3", "caption": "c"', "not valid JSON"),
+])
+def test_a_complete_invalid_last_line_is_an_error_and_nothing_is_cut(tmp_path, line, why):
+    """Only a kill's unterminated tail is repaired: a newline-terminated line is someone's writing. Opening the store
+    used to delete such a line silently, and its image was captioned again."""
+    path = tmp_path / "c.jsonl"
+    CaptionStore(path).append([{"id": "1", "caption": "a"}, {"id": "2", "caption": "b"}])
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+    before = path.read_bytes()
+    for open_it in (CaptionStore, read_captions):
+        with pytest.raises(CaptionFileError) as err:
+            open_it(path)
+        assert str(err.value).startswith(f"{path}: line 3: {why}") and "by hand" in str(err.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("newline", ["\n", ""])
+def test_a_byte_order_mark_is_read_as_an_encoding_marker(tmp_path, newline):
+    """An editor saving a one-line file as 'UTF-8 with BOM': the line is a caption, not garbage to cut."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "1", "caption": "a"}).encode() + newline.encode())
+    store = CaptionStore(path)
+    assert store.repaired_bytes == 0 and store.is_done("1")
+    assert store.append([{"id": "1", "caption": "again"}, {"id": "2", "caption": "b"}]) == 1
+    assert read_captions(path) == {"1": "a", "2": "b"}
+
+
+def test_a_second_writing_process_is_refused_naming_the_first(tmp_path):
+    """Two `artcap caption --out same.jsonl` at once wrote 236 lines for 120 ids: one writer per caption file."""
+    path = tmp_path / "c.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.captioning.store import CaptionStore; "
+                               f"s = CaptionStore({str(path)!r}); s.append([{{'id': '1', 'caption': 'a'}}]); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = CaptionStore(path)                  # reading which ids are done takes no lock (torchrun ranks)
+        assert reader.is_done("1")
+        with pytest.raises(FileLockedError, match=rf"{path} is being written by pid {holder.pid} \(python"):
+            reader.append([{"id": "2", "caption": "b"}])
+    finally:
+        holder.communicate("")
+    assert reader.append([{"id": "1", "caption": "dup"}, {"id": "2", "caption": "b"}]) == 1   # free again
+    assert [r["id"] for r in lines(path)] == ["1", "2"]
+
+
+def test_stores_of_one_process_share_the_lock_and_see_each_others_lines(tmp_path):
+    path = tmp_path / "c.jsonl"
+    first, second = CaptionStore(path), CaptionStore(path)
+    assert first.append([{"id": "1", "caption": "a"}]) == 1
+    assert second.append([{"id": "1", "caption": "dup"}, {"id": "2", "caption": "b"}]) == 1
+    assert first.append([{"id": "2", "caption": "dup"}]) == 0
+    assert [r["id"] for r in lines(path)] == ["1", "2"]
 
 
 def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path):

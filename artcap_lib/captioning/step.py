@@ -12,11 +12,12 @@ colour right (the painter's scenes are ground truth).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records
+from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records, writer_lock
 from artcap_lib.config import CaptionerSpec, captioners, primary_captioner
 from artcap_lib.files import read_json, write_json
 from artcap_lib.standins import model_location
@@ -76,12 +77,20 @@ def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None =
     profile (`spec`, default the first) and the section's shared settings (dtype, batch size, decoding, engine) on
     cfg.device; a pocket captioner is trained first if the run has none. Resumes whatever `out` holds; under
     torchrun each process takes its share. Returns the run's figures."""
+    from artcap_lib.runtime import distributed_rank
+    # one writer per caption file, refused before any model loads (under torchrun rank 0 writes `out`, the
+    # other ranks their own shards)
+    with writer_lock(out) if distributed_rank()[0] == 0 else contextlib.nullcontext():
+        return _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress,
+                                 spec or captioner_spec(cfg))
+
+
+def _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress, spec) -> dict[str, Any]:
     from artcap_lib.captioning.captioner import (Captioner, Decoding, caption_collection, collection_items,
                                                  resolve_dtype)
     from artcap_lib.runtime import process_device, resolve_device, use_threads
     from artcap_lib.standins.pocket_captioners import POCKET_CAPTIONERS
     c = cfg.captioning
-    spec = spec or captioner_spec(cfg)
     use_threads(c.threads)
     device = process_device(resolve_device(cfg.device))
     dtype = resolve_dtype(c.dtype, device)
