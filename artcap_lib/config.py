@@ -152,27 +152,35 @@ class LongClipConfig:
 
 @dataclass
 class BlipConfig:
-    model: str = "Salesforce/blip-itm-large-coco"   # hub id or local dir; "pocket-blip" = built + pre-trained by 04
+    model: str = ("https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/"
+                  "model_large_retrieval_coco.pth")   # BLIP's original checkpoint (URL or local .pth: converted once,
+                                         # bringing its temp, momentum encoders and queues), a hub id or HF dir
+                                         # (e.g. Salesforce/blip-itm-large-coco: no temp, momentum encoders or queues),
+                                         # or "pocket-blip" (demo: built + pre-trained by 04)
     epochs: int = 6                      # the authors' recipe (BLIP train_retrieval.py on Artpedia) ...
     batch_size: int = 16                 # ... per process; the queue and the ITM negatives see the global batch
     lr: float = 5e-6                     # AdamW, cosine to 0 over the epochs (set per epoch, as BLIP does)
     weight_decay: float = 0.05
     image_size: int = 384
-    queue_size: int = 2048               # < the 2,173 train images: filled in the first epoch, never two features of
-                                         # one image; the authors' 57,600 was still 77% random vectors after 815 steps
+    queue_size: int = 57600              # the authors' (their Artpedia configs); a checkpoint's queues of this length
+                                         # are taken, else random unit vectors (id -100). On 2,173 images most of it
+                                         # stays what it started as; 2048 (< the images) is filled in one epoch
     momentum: float = 0.995              # momentum encoders' EMA
     alpha: float = 0.4                   # momentum distillation weight, ramped up over the first epoch
     text_dropout: float = 0.1            # BERT hidden + attention dropout while training: upstream med_config.json's
                                          # 0.1 (the hub checkpoint's text config says 0.0, HF's default)
-    temp_init: float = 0.07              # starting ITC temperature: the hub checkpoint carries no trained `temp`, so a
-                                         # fine-tune starts from BLIP's initial 0.07 (upstream resumes its own)
+    temp_init: float = 0.07              # starting ITC temperature where the checkpoint has no trained `temp` (the hub
+                                         # conversion); BLIP's original checkpoint brings its own
+    drop_path: float = 0.1               # stochastic depth of the ViT and its momentum copy, rising linearly over the
+                                         # layers to this rate (upstream create_vit: 0.1 for ViT-L); 0 = none
     max_words: int = 30                  # training captions cut to 30 words (pre_caption) ...
     max_tokens: int = 35                 # ... and 35 tokens; queries are raw captions cut to 35 tokens
     k_test: int = 256                    # ITM re-ranking: candidates per query from ITC
     itm_rerank: bool = True              # also score test queries with ITC top-k re-ranked by ITM (beside ITC)
     select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
     grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
-    precision: str = "auto"              # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    precision: str = "fp32"              # training and validation (which picks the kept epoch): fp32 (the authors',
+                                         # no autocast) | bf16 | auto (bf16 autocast on GPUs that support it)
     score_precision: str = "fp32"        # test scoring: fp32 (the authors scored BLIP in fp32) | fp16 | bf16 | auto
     keep_checkpoint: bool = False        # keep the objective + optimiser checkpoint (~7 GB at ViT-L) after a finished
                                          # fine-tune; only a resume of an unfinished one needs it
@@ -290,7 +298,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "longclip.score_precision": ("fp16", "bf16", "fp32", "auto"),
     "blip.score_precision": ("fp32", "fp16", "bf16", "auto"),
     "longclip.score": ("dot", "cosine"),
-    "blip.precision": ("auto", "bf16", "fp32"),
+    "blip.precision": ("fp32", "bf16", "auto"),
     "blip.select_with": ("itm", "itc"),
     "clip.precision": ("auto", "bf16", "fp32"),
     "clip.score_precision": ("fp32", "fp16", "bf16", "auto"),
@@ -319,6 +327,7 @@ FRACTIONS = {   # key: (lowest, highest), both allowed
     "clip.warmup": (0.0, 0.99), "siglip.warmup": (0.0, 0.99),
     "longclip.warmup": (0.0, 0.99), "blip.momentum": (0.0, 1.0), "blip.alpha": (0.0, 1.0),
     "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0), "blip.text_dropout": (0.0, 0.9),
+    "blip.drop_path": (0.0, 0.9),
     "blip.temp_init": (0.001, 0.5),     # the objective clamps the temperature to this range
 }
 

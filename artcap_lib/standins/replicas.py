@@ -8,11 +8,13 @@ the hub pages named next to each fact), only the sizes are shrunk (hidden sizes,
 sizes), and the weights are random (seeded). Token ids, vocabulary sizes, special tokens, image sizes and the
 LLaVA projector settings are the published ones, so the library meets the real layout on a CPU in seconds.
 
-    build_replicas(out)                    -> {hub name: path}, all six, laid out as out/<hub id>[/<file>]
+    build_replicas(out)                    -> {hub name: path}, all seven, laid out as out/<hub id>[/<file>]
     build_replica("Salesforce/blip-itm-large-coco", out)
 
     llava-hf/llava-1.5-7b-hf        a directory (LlavaForConditionalGeneration + LlavaProcessor)
     Salesforce/blip-itm-large-coco  a directory (BlipForImageTextRetrieval + BlipProcessor, pytorch_model.bin)
+    sfr-vision-language-research/BLIP/models/model_large_retrieval_coco.pth
+                                    a file: BLIP's original checkpoint ({"model": state_dict} in BLIP's own names)
     openai/clip-vit-large-patch14   a directory (CLIP tokenizer + image processor, a tiny 77-position CLIPModel)
     BeichenZhang/LongCLIP-L         a file, longclip-L.pt: the OpenAI-CLIP state_dict layout with 248 text positions
     distilbert-base-uncased         a directory (DistilBertForMaskedLM; bert-score's default layer 5 exists)
@@ -51,7 +53,9 @@ CLIP = "openai/clip-vit-large-patch14"
 LONGCLIP = "BeichenZhang/LongCLIP-L"
 DISTILBERT = "distilbert-base-uncased"
 SIGLIP = "google/siglip-base-patch16-224"
-NAMES = (LLAVA, BLIP, CLIP, LONGCLIP, DISTILBERT, SIGLIP)
+# BLIP's original checkpoint, named by its URL's path (storage.googleapis.com/<this>): not a hub repository
+BLIP_ORIGINAL = "sfr-vision-language-research/BLIP/models/model_large_retrieval_coco.pth"
+NAMES = (LLAVA, BLIP, BLIP_ORIGINAL, CLIP, LONGCLIP, DISTILBERT, SIGLIP)
 MANIFEST = "replicas.json"
 SEED = 0
 
@@ -286,6 +290,98 @@ def build_blip(out: Path) -> Path:
     for name, obj in (("config.json", config), ("tokenizer_config.json", tokenizer_config),
                       ("special_tokens_map.json", special_map), ("preprocessor_config.json", preprocessor)):
         _write(out / name, obj)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- BLIP, original layout
+def original_blip_state(image_size: int = 384, patch: int = 16, vision_width: int = 128, vision_layers: int = 2,
+                        text_width: int = 128, text_layers: int = 2, vocab: int = 30524, positions: int = 512,
+                        embed: int = 256, queue: int = 64, momentum: bool = True, queues: bool = True,
+                        seed: int = SEED) -> dict[str, torch.Tensor]:
+    """A state_dict named and shaped as BLIP's own `BLIP_Retrieval` (models/blip_retrieval.py) holds it: a timm-style
+    VisionTransformer `visual_encoder` (models/vit.py: cls_token, pos_embed, patch_embed.proj, blocks.N.{norm1,
+    attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}, norm), a BERT `text_encoder` with cross-attention in every layer
+    (models/med.py: embeddings.{position_ids, word_embeddings, position_embeddings, LayerNorm}, encoder.layer.N.
+    {attention, crossattention}.{self.{query,key,value}, output.{dense,LayerNorm}}, intermediate.dense,
+    output.{dense,LayerNorm}; no token types), vision_proj, text_proj, itm_head, and with `momentum` the four
+    momentum copies (`*_m`, the online weights moved a little, as an EMA leaves them), with `queues` the feature
+    queues (unit columns), their image ids and pointer, and `temp`. Widths are multiples of BLIP's 64-wide heads;
+    everything else is the published ViT-L/BERT-base layout (30,524 words, 512 positions, 256-d projections)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=0.02):
+        return torch.randn(*shape, generator=g) * scale
+
+    def norm(prefix: str, width: int, out: dict) -> None:       # LayerNorm gains near 1, biases near 0
+        out[f"{prefix}.weight"], out[f"{prefix}.bias"] = 1 + rand(width, scale=0.1), rand(width, scale=0.1)
+
+    def linear(prefix: str, n_out: int, n_in: int, out: dict) -> None:
+        out[f"{prefix}.weight"], out[f"{prefix}.bias"] = rand(n_out, n_in), rand(n_out)
+
+    def vit() -> dict:
+        grid = image_size // patch
+        sd = {"cls_token": rand(1, 1, vision_width), "pos_embed": rand(1, grid * grid + 1, vision_width),
+              "patch_embed.proj.weight": rand(vision_width, 3, patch, patch), "patch_embed.proj.bias": rand(vision_width)}
+        for i in range(vision_layers):
+            b = f"blocks.{i}"
+            norm(f"{b}.norm1", vision_width, sd)
+            linear(f"{b}.attn.qkv", 3 * vision_width, vision_width, sd)
+            linear(f"{b}.attn.proj", vision_width, vision_width, sd)
+            norm(f"{b}.norm2", vision_width, sd)
+            linear(f"{b}.mlp.fc1", 4 * vision_width, vision_width, sd)
+            linear(f"{b}.mlp.fc2", vision_width, 4 * vision_width, sd)
+        norm("norm", vision_width, sd)
+        return sd
+
+    def bert() -> dict:
+        sd = {"embeddings.position_ids": torch.arange(positions).expand(1, -1).clone(),
+              "embeddings.word_embeddings.weight": rand(vocab, text_width),
+              "embeddings.position_embeddings.weight": rand(positions, text_width)}
+        norm("embeddings.LayerNorm", text_width, sd)
+        for i in range(text_layers):
+            layer = f"encoder.layer.{i}"
+            for part, kv_width in (("attention", text_width), ("crossattention", vision_width)):
+                linear(f"{layer}.{part}.self.query", text_width, text_width, sd)
+                linear(f"{layer}.{part}.self.key", text_width, kv_width, sd)
+                linear(f"{layer}.{part}.self.value", text_width, kv_width, sd)
+                linear(f"{layer}.{part}.output.dense", text_width, text_width, sd)
+                norm(f"{layer}.{part}.output.LayerNorm", text_width, sd)
+            linear(f"{layer}.intermediate.dense", 4 * text_width, text_width, sd)
+            linear(f"{layer}.output.dense", text_width, 4 * text_width, sd)
+            norm(f"{layer}.output.LayerNorm", text_width, sd)
+        return sd
+
+    state: dict[str, torch.Tensor] = {}
+    towers = {"visual_encoder": vit(), "text_encoder": bert()}
+    heads: dict[str, torch.Tensor] = {}
+    linear("vision_proj", embed, vision_width, heads)
+    linear("text_proj", embed, text_width, heads)
+    linear("itm_head", 2, text_width, heads)
+    for tower, sd in towers.items():
+        state.update({f"{tower}.{k}": v for k, v in sd.items()})
+    state.update(heads)
+    if momentum:
+        for tower, sd in towers.items():
+            state.update({f"{tower}_m.{k}": v if not v.is_floating_point() else v + rand(*v.shape, scale=0.005)
+                          for k, v in sd.items()})
+        for name in ("vision_proj", "text_proj"):
+            for kind in ("weight", "bias"):
+                value = heads[f"{name}.{kind}"]
+                state[f"{name}_m.{kind}"] = value + rand(*value.shape, scale=0.005)
+    if queues:
+        state["image_queue"] = torch.nn.functional.normalize(torch.randn(embed, queue, generator=g), dim=0)
+        state["text_queue"] = torch.nn.functional.normalize(torch.randn(embed, queue, generator=g), dim=0)
+        state["idx_queue"] = torch.randint(0, 5000, (1, queue), generator=g)     # ids of the images it last saw
+        state["ptr_queue"] = torch.tensor([queue // 4])
+        state["temp"] = torch.tensor(0.0412)       # a trained temperature, not BLIP's initial 0.07
+    return state
+
+
+def build_blip_original(out: Path, **sizes) -> Path:
+    """BLIP's original retrieval checkpoint (`model_large_retrieval_coco.pth`): {"model": state_dict}, as BLIP's
+    train_retrieval.py saves it, with `original_blip_state`'s shrunk sizes (queues of 64 instead of 57,600)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": original_blip_state(**sizes)}, out)
     return out
 
 
@@ -566,6 +662,9 @@ def _llama_note() -> str:
 _BUILDERS: dict[str, Callable[[Path, Path], tuple[Path, str]]] = {
     LLAVA: lambda out, cache: (build_llava(hub_dir(out, LLAVA)), _llama_note()),
     BLIP: lambda out, cache: (build_blip(hub_dir(out, BLIP)), "tokenizer: bert-base-uncased vocab.txt (real)"),
+    BLIP_ORIGINAL: lambda out, cache: (build_blip_original(hub_dir(out, BLIP_ORIGINAL)),
+                                       "BLIP's own layout ({'model': state_dict}, with momentum encoders, queues of "
+                                       "64 and temp); no tokenizer (converted with BLIP's)"),
     CLIP: lambda out, cache: build_clip(hub_dir(out, CLIP), cache),
     LONGCLIP: lambda out, cache: (build_longclip(hub_dir(out, LONGCLIP)), "no tokenizer (use the CLIP replica's)"),
     DISTILBERT: lambda out, cache: (build_distilbert(hub_dir(out, DISTILBERT)),
@@ -608,5 +707,5 @@ def ensure_replica(name: str, out_dir: str | Path | None = None) -> Path:
 
 
 def build_replicas(out_dir: str | Path, cache: str | Path | None = None) -> dict[str, Path]:
-    """All six replicas under out_dir; {hub name: path}."""
+    """All seven replicas under out_dir; {hub name: path}."""
     return {name: build_replica(name, out_dir, cache) for name in NAMES}

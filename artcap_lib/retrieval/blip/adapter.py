@@ -45,15 +45,34 @@ class Blip:
                    epochs=cfg.blip.pretrain_epochs, lr=cfg.blip.pretrain_lr, seed=cfg.seed, dist=dist,
                    select_with="itc", momentum=cfg.blip.pretrain_momentum, augment=False, progress=progress)
 
+    def model_dir(self, cfg, base: str, dist=None, progress=None) -> str:
+        """The directory a fine-tune starts from: `base` itself, or, when it names BLIP's original checkpoint (a
+        URL or a .pth file), its conversion (downloaded and converted once by the main process, then shared)."""
+        from artcap_lib.retrieval.blip import original
+        if not original.is_original(base):
+            return base
+        if dist is not None and not dist.is_main:
+            training.barrier(dist)
+        out = original.resolve(base, cfg.blip.image_size, progress if dist is None or dist.is_main else None)
+        if dist is not None and dist.is_main:
+            training.barrier(dist)
+        return out
+
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist, progress) -> dict[str, Any]:
+        from artcap_lib.retrieval.blip import original
         from artcap_lib.retrieval.blip.recipe import train_blip
-        train_blip(base, dirs, data.train_ids, data.val_ids, data.captions, data.images, cfg.blip,
+        init = self.model_dir(cfg, base, dist, progress)
+        train_blip(init, dirs, data.train_ids, data.val_ids, data.captions, data.images, cfg.blip,
                    epochs=cfg.blip.epochs, lr=cfg.blip.lr, seed=cfg.seed, dist=dist, progress=progress)
-        return {"settings": dataclasses.asdict(cfg.blip)}
+        out = {"settings": dataclasses.asdict(cfg.blip)}
+        record = original.read_record(init)
+        if record is not None:
+            out["original_checkpoint"] = record      # which file (size, SHA-256), what it held, what was used
+        return out
 
     def load(self, cfg, base: str, fine_tuned: Path | None, device):
         from artcap_lib.retrieval.blip import model as blip
-        return blip.load_blip(fine_tuned or base, device)
+        return blip.load_blip(fine_tuned or self.model_dir(cfg, base, progress=print), device)
 
     def score(self, cfg, loaded, queries: Mapping[str, Sequence[str]], images: Sequence[Path],
               device) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,9 @@ pocket model load the same way. What BLIP's training adds around it lives in `Bl
 - Momentum distillation: the targets are alpha * softmax(momentum similarities) + (1 - alpha) * id targets,
   alpha = 0.4, ramped linearly from 0 over the first epoch as BLIP does.
 - A learnable temperature, initialised at 0.07 and clamped to [0.001, 0.5] before each step. (The Hugging Face
-  checkpoint drops BLIP's trained `temp`, so fine-tuning restarts it from 0.07; evaluation does not use it.)
+  checkpoint drops BLIP's trained `temp`, so fine-tuning from it restarts at 0.07; a model converted from BLIP's
+  original checkpoint brings its trained `temp`, momentum encoders and queues along: `load_extras`.)
+- Stochastic depth on the ViT and its momentum copy (`drop_path`, upstream 0.1; `droppath.set_drop_path`).
 - ITM: for every text one hard negative image, and for every image one hard negative text, sampled with
   probability softmax(similarity / temp) among the whole (all-process) batch, never from the item's own id;
   binary cross-entropy over positives and both negative sets. The ITM input starts with BLIP's [ENC] token.
@@ -33,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artcap_lib.retrieval.blip.droppath import set_drop_path
 from artcap_lib.retrieval.training import all_gather_with_grad, concat_all_gather
 
 MOMENTUM = 0.995
@@ -76,7 +79,7 @@ class BlipRetrievalObjective(nn.Module):
     """
 
     def __init__(self, model, enc_token_id: int, queue_size: int, alpha_warmup_steps: int = 0,
-                 momentum: float = MOMENTUM, alpha: float = ALPHA, temp: float = TEMP_INIT):
+                 momentum: float = MOMENTUM, alpha: float = ALPHA, temp: float = TEMP_INIT, drop_path: float = 0.0):
         super().__init__()
         if queue_size < 1:
             raise ValueError(f"queue_size must be positive, got {queue_size}")
@@ -89,6 +92,9 @@ class BlipRetrievalObjective(nn.Module):
         self.text_proj_m = copy.deepcopy(model.text_proj)
         for module in self._momentum_modules():
             module.requires_grad_(False)
+        # upstream's ViT and its momentum copy both train with stochastic depth (create_vit, drop_path_rate)
+        for vision in (model.vision_model, self.vision_model_m):
+            set_drop_path(vision, drop_path)
         self.temp = nn.Parameter(torch.tensor(float(temp)))
         dim = model.config.image_text_hidden_size
         # the queues start as random unit vectors with id -100 (no image), as in BLIP
@@ -97,6 +103,28 @@ class BlipRetrievalObjective(nn.Module):
         self.register_buffer("idx_queue", torch.full((1, queue_size), -100, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("train_steps", torch.zeros(1, dtype=torch.long))   # drives the alpha ramp on resume
+
+    @torch.no_grad()
+    def load_extras(self, extras: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+        """Initialise temp, momentum encoders and queues from an original checkpoint's extras (original.EXTRAS),
+        as BLIP's load_checkpoint does: a tensor whose shape differs from this objective's (e.g. queues of another
+        length than blip.queue_size) is dropped and keeps its fresh value. The queue pointer is taken only with the
+        queues it points into. Returns {"used": [...], "dropped": [...]} (dropped with both shapes)."""
+        own = self.state_dict()
+        unknown = sorted(k for k in extras if k not in own)
+        if unknown:
+            raise KeyError(f"not part of BLIP's retrieval objective: {', '.join(unknown[:5])}")
+        dropped = sorted(f"{k}: checkpoint {tuple(v.shape)} vs objective {tuple(own[k].shape)}"
+                         for k, v in extras.items() if tuple(v.shape) != tuple(own[k].shape))
+        usable = {k: v for k, v in extras.items() if tuple(v.shape) == tuple(own[k].shape)}
+        if "queue_ptr" in usable and "image_queue" not in usable:
+            del usable["queue_ptr"]
+            dropped.append("queue_ptr: its queues were not taken")
+        self.load_state_dict(usable, strict=False)
+        groups = ["temp", "vision_model_m", "vision_proj_m", "text_encoder_m", "text_proj_m", "image_queue",
+                  "text_queue", "idx_queue", "queue_ptr"]
+        used = [g for g in groups if any(k == g or k.startswith(g + ".") for k in usable)]
+        return {"used": used, "dropped": dropped}
 
     @property
     def queue_size(self) -> int:

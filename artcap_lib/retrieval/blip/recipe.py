@@ -1,7 +1,8 @@
 """BLIP's retrieval fine-tuning recipe on the shared loop, and its evaluation scores (ITC, ITM re-ranking).
 
-Training is `model.BlipRetrievalObjective` fed by `data` in `training.fit`: AdamW with BLIP's per-epoch cosine
-learning rate, a checkpoint per epoch (resumable after a kill), and the epoch with the best validation mean
+Training is `model.BlipRetrievalObjective` fed by `data` in `training.fit` (its temperature, momentum encoders and
+queues taken from the model directory's `original.EXTRAS` when it was converted from BLIP's original checkpoint, its
+ViTs with `blip.drop_path`): AdamW with BLIP's per-epoch cosine learning rate, a checkpoint per epoch (resumable after a kill), and the epoch with the best validation mean
 recall kept, validation using the same caption source as training and, like the authors, ITC top-k re-ranked by
 ITM (`select_with`). Scores are the paper's ITC cosine over raw captions cut to 35 tokens, plus BLIP's own ITM
 re-ranking of the ITC top k_test.
@@ -21,6 +22,7 @@ from artcap_lib import runtime
 from artcap_lib.retrieval import training
 from artcap_lib.retrieval.blip import data as blip_data
 from artcap_lib.retrieval.blip import model as blip
+from artcap_lib.retrieval.blip import original
 from artcap_lib.retrieval.protocol import FineTuneDirs
 
 EVAL_MAX_WORDS = 50          # BLIP's eval datasets (and the authors' artpedia_eval) pre_caption to 50 words
@@ -100,7 +102,13 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
                                         num_workers=bcfg.num_workers)
     enc = blip.enc_token_id(tokenizer, model.config.text_config)
     objective = blip.BlipRetrievalObjective(model, enc, bcfg.queue_size, alpha_warmup_steps=len(train_loader),
-                                            momentum=momentum, alpha=bcfg.alpha, temp=bcfg.temp_init)
+                                            momentum=momentum, alpha=bcfg.alpha, temp=bcfg.temp_init,
+                                            drop_path=bcfg.drop_path)
+    extras = original.read_extras(init_dir)     # a model converted from BLIP's original checkpoint brings these
+    taken = objective.load_extras(extras) if extras else None
+    if taken and progress and dist.is_main:
+        progress(f"objective initialised from {original.EXTRAS}: {', '.join(taken['used']) or 'nothing'}"
+                 + (f"; dropped {'; '.join(taken['dropped'])}" if taken["dropped"] else ""))
     val_texts = [blip_data.pre_caption(captions[i], EVAL_MAX_WORDS) for i in val_ids]
     val_images = blip_data.BlipImages([files[i] for i in val_ids], blip_data.BlipTransform(size, False, mean, std))
 
@@ -112,8 +120,8 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
     fingerprint = {"init": str(init_dir), "epochs": epochs, "lr": lr, "batch_size": bcfg.batch_size,
                    "weight_decay": bcfg.weight_decay, "queue_size": bcfg.queue_size, "momentum": momentum,
                    "alpha": bcfg.alpha, "select_with": select_with, "augment": augment, "seed": seed,
-                   "text_dropout": bcfg.text_dropout, "temp_init": bcfg.temp_init,
-                   "world_size": dist.world_size,
+                   "text_dropout": bcfg.text_dropout, "temp_init": bcfg.temp_init, "drop_path": bcfg.drop_path,
+                   "extras": taken, "world_size": dist.world_size,
                    "captions": _digest([(i, captions[i]) for i in train_ids]), "val": _digest(list(val_ids))}
     result = training.fit(
         objective, step=lambda obj, batch: obj(**batch), train_loader=train_loader, validate=validate,
