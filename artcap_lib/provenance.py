@@ -52,4 +52,7 @@ def device_info() -> dict:
 
 
 def environment() -> dict:
-    return {"git": git_state(), "packages": package_versions(), "device": device_info()}
+    from artcap_lib.lockfile import drift
+    lock = drift()     # whether the installed packages are requirements.lock's (a run regenerates only with them)
+    return {"git": git_state(), "packages": package_versions(), "device": device_info(),
+            "lock": {k: lock[k] for k in ("matches", "checked", "differing")}}

@@ -11,11 +11,15 @@ PY=${PYTHON:-.venv/bin/python}
 PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux2014_x86_64
           --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any)
 mkdir -p wheels
-"$PY" -m pip download -q "${PLATFORM[@]}" -d wheels pytest
+# the versions are requirements.lock's for Python 3.12 (what the GPU machines run), so the GPU check runs the
+# packages the CPU tests ran
+"$PY" -m artcap_lib.lockfile --constraints 3.12 > wheels/lock-constraints.txt
+LOCKED=(-c wheels/lock-constraints.txt)
+"$PY" -m pip download -q "${PLATFORM[@]}" "${LOCKED[@]}" -d wheels pytest
 # --no-deps: adabelief-pytorch declares torch, which must stay the GPU machine's own
-"$PY" -m pip download -q "${PLATFORM[@]}" --no-deps -d wheels adabelief-pytorch==0.2.1 colorama tabulate
+"$PY" -m pip download -q "${PLATFORM[@]}" "${LOCKED[@]}" --no-deps -d wheels adabelief-pytorch colorama tabulate
 if [[ "${1:-}" == "--notebooks" ]]; then
-  "$PY" -m pip download -q "${PLATFORM[@]}" -d wheels papermill ipykernel nbformat nbclient
+  "$PY" -m pip download -q "${PLATFORM[@]}" "${LOCKED[@]}" -d wheels papermill ipykernel nbformat nbclient
 fi
 "$PY" -c "from artcap_lib.standins.random_models import prepare_processors; print(*prepare_processors('wheels/random-models'), sep='\n')"
 du -sh wheels

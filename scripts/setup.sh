@@ -11,8 +11,18 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   echo "setup: installing torch==$TORCH_VERSION"
   .venv/bin/pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
-echo "setup: installing artcap and its dependencies"
-.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+if [ -n "${ARTCAP_UNLOCKED:-}" ]; then
+  # the newest releases pyproject.toml allows: how to try next year's packages (the manifest then shows the drift)
+  echo "setup: installing artcap and the newest allowed dependencies (ARTCAP_UNLOCKED set: not the lock)"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+else
+  # requirements.lock: every dependency at the version the project was tested with, hash-checked (scripts/lock.sh
+  # moves it); torch is not in it (installed above), so a locked package that wanted another torch fails here
+  # instead of pulling a CUDA build
+  echo "setup: installing the locked dependencies (requirements.lock) and artcap"
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+fi
 
 # Java runs pycocoevalcap's PTB tokenizer, METEOR 1.5 and SPICE.
 if ! command -v java >/dev/null 2>&1; then

@@ -185,6 +185,19 @@ def test_readme_reports_parity_with_the_authors():
     assert "Experiment 1 (2173 train pairs, llava vs human)" in text
 
 
+def test_readme_says_whether_the_packages_were_the_locked_ones_and_where_the_recipe_departs():
+    results = {"profile": "paper", "generated_at": "now", "run_dir": "/run", "git": {}, "device": {},
+               "notebooks": {}, "figures": {}, "missing": [], "experiment2": None, "experiment1": None,
+               "lock": {"matches": False, "checked": 178,
+                        "differing": {"transformers": {"locked": "5.25.0", "installed": "5.30.1"}}},
+               "departures_from_sources": {"captioning.batch_size": {"value": 32, "source_value": 1, "source": "x"}}}
+    text = report.readme(results, None, None)
+    assert "- packages: 1 differ from requirements.lock: transformers 5.30.1 (locked 5.25.0)" in text
+    assert "`captioning.batch_size` = 32 (source: 1)" in text
+    results["lock"] = {"matches": True, "checked": 178, "differing": {}}
+    assert "- packages: as locked (requirements.lock, 178 packages)" in report.readme(results, None, None)
+
+
 @pytest.fixture(scope="module")
 def two_captioners(tmp_path_factory):
     overrides = make_run_dir(tmp_path_factory.mktemp("report2"), second=True)

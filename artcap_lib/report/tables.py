@@ -518,6 +518,8 @@ def results_json(cfg, paths, inputs: RunInputs, records1, records2, tables, made
         "git": manifest.get("git") or now["git"],
         "device": manifest.get("device") or now["device"],
         "notebooks": manifest.get("notebooks", {}),
+        "lock": manifest.get("lock") or now["lock"],
+        "departures_from_sources": manifest.get("departures_from_sources", {}),
         "experiment1": {"split": summary.get("split"), "captioner": summary.get("captioner"),
                         "n_pairs": summary.get("n_pairs"), "bertscore": summary.get("bertscore"),
                         "spice": summary.get("spice"), "metrics": records1} if records1 else None,
@@ -533,6 +535,17 @@ def results_json(cfg, paths, inputs: RunInputs, records1, records2, tables, made
     }
 
 
+def lock_line(lock: Mapping[str, Any] | None) -> str:
+    """The run README's word on the packages: as locked, or which differ from requirements.lock."""
+    if not lock or lock.get("matches") is None:
+        return "no requirements.lock to compare with"
+    if lock["matches"]:
+        return f"as locked (requirements.lock, {lock['checked']} packages)"
+    differing = ", ".join(f"{name} {d['installed'] or 'missing'} (locked {d['locked']})"
+                          for name, d in sorted(lock["differing"].items()))
+    return f"{len(lock['differing'])} differ from requirements.lock: {differing}"
+
+
 def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.DataFrame | None,
            shown3: pd.DataFrame | None = None) -> str:
     """figures/<profile>/README.md: the run on one page, for readers who would rather not run it."""
@@ -544,7 +557,13 @@ def readme(results: Mapping[str, Any], shown1: pd.DataFrame | None, shown2: pd.D
              f"- commit: `{git.get('commit')}`{' (with uncommitted changes)' if git.get('dirty') else ''}",
              f"- device: {hardware}; {device.get('platform', '')}, Python {device.get('python', '?')}",
              f"- notebooks run before this report: {', '.join(results.get('notebooks', {})) or 'none recorded'}"
-             + (f" ({wall:.0f} s of notebook time)" if wall else ""), "", "## Headline numbers", ""]
+             + (f" ({wall:.0f} s of notebook time)" if wall else ""),
+             f"- packages: {lock_line(results.get('lock'))}"]
+    departures = results.get("departures_from_sources") or {}
+    if departures:
+        lines.append("- departs from the profile's sources (`artcap profile`): " + "; ".join(
+            f"`{k}` = {d['value']!r} (source: {d['source_value']!r})" for k, d in sorted(departures.items())))
+    lines += ["", "## Headline numbers", ""]
     lines += headlines(results) or ["No results yet (see below)."]
     if shown1 is not None:
         lines += ["", "## Table 1: Experiment 1", "", markdown(shown1)]
