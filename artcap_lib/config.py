@@ -120,22 +120,38 @@ class RetrievalConfig:
     randomisation: int = 10_000          # resamples of the paired randomisation tests
 
 
+from artcap_lib.retrieval.longclip.presets import FROM_PRESET as _PRESET  # noqa: E402 (light: no torch)
+
+
 @dataclass
 class LongClipConfig:
+    """Long-CLIP's section; every recipe value left out of a profile is its preset's (retrieval/longclip/presets.py)."""
     model: str = "BeichenZhang/LongCLIP-L/longclip-L.pt"   # HF dir / hub id, a longclip-*.pt file (path or
                                          # <hub repo>/<file>.pt), or "pocket-longclip" (demo: pre-trained here)
     tokenizer: str = "openai/clip-vit-large-patch14"   # CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)
     stretch_77: bool = True              # a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)
     max_length: int = 248                # text tokens; longer captions are cut (the cut is logged)
-    preset: str = "paper"                # paper (AdaBelief + OneCycle, the authors') | adamw (AdamW + warm-up/cosine)
-    epochs: int = 6
-    batch_size: int = 40                 # per process (the authors: 40; their README example: 30)
-    lr: float = 5e-7                     # the authors' code: 5e-7 (their stored results: 1e-7)
-    weight_decay: float = 1e-3           # paper: AdaBelief's coupled 1e-3; adamw: decoupled, matrices only
-    warmup: float = 0.1                  # share of steps warming up (OneCycle pct_start)
+    preset: str = "stored"               # stored (the authors' February finetuner, which wrote their stored results) |
+                                         # committed (their later committed code, 922787d) | adamw (AdamW + warm-up/
+                                         # cosine); the recipe values below default to the preset's
+    epochs: int = _PRESET                # stored, committed, adamw: 6
+    batch_size: int = _PRESET            # per process; stored 30, committed 40, adamw 40
+    lr: float = _PRESET                  # stored 1e-7, committed 5e-7, adamw 5e-7
+    weight_decay: float = _PRESET        # 1e-3: AdaBelief's, coupled (stored, committed); adamw: decoupled, matrices
+    warmup: float = _PRESET              # share of steps warming up (OneCycle pct_start): 0.1
     grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
-    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
-    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
+    precision: str = _PRESET             # training: fp16 (fp16 autocast + GradScaler on CUDA, fp32 elsewhere: the
+                                         # authors', stored and committed) | auto (bf16 autocast on GPUs that have it:
+                                         # no loss scaling, nothing skipped; adamw) | bf16 | fp32
+    patience: int = _PRESET              # early stop after this many epochs without val-loss improvement; 0 = never
+                                         # (stored: 0, the best epoch of all kept; committed, adamw: 1)
+    val_protocol: str = _PRESET          # authors (reshuffled each epoch, fp32, plain mean over batches: stored,
+                                         # committed) | ours (fixed order, training precision, weighted by batch
+                                         # size: adamw)
+    scale_cap: bool = _PRESET            # cap InfoNCE's learnt scale at 100 as CLIP does (adamw) or leave it free as
+                                         # the authors' forward (stored, where the loss cancels it, and committed)
+    drop_last: bool = _PRESET            # drop the last short training batch (adamw: every batch has the same
+                                         # negatives) or keep it as the authors' loader (stored, committed)
     max_grad_norm: float = 0.0           # gradient clipping; 0 = none (the authors did not clip)
     score: str = "dot"                   # dot (the authors' raw dot product) | cosine
     score_precision: str = "fp16"        # test scoring: fp16 (the authors scored Long-CLIP in fp16; on GPUs, fp32 on
@@ -148,6 +164,13 @@ class LongClipConfig:
     pretrain_epochs: int = 40            # demo: pocket pre-training on the pre-training pool (the baseline)
     pretrain_lr: float = 2e-3
     pretrain_batch_size: int = 64
+
+    def __post_init__(self):
+        from artcap_lib.retrieval.longclip import presets
+        try:
+            presets.fill(self)
+        except ValueError as exc:      # an unknown or renamed preset: one line, naming the new name
+            raise ProfileError(str(exc)) from None
 
 
 @dataclass
@@ -293,8 +316,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "metrics.split": ("train", "val", "test"),
     "retrieval.source": ("model", "reference"),
     "retrieval.query_sets": ("artpedia", "llama"),
-    "longclip.preset": ("paper", "adamw"),
-    "longclip.precision": ("auto", "bf16", "fp32"),
+    "longclip.preset": ("stored", "committed", "adamw"),
+    "longclip.precision": ("fp16", "auto", "bf16", "fp32"),
+    "longclip.val_protocol": ("authors", "ours"),
     "longclip.score_precision": ("fp16", "bf16", "fp32", "auto"),
     "blip.score_precision": ("fp32", "fp16", "bf16", "auto"),
     "longclip.score": ("dot", "cosine"),

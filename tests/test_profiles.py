@@ -18,7 +18,8 @@ def test_paper_profile_holds_the_authors_recipe():
     assert (cfg.captioning.max_new_tokens, cfg.captioning.dtype) == (200, "float16")
     assert cfg.metrics.bertscore_model == "distilbert-base-uncased"
     assert (cfg.blip.lr, cfg.blip.epochs, cfg.blip.batch_size, cfg.blip.image_size) == (5e-6, 6, 16, 384)
-    assert cfg.longclip.lr == 5e-7 and cfg.retrieval.run_depth == 100
+    assert (cfg.longclip.preset, cfg.longclip.lr, cfg.longclip.batch_size) == ("stored", 1e-7, 30)
+    assert cfg.retrieval.run_depth == 100
 
 
 def test_overrides_are_typed_and_dotted():

@@ -75,8 +75,8 @@ def test_the_scaler_path_scales_unscales_skips_overflows_and_resumes(tmp_path, m
     # an overflowing step is skipped (weights untouched) and the scale halves, as GradScaler does for fp16
     skipped = _fit(tmp_path, "skipped", lambda: torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=100),
                    overflow_at=1, epochs=1, monkeypatch=monkeypatch)
-    one_epoch_without_first = skipped.history["steps"]
-    assert one_epoch_without_first[0]["grad_scale"] == 2.0 ** 10 and one_epoch_without_first[1]["grad_scale"] == 2.0 ** 9
+    steps = skipped.history["steps"]
+    assert steps[0]["grad_scale"] == 2.0 ** 10 and steps[1]["grad_scale"] == 2.0 ** 9
     reference = Line()
     torch.manual_seed(0)
     x = torch.randn(8, 2)

@@ -169,7 +169,8 @@ def _add_train(bsub) -> None:
     p.add_argument("--tokens", type=int, default=0, help="caption length in tokens; 0 = the model's default "
                    "(Long-CLIP: 96, about a joined Artpedia caption)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--preset", default="paper", help="optimiser preset (Long-CLIP: paper | adamw)")
+    p.add_argument("--preset", default="stored",
+                   help="Long-CLIP's recipe: stored (the paper profile's) | committed | adamw")
     p.add_argument("--queue-size", type=int, default=2048, help="BLIP: feature queue length")
     p.add_argument("--no-grad-checkpointing", action="store_true", help="BLIP: without ViT activation checkpointing")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")

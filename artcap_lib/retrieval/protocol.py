@@ -56,7 +56,7 @@ class BenchStep:
 class BenchOptions:
     """Model-specific knobs of the training benchmark; a model ignores those it has no use for."""
     tokenizer: str = ""                 # Long-CLIP: CLIP tokenizer for a longclip-*.pt
-    preset: str = "paper"               # Long-CLIP: optimiser preset
+    preset: str = "stored"              # Long-CLIP: its recipe (longclip.presets)
     queue_size: int = 2048              # BLIP: feature queue
     grad_checkpointing: bool = True     # BLIP: ViT activation checkpointing
     models_dir: Path | None = None      # where random: models are materialised (None: random_models' default)

@@ -4,7 +4,8 @@ The baseline is loaded (converted from longclip-*.pt, or stretched from 77 posit
 fine-tune trains a deep copy of it, and fine-tuned weights are scored with the baseline's tokenizer and image
 processor, exactly as trained. Scores: `longclip.score` (the authors' raw dot product) as the main kind and the
 other one (cosine) beside it. Truncation: captions and queries cut at max_length (248) tokens. The demo's pocket
-Long-CLIP is pre-trained with CLIP's own recipe (AdamW, warm-up + cosine) on the pool, a random 10% held out.
+Long-CLIP is pre-trained with CLIP's own recipe (preset adamw: AdamW, warm-up + cosine, our validation) on the pool,
+a random 10% held out.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def fine_tune_settings(cfg):
     return FineTuneSettings(
         preset=lc.preset, epochs=lc.epochs, batch_size=lc.batch_size, lr=lc.lr, weight_decay=lc.weight_decay,
         warmup=lc.warmup, grad_accum=lc.grad_accum, precision=lc.precision, patience=lc.patience or None,
+        val_protocol=lc.val_protocol, scale_cap=lc.scale_cap, drop_last=lc.drop_last,
         max_grad_norm=lc.max_grad_norm or None, max_length=lc.max_length, num_workers=lc.num_workers,
         # small demo collections stay in memory; worker processes would each hold (and lose) their own copy
         cache_images=cfg.data.source == "demo" and lc.num_workers == 0, seed=cfg.seed)
@@ -127,8 +129,8 @@ class LongClip:
 
     def bench_step(self, source: str, batch_size: int, tokens: int, device, precision: str,
                    options: BenchOptions) -> BenchStep:
-        """Full fine-tuning steps (InfoNCE forward, backward, the preset's optimiser) on one synthetic batch of the
-        model's image size and `tokens`-long captions."""
+        """Full fine-tuning steps (the preset's loss, forward and backward, and its optimiser) on one synthetic batch
+        of the model's image size and `tokens`-long captions."""
         import torch
 
         from artcap_lib.retrieval import training
@@ -148,6 +150,7 @@ class LongClip:
             bundle.source = source
         model = bundle.model.to(device).train()
         optimizer = longclip.make_optimizer(options.preset, 1e-7, 1e-3)(model)
+        train_step = longclip.objective_steps(longclip.FineTuneSettings(preset=options.preset))[0]
         size = model.config.vision_config.image_size
         text_config = model.config.text_config
         g = torch.Generator().manual_seed(0)
@@ -158,7 +161,7 @@ class LongClip:
 
         def step(_i: int):
             with training.autocast_context(device, precision):
-                loss = longclip.contrastive_step(model, batch)["loss"]
+                loss = train_step(model, batch)["loss"]
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

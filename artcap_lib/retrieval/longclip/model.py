@@ -7,21 +7,27 @@ processor), loaded by `load_model` from
   - an original `longclip-*.pt` file, or `<hub repo>/<file>.pt` (e.g. `BeichenZhang/LongCLIP-L/longclip-L.pt`),
     converted on load (`longclip_convert`); such files carry no tokenizer, hence the `tokenizer` argument.
 
-Fine-tuning (`fine_tune`) is the authors' recipe on the dual encoders' loop (`dualenc.recipe`, on `training.fit`):
-symmetric InfoNCE over the batch with CLIP's learnable temperature (features all-gathered across processes under
-DDP), all parameters trainable, no augmentation, captions cut at 248 tokens (the cut is counted), early stop on
-validation loss.
-Presets:
-  paper  AdaBelief(lr, eps 1e-16, betas (0.9, 0.995), weight_decay 1e-3 coupled, rectify) + OneCycleLR(max_lr=lr,
-         pct_start=warmup, linear annealing) stepped per batch: the authors' finetuner (lr 5e-7, batch 40, 6 epochs).
-  adamw  AdamW(lr, betas (0.9, 0.98), eps 1e-6, weight_decay on matrices only) with linear warm-up then cosine
-         decay to 0: CLIP's own recipe; steadier than AdaBelief at the larger learning rates small models want.
+Fine-tuning (`fine_tune`) is one of the presets (`presets`) on the dual encoders' loop (`dualenc.recipe`, on
+`training.fit`): all parameters trainable, no augmentation, captions cut at 248 tokens (the cut is counted), the
+epoch of least validation loss kept, features all-gathered across processes under DDP. The preset names the loss:
+  stored      the authors' February ContrastiveLoss over the logit matrices (`stored_loss`), validated as InfoNCE at
+              temperature 0.07;
+  committed,  symmetric InfoNCE with CLIP's learnable temperature (`dualenc.objectives.infonce_step`, capped at 100
+  adamw       or not: `scale_cap`), validated on the same loss;
+and the optimiser:
+  stored, committed  AdaBelief(lr, eps 1e-16, betas (0.9, 0.995), weight_decay 1e-3 coupled, rectify) +
+                     OneCycleLR(max_lr=lr, pct_start=warmup, linear annealing) stepped per batch: both versions of
+                     the authors' finetuner.
+  adamw              AdamW(lr, betas (0.9, 0.98), eps 1e-6, weight_decay on matrices only) with linear warm-up then
+                     cosine decay to 0: CLIP's own recipe; steadier than AdaBelief at the larger learning rates small
+                     models want.
 
 Scores (`score_matrix`): the authors ranked by the raw dot product of the projected features ("dot"); "cosine"
 normalises them first (CLIP's training geometry), an option reported as such, never silently.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -34,10 +40,12 @@ from artcap_lib.retrieval.dualenc import data, objectives, recipe, scoring
 from artcap_lib.retrieval.dualenc.adapter import DualEncoder
 from artcap_lib.retrieval.dualenc.data import ImageTextDataset  # noqa: F401  (part of this module's interface)
 from artcap_lib.retrieval.longclip import convert as longclip_convert
+from artcap_lib.retrieval.longclip import presets, stored_loss
+from artcap_lib.retrieval.longclip.presets import FROM_PRESET
 from artcap_lib.retrieval.protocol import FineTuneDirs
 
 LONG_CONTEXT = longclip_convert.LONG_CONTEXT
-PRESETS = ("paper", "adamw")
+PRESETS = tuple(presets.PRESETS)
 SCORES = ("dot", "cosine")
 
 
@@ -88,9 +96,11 @@ def _hub_file(spec: str) -> Path:
 
 def _clip_processor(model):
     """OpenAI CLIP's preprocessing at the model's resolution: bicubic resize, centre crop, CLIP mean/std."""
-    from transformers import CLIPImageProcessorPil
-    size = model.config.vision_config.image_size
-    return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    # The authors' Long-CLIP `preprocess` (torchvision) as they ran it: transformers' CLIP processor crops one
+    # pixel off theirs on about a quarter of non-square images, and Pillow 13 resamples tall ones in another
+    # pass order (artcap_lib/imaging.py, docs/PREPROCESSING.md; tests/test_processor_parity.py checks it).
+    from artcap_lib.imaging import openai_clip_processor
+    return openai_clip_processor(model.config.vision_config.image_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -115,33 +125,40 @@ def token_truncation(tokenizer, captions: Iterable[str], max_length: int = LONG_
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the objective: CLIP's symmetric InfoNCE (dualenc.objectives)
+# the objectives: CLIP's symmetric InfoNCE (dualenc.objectives), the authors' February loss (stored_loss)
 
 _embeds = scoring.embeds
 contrastive_step = objectives.infonce_step
 
 
+def objective_steps(settings: "FineTuneSettings"):
+    """(training step, validation step) of the settings' preset. The InfoNCE steps are looked up here, at call time:
+    a test may replace `contrastive_step` (to kill a run mid-epoch)."""
+    chosen = presets.preset(settings.preset)
+    if chosen.loss == "logit_contrastive":
+        return stored_loss.training_step, stored_loss.validation_step
+    train = functools.partial(contrastive_step, scale_cap=settings.scale_cap)
+    return train, train
+
+
 def make_optimizer(preset: str, lr: float, weight_decay: float):
     """model -> optimiser, for training.fit (see the module docstring for the presets)."""
-    if preset == "paper":
+    optimiser = presets.preset(preset).optimiser
+    if optimiser == "adabelief":
         def build(model):
             from adabelief_pytorch import AdaBelief   # the authors' optimiser (adabelief-pytorch 0.2.1)
             return AdaBelief(model.parameters(), lr=lr, eps=1e-16, betas=(0.9, 0.995), weight_decay=weight_decay,
                              weight_decouple=False, rectify=True, print_change_log=False)
         return build
-    if preset == "adamw":
-        return recipe.adamw(lr, weight_decay, betas=(0.9, 0.98), eps=1e-6)
-    raise ValueError(f"unknown Long-CLIP preset {preset!r} (known: {', '.join(PRESETS)})")
+    return recipe.adamw(lr, weight_decay, betas=(0.9, 0.98), eps=1e-6)
 
 
 def make_scheduler(preset: str, lr: float, warmup: float):
     """(optimiser, total optimiser steps) -> per-step scheduler, for training.fit."""
-    if preset == "paper":
+    if presets.preset(preset).optimiser == "adabelief":
         return lambda opt, total: torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=lr, total_steps=total, pct_start=warmup, anneal_strategy="linear")
-    if preset == "adamw":
-        return recipe.warmup_cosine(warmup)
-    raise ValueError(f"unknown Long-CLIP preset {preset!r} (known: {', '.join(PRESETS)})")
+    return recipe.warmup_cosine(warmup)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,20 +167,28 @@ def make_scheduler(preset: str, lr: float, warmup: float):
 
 @dataclass
 class FineTuneSettings:
-    preset: str = "paper"
-    epochs: int = 6
-    batch_size: int = 40                 # per process
-    lr: float = 5e-7
-    weight_decay: float = 1e-3
-    warmup: float = 0.1                  # OneCycle pct_start / AdamW warm-up share of the steps
+    """A Long-CLIP fine-tune; every value left at FROM_PRESET is the preset's (`presets.PRESETS`)."""
+    preset: str = "stored"
+    epochs: int = FROM_PRESET
+    batch_size: int = FROM_PRESET        # per process
+    lr: float = FROM_PRESET
+    weight_decay: float = FROM_PRESET
+    warmup: float = FROM_PRESET          # OneCycle pct_start / AdamW warm-up share of the steps
     grad_accum: int = 1
-    precision: str = "auto"
-    patience: int | None = 1             # the authors stop at the first epoch whose validation loss does not improve
+    precision: str = FROM_PRESET         # training: auto | bf16 | fp16 (+ GradScaler on CUDA) | fp32
+    patience: int | None = FROM_PRESET   # epochs without improvement before stopping; None (or 0) = never stop
+    val_protocol: str = FROM_PRESET      # ours | authors (dualenc.validation)
+    scale_cap: bool = FROM_PRESET        # InfoNCE's learnt scale capped at 100 (CLIP) or free (the authors')
+    drop_last: bool = FROM_PRESET        # drop the last short training batch (ours) or keep it (the authors')
     max_grad_norm: float | None = None
     max_length: int = LONG_CONTEXT
     num_workers: int = 0
     cache_images: bool = False           # keep preprocessed images in memory (small collections)
     seed: int = 0
+
+    def __post_init__(self):
+        presets.fill(self)
+        self.patience = self.patience or None      # a profile's 0 = never stop early
 
 
 def fine_tune(bundle: LongClip, train_pairs: tuple[list[Path], list[str]], val_pairs: tuple[list[Path], list[str]],
@@ -173,14 +198,12 @@ def fine_tune(bundle: LongClip, train_pairs: tuple[list[Path], list[str]], val_p
 
     dirs.training holds the loop's checkpoint (resume after a kill by calling again; a finished run returns at
     once) and history.json. Returns the settings, the truncation counts and the outcome."""
-    if settings.preset not in PRESETS:
-        raise ValueError(f"unknown Long-CLIP preset {settings.preset!r} (known: {', '.join(PRESETS)})")
-    # contrastive_step is looked up here, at call time: a test may replace it (to kill a run mid-epoch)
-    return recipe.fine_tune(bundle, train_pairs, val_pairs, settings, dirs, step=contrastive_step,
+    train_step, val_step = objective_steps(settings)
+    return recipe.fine_tune(bundle, train_pairs, val_pairs, settings, dirs, step=train_step,
                             text=text_inputs(settings.max_length),
                             make_optimizer=make_optimizer(settings.preset, settings.lr, settings.weight_decay),
                             make_scheduler=make_scheduler(settings.preset, settings.lr, settings.warmup),
-                            dist=dist, progress=progress)
+                            dist=dist, progress=progress, val_step=val_step)
 
 
 # ---------------------------------------------------------------------------------------------------------------
