@@ -135,7 +135,7 @@ def _hub_layout(replica, out):
         "patch_size": saved["patch_size"], "temporal_patch_size": saved["temporal_patch_size"],
         "merge_size": saved["merge_size"], "image_mean": saved["image_mean"], "image_std": saved["image_std"],
         "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2VLProcessor"}))
-    template = (replica / "chat_template.jinja").read_text()
+    template = json.loads((replica / "chat_template.json").read_text())["chat_template"]
     (out / "chat_template.json").write_text(json.dumps({"chat_template": template}))
     tok = json.loads((replica / "tokenizer_config.json").read_text())
     tok.pop("processor_class", None)

@@ -5,9 +5,14 @@ The paper's captioner, as the authors ran it: llava-hf/llava-1.5-7b-hf in fp16, 
 answer is the decoded text after "ASSISTANT:". Everything of that is a parameter; the rest is about speed and
 not losing work:
 
-- batches are padded on the LEFT: a decoder-only model continues from the last position of each row, so
+- the model inputs are the processor's own (`prompts.model_inputs`: the chat template tokenised once, one list of
+  images per prompt, or the processor's task prefix / task token for families without a template), so any
+  image-text-to-text family captions as its model card's recipe does (tests/test_captioner_families.py);
+- batches of a decoder-only model are padded on the LEFT: it continues from the last position of each row, so
   right padding would put pad tokens between the prompt and the answer and silently change the captions
   (tests/test_captioning.py checks batched == one-at-a-time, token for token, and that right padding differs);
+  an encoder-decoder (Florence-2, BLIP-2 on Flan-T5) keeps its tokenizer's side, and its `generate` returns the
+  decoder's tokens only, so its answer is all of them after the decoder's start token;
 - images are read and preprocessed by a background thread while the model generates the previous batch;
 - each finished batch is appended to captions/<name>.jsonl (caption_store), so a killed run resumes where it
   stopped; an unreadable image becomes a failure line, not a crash;
@@ -30,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 from PIL import Image
 
-from artcap_lib.captioning.prompts import chat_prompt
+from artcap_lib.captioning.prompts import chat_prompt, model_inputs
 from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.runtime import distributed_rank
 from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
@@ -70,11 +75,14 @@ class Captioner:
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
-        # Decoder-only generation continues every row from its last column: padding must go on the left.
-        self.tokenizer.padding_side = "left"
+        # generate returns the prompt + the answer for a decoder-only model, the decoder's tokens for the other kind
+        self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        if not self.encoder_decoder:
+            # Decoder-only generation continues every row from its last column: padding must go on the left.
+            self.tokenizer.padding_side = "left"
         self.prompt = prompt
         self.decoding = decoding or Decoding()
-        self.answer_marker = answer_marker     # "" = the answer is the decoded new tokens
+        self.answer_marker = answer_marker     # "" = the answer is the decoded new tokens (decoder-only only)
         self.model_name = model_name or getattr(model, "name_or_path", "") or type(model).__name__
         self.max_rows: int | None = None       # lowered after an out-of-memory error
         self.oom_splits = 0
@@ -100,6 +108,9 @@ class Captioner:
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = load_pretrained(AutoModelForImageTextToText, name_or_path, dtype=DTYPES[dtype], **extra).to(device)
         if engine != "generate":
+            if getattr(model.config, "is_encoder_decoder", False):
+                raise ValueError(f"engine {engine!r} drives decoder-only models; {spec} is an encoder-decoder: "
+                                 "use engine 'generate'")
             model = FastGenerateModel(model, compile=engine == "fast_compiled")
         return cls(model, processor, model_name=kwargs.pop("model_name", spec), **kwargs)
 
@@ -108,32 +119,37 @@ class Captioner:
         return next(self.model.parameters()).device
 
     def chat_prompt(self, prompt: str | None = None) -> str:
-        """This captioner's prompt (or `prompt`) in the model's conversation format (`prompts.chat_prompt`)."""
-        return chat_prompt(self.processor, prompt or self.prompt)
+        """This captioner's prompt (or `prompt`) as text in the model's conversation format, for display
+        (`prompts.chat_prompt`); captioning tokenises through `prepare`."""
+        return chat_prompt(self.processor, self.prompt if prompt is None else prompt)
 
     def prepare(self, images: Sequence[Image.Image], prompts: Sequence[str] | None = None):
-        """Processor outputs for a batch (on the CPU; runs in the prefetch thread)."""
-        texts = [self.chat_prompt(p) for p in prompts] if prompts else [self.chat_prompt()] * len(images)
-        inputs = self.processor(images=list(images), text=texts, return_tensors="pt", padding=True)
-        inputs.pop("labels", None)          # PaliGemma's processor adds training labels: not a generation input
-        return inputs
+        """Processor outputs for a batch (on the CPU; runs in the prefetch thread): `prompts.model_inputs`."""
+        return model_inputs(self.processor, list(images), list(prompts) if prompts else [self.prompt] * len(images))
 
     @torch.inference_mode()
     def generate_ids(self, inputs) -> tuple[list[list[int]], list[list[int]]]:
         """(new token ids, prompt ids) per row; new ids cut after the first end-of-sequence token (the rest is
-        padding), prompt ids as fed (left padding included; decoding skips it)."""
+        padding), prompt ids as fed (padding included; decoding skips it). A decoder-only model's `generate` returns
+        the prompt then the new tokens; an encoder-decoder's returns the decoder's start token(s) then the new ones."""
         dtype = next(self.model.parameters()).dtype
         inputs = {k: (v.to(self.device, dtype) if torch.is_floating_point(v) else v.to(self.device))
                   for k, v in inputs.items()}
         out = self.model.generate(**inputs, **self.decoding.generate_kwargs(),
                                   pad_token_id=self.tokenizer.pad_token_id)
-        prompt_len = inputs["input_ids"].shape[1]
-        rows = answer_ids(out, prompt_len, self.model.generation_config.eos_token_id)
-        return rows, out[:, :prompt_len].tolist()
+        prompt_ids = inputs["input_ids"]
+        if self.encoder_decoder:
+            start = inputs["decoder_input_ids"].shape[1] if "decoder_input_ids" in inputs else 1
+        else:
+            start = prompt_ids.shape[1]
+        rows = answer_ids(out, start, self.model.generation_config.eos_token_id)
+        return rows, prompt_ids.tolist()
 
     def answer(self, prompt_ids: list[int], new_ids: list[int]) -> str:
-        """The authors' parsing: decode prompt + answer, keep the text after the first answer marker."""
-        if self.answer_marker:
+        """The authors' parsing: decode prompt + answer, keep the text after the first answer marker; without a
+        marker (or where the decoded text lacks it, or for an encoder-decoder, whose prompt is not the decoder's
+        text), the decoded new tokens."""
+        if self.answer_marker and not self.encoder_decoder:
             text = self.tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
             at = text.find(self.answer_marker)
             if at != -1:

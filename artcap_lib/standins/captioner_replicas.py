@@ -69,15 +69,34 @@ def _tokenizer(special: list[str], *, bos: str | None, eos: str, pad: str, chat_
                                    model_input_names=["input_ids", "attention_mask"], chat_template=chat_template)
 
 
-def _save(out: Path, model, parts: dict, chat_template: str | None, family: str) -> Path:
-    """Weights + config, then each processor part as the hub stores it (its own files), the chat template as
-    chat_template.jinja, and the processor's own config."""
+def _hub_files(out: Path, model, processor, *, chat_template: str | None, template_file: str | None,
+               family: str, processor_config: bool = True, generation: dict | None = None) -> Path:
+    """Write the checkpoint in the file layout the hub serves: config.json + model.safetensors (+
+    generation_config.json), the image processor's preprocessor_config.json and the tokenizer's files each on their
+    own with `processor_class`, the processor's own settings in processor_config.json (where the published model has
+    one: `processor_config=False` otherwise, e.g. PaliGemma), and the chat template in chat_template.json
+    ({"chat_template": ...}, the older repositories) or chat_template.jinja. Not the nested processor_config.json
+    that today's `save_pretrained` writes: the published files are what a user downloads."""
     out.mkdir(parents=True, exist_ok=True)
+    for key, value in (generation or {}).items():
+        setattr(model.generation_config, key, value)
     model.save_pretrained(out)
-    for part in parts.values():
-        if part is not None:
-            part.save_pretrained(out)
-    if chat_template:
+    name = type(processor).__name__
+    processor.tokenizer.save_pretrained(out)
+    images = processor.image_processor.to_dict()
+    images.pop("processor_class", None)
+    write_json(out / "preprocessor_config.json", {**images, "processor_class": name})
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer_config.pop("chat_template", None)
+    write_json(out / "tokenizer_config.json", {**tokenizer_config, "processor_class": name})
+    (out / "chat_template.jinja").unlink(missing_ok=True)      # the tokenizer's, if it wrote one
+    if processor_config:
+        settings = {k: v for k, v in processor.to_dict().items()
+                    if k not in type(processor).get_attributes() and k not in ("chat_template", "processor_class")}
+        write_json(out / "processor_config.json", {**settings, "processor_class": name})
+    if chat_template and template_file == "json":
+        write_json(out / "chat_template.json", {"chat_template": chat_template})
+    elif chat_template:
         (out / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
     write_json(out / "replica.json", {"family": family, "imitates": FAMILIES[family].hub_id, "seed": SEED,
                                        "deviations": list(FAMILIES[family].deviations)})
@@ -124,7 +143,7 @@ def build_llava_next(out: Path, seed: int = SEED) -> Path:
     torch.manual_seed(seed)
     model = LlavaNextForConditionalGeneration(config)
     model.generation_config.pad_token_id = tok.pad_token_id
-    return _save(out, model, {"processor": processor}, None, "llava-next")
+    return _hub_files(out, model, processor, chat_template=NEXT_TEMPLATE, template_file="json", family="llava-next")
 
 
 # ------------------------------------------------------------------------------------------------ Qwen2-VL
@@ -168,12 +187,9 @@ def build_qwen2_vl(out: Path, seed: int = SEED) -> Path:
     model = Qwen2VLForConditionalGeneration(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = [tok.eos_token_id, ids["<|endoftext|>"]]   # as the hub's
-    _save(out, model, {"image_processor": images, "tokenizer": tok}, QWEN_TEMPLATE, "qwen2-vl")
-    for name in ("preprocessor_config.json", "tokenizer_config.json"):      # as the hub's files name it
-        path = out / name
-        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")),
-                                    "processor_class": "Qwen2VLProcessor"}, indent=2), encoding="utf-8")
-    return out
+    # the hub's Qwen2-VL has no processor_config.json: its processor has no settings of its own
+    return _hub_files(out, model, processor, chat_template=QWEN_TEMPLATE, template_file="json", family="qwen2-vl",
+                      processor_config=False)
 
 
 # ------------------------------------------------------------------------------------------------ Idefics3 (SmolVLM)
@@ -212,7 +228,7 @@ def build_idefics3(out: Path, seed: int = SEED) -> Path:
     model = Idefics3ForConditionalGeneration(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
-    return _save(out, model, {"processor": processor}, None, "idefics3")
+    return _hub_files(out, model, processor, chat_template=IDEFICS_TEMPLATE, template_file="json", family="idefics3")
 
 
 # ------------------------------------------------------------------------------------------------ PaliGemma
@@ -242,10 +258,336 @@ def build_paligemma(out: Path, seed: int = SEED) -> Path:
     model = PaliGemmaForConditionalGeneration(config)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
-    return _save(out, model, {"processor": processor}, None, "paligemma")
+    # no chat template and no processor_config.json: image_seq_length sits in preprocessor_config.json
+    return _hub_files(out, model, processor, chat_template=None, template_file=None, family="paligemma",
+                      processor_config=False)
+
+
+# ------------------------------------------------------------------------------------------------ LLaVA-1.5
+def build_llava(out: Path, seed: int = SEED) -> Path:
+    """llava-hf/llava-1.5-7b-hf, the paper's captioner: the replica of `standins.replicas` (every published file
+    field by field), with its manifest."""
+    from artcap_lib.standins.replicas import build_llava as build_paper_llava
+    build_paper_llava(out)
+    write_json(out / "replica.json", {"family": "llava-1.5", "imitates": FAMILIES["llava-1.5"].hub_id, "seed": SEED,
+                                       "deviations": list(FAMILIES["llava-1.5"].deviations)})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ Gemma 3
+# google/gemma-3-4b-it: the template writes <bos> itself (and the tokenizer adds one: tokenising the rendered text
+# again gives two); the image is <start_of_image>, which the processor expands to "\n\n<start_of_image>" +
+# <image_soft_token> x image_seq_length (256) + "<end_of_image>\n\n"; SigLIP at 896 px / 14 px patches pooled to
+# 16 x 16 = mm_tokens_per_image; <end_of_turn> (106) ends the answer besides <eos> (1).
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n"
+    "    {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n"
+    "{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n")
+GEMMA3_SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>",
+                  "<end_of_image>", "<image_soft_token>"]
+GEMMA3_IMAGE = 56                       # published 896 (CPU-sized: 4 x 4 patches of 14 px pooled to 2 x 2 tokens)
+
+
+def build_gemma3(out: Path, seed: int = SEED) -> Path:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+    tok = _tokenizer(GEMMA3_SPECIAL, bos="<bos>", eos="<eos>", pad="<pad>", chat_template=None, prepend_bos=True,
+                     extra={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
+                            "eoi_token": "<end_of_image>"})
+    tokens = 4
+    images = Gemma3ImageProcessorPil(size={"height": GEMMA3_IMAGE, "width": GEMMA3_IMAGE}, image_mean=HALF,
+                                     image_std=HALF, resample=2, do_pan_and_scan=None)
+    processor = Gemma3Processor(image_processor=images, tokenizer=tok, image_seq_length=tokens,
+                                chat_template=GEMMA3_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in GEMMA3_SPECIAL}
+    config = Gemma3Config(
+        text_config=_tiny_text(len(tok), tok, head_dim=16, sliding_window=64, query_pre_attn_scalar=16),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=GEMMA3_IMAGE, patch_size=14, vision_use_head=False),
+        mm_tokens_per_image=tokens, boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"])
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=GEMMA3_TEMPLATE, template_file="json", family="gemma3",
+                      generation={"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+                                  "eos_token_id": [ids["<eos>"], ids["<end_of_turn>"]]})
+
+
+# ------------------------------------------------------------------------------------------------ Llama 3.2 Vision
+# meta-llama/Llama-3.2-11B-Vision-Instruct (Mllama): the template writes <|begin_of_text|> itself, puts no system turn
+# before an image (and refuses one), and renders the image as <|image|>, which the processor keeps as one token; the
+# model attends to the image through cross-attention layers; tiles of 560 px, up to 4 per image (aspect-ratio ids);
+# <|eot_id|> ends the answer. The template's tool-calling branches are left out (captioning sends no tools).
+MLLAMA_TEMPLATE = (
+    "{{- bos_token }}\n"
+    "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n"
+    "    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n"
+    "{%- if not date_string is defined %}\n    {%- set date_string = \"26 Jul 2024\" %}\n{%- endif %}\n"
+    "{#- Find out if there are any images #}\n{% set image_ns = namespace(has_images=false) %}\n"
+    "{%- for message in messages %}\n    {%- for content in message['content'] %}\n"
+    "        {%- if content['type'] == 'image' %}\n            {%- set image_ns.has_images = true %}\n"
+    "        {%- endif %}\n    {%- endfor %}\n{%- endfor %}\n"
+    "{#- Error out if there are images and system message #}\n"
+    "{%- if image_ns.has_images and not system_message == \"\" %}\n"
+    "    {{- raise_exception(\"Prompting with images is incompatible with system messages.\") }}\n{%- endif %}\n"
+    "{#- System message if there are no images #}\n{%- if not image_ns.has_images %}\n"
+    "    {{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n"
+    "    {{- \"Cutting Knowledge Date: December 2023\\n\" }}\n"
+    "    {{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n    {{- system_message }}\n    {{- \"<|eot_id|>\" }}\n"
+    "{%- endif %}\n{%- for message in messages %}\n"
+    "    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}\n"
+    "    {%- if message['content'] is string %}\n        {{- message['content'] }}\n    {%- else %}\n"
+    "        {%- for content in message['content'] %}\n            {%- if content['type'] == 'image' %}\n"
+    "                {{- '<|image|>' }}\n            {%- elif content['type'] == 'text' %}\n"
+    "                {{- content['text'] }}\n            {%- endif %}\n        {%- endfor %}\n    {%- endif %}\n"
+    "    {{- '<|eot_id|>' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n"
+    "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n")
+MLLAMA_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
+MLLAMA_TILE = 28                        # published 560 (CPU-sized: 2 x 2 patches of 14 px per tile)
+
+
+def build_mllama(out: Path, seed: int = SEED) -> Path:
+    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor
+    from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
+    tok = _tokenizer(MLLAMA_SPECIAL, bos="<|begin_of_text|>", eos="<|eot_id|>", pad="<|finetune_right_pad_id|>",
+                     chat_template=None, prepend_bos=True)
+    images = MllamaImageProcessorPil(size={"height": MLLAMA_TILE, "width": MLLAMA_TILE}, max_image_tiles=4,
+                                     image_mean=CLIP_MEAN, image_std=CLIP_STD, resample=2)
+    processor = MllamaProcessor(image_processor=images, tokenizer=tok, chat_template=MLLAMA_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in MLLAMA_SPECIAL}
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_global_layers=1, attention_heads=2,
+                  image_size=MLLAMA_TILE, patch_size=14, max_num_tiles=4, intermediate_layers_indices=[0],
+                  vision_output_dim=64)
+    text = _tiny_text(len(tok), tok, cross_attention_layers=[1])
+    text.pop("max_position_embeddings")
+    config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=ids["<|image|>"])
+    torch.manual_seed(seed)
+    model = MllamaForConditionalGeneration(config)
+    # the hub's generation_config.json: <|end_of_text|>, <|eom_id|>, <|eot_id|> all end a turn
+    return _hub_files(out, model, processor, chat_template=MLLAMA_TEMPLATE, template_file="json", family="mllama",
+                      processor_config=False,
+                      generation={"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+                                  "eos_token_id": [ids["<|end_of_text|>"], ids["<|eom_id|>"], ids["<|eot_id|>"]]})
+
+
+# ------------------------------------------------------------------------------------------------ LLaVA-OneVision
+# llava-hf/llava-onevision-qwen2-0.5b-ov-hf: processor_config.json carries num_image_tokens (729 = 27 x 27 SigLIP
+# patches at 384 px), vision_feature_select_strategy "full" and vision_aspect_ratio "anyres_max_9", which the
+# processor needs to count image tokens (anyres tiles, unpadded to the image's aspect ratio); the processor has a
+# video part (no torchvision: captioning.processors); Qwen2 ChatML without a system turn, the image right after
+# "<|im_start|>user ".
+ONEVISION_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}"
+    "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>' }}{% endfor %}"
+    "{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ '\n' + content['text'] }}{% endgeneration %}{% endfor %}{% endif %}{{'<|im_end|>'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+ONEVISION_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+ONEVISION_TILE = 28                     # published 384 (CPU-sized: 2 x 2 patches of 14 px)
+
+
+def build_llava_onevision(out: Path, seed: int = SEED) -> Path:
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil)
+
+    from artcap_lib.captioning.processors import image_only
+    tok = _tokenizer(ONEVISION_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=None,
+                     extra={"image_token": "<image>", "video_token": "<video>"})
+    tile = ONEVISION_TILE
+    # the published pinpoints are multiples of 384 from 1 x 1 to 6 x 6 tiles; here 1..3 tiles a side
+    pinpoints = [[tile * h, tile * w] for h in range(1, 4) for w in range(1, 4)]
+    images = LlavaOnevisionImageProcessorPil(size={"height": tile, "width": tile}, image_grid_pinpoints=pinpoints,
+                                             image_mean=HALF, image_std=HALF, resample=3, do_pad=True)
+    tokens = (tile // 14) ** 2
+    processor = image_only(LlavaOnevisionProcessor)(
+        image_processor=images, tokenizer=tok, video_processor=None, num_image_tokens=tokens,
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", chat_template=ONEVISION_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ONEVISION_SPECIAL}
+    config = LlavaOnevisionConfig(
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2, image_size=tile, patch_size=14),
+        text_config=dict(model_type="qwen2", **_tiny_text(len(tok), tok, tie_word_embeddings=True)),
+        image_token_index=ids["<image>"], video_token_index=ids["<video>"], vision_feature_layer=-1,
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", image_grid_pinpoints=pinpoints,
+        tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=ONEVISION_TEMPLATE, template_file="json",
+                      family="llava-onevision", generation={"pad_token_id": tok.pad_token_id,
+                                                            "eos_token_id": tok.eos_token_id})
+
+
+# ------------------------------------------------------------------------------------------------ Qwen2.5-VL
+# Qwen/Qwen2.5-VL-3B-Instruct: Qwen2-VL's prompt format, image processor and token layout; the vision tower adds
+# window attention (window_size 112, full attention in fullatt_block_indexes) and an out_hidden_size merger.
+def build_qwen2_5_vl(out: Path, seed: int = SEED) -> Path:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from artcap_lib.captioning.processors import image_only
+    tok = _tokenizer(QWEN_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=None)
+    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=QWEN_MAX_PIXELS, patch_size=14,
+                                      temporal_patch_size=2, merge_size=2, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    processor = image_only(Qwen2_5_VLProcessor)(image_processor=images, tokenizer=tok, video_processor=None,
+                                                chat_template=QWEN_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    config = Qwen2_5_VLConfig(
+        text_config=_tiny_text(len(tok), tok, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                               rope_theta=1000000.0, tie_word_embeddings=True),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           fullatt_block_indexes=[1], in_channels=3),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=QWEN_TEMPLATE, template_file="json", family="qwen2.5-vl",
+                      processor_config=False,
+                      generation={"pad_token_id": tok.pad_token_id,
+                                  "eos_token_id": [tok.eos_token_id, ids["<|endoftext|>"]]})
+
+
+# ------------------------------------------------------------------------------------------------ InternVL
+# OpenGVLab/InternVL3-1B-hf: the template renders the image as <IMG_CONTEXT>, which the processor expands to
+# <img> + <IMG_CONTEXT> x image_seq_length (256) per tile + </img>; tiles of 448 px cropped to the aspect ratio
+# (crop_to_patches, up to 12, plus a thumbnail); pixel shuffle (downsample_ratio 0.5); Qwen2 ChatML; a video part.
+INTERNVL_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "{{ '<IMG_CONTEXT>\n' }}{% elif content['type'] == 'video' %}{{ '<video>\n' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}")
+INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+INTERNVL_TILE = 56                      # published 448 (CPU-sized: 4 x 4 patches of 14 px -> 2 x 2 tokens)
+
+
+def build_internvl(out: Path, seed: int = SEED) -> Path:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from artcap_lib.captioning.processors import image_only
+    tok = _tokenizer(INTERNVL_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=None,
+                     extra={"start_image_token": "<img>", "end_image_token": "</img>",
+                            "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    tile = INTERNVL_TILE
+    images = GotOcr2ImageProcessorPil(size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=1,
+                                      max_patches=12, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+                                      resample=3)
+    tokens = (tile // 14 // 2) ** 2
+    processor = image_only(InternVLProcessor)(image_processor=images, tokenizer=tok, video_processor=None,
+                                              image_seq_length=tokens, chat_template=INTERNVL_TEMPLATE)
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=[tile, tile], patch_size=[14, 14]),
+        text_config=dict(model_type="qwen2", **_tiny_text(len(tok), tok)),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), downsample_ratio=0.5, vision_feature_layer=-1,
+        vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=INTERNVL_TEMPLATE, template_file="jinja",
+                      family="internvl", generation={"pad_token_id": tok.pad_token_id,
+                                                     "eos_token_id": tok.eos_token_id})
+
+
+# ------------------------------------------------------------------------------------------------ BLIP-2
+# Salesforce/blip2-opt-2.7b: no chat template; processor_config.json's num_query_tokens (32) <image> tokens go before
+# the text's BOS ("</s>", OPT's), where the Q-Former's outputs are put; the tokenizer has <image> as an added token
+# but no named image_token (so the processor makes its own AddedToken). The prompt is a prefix: "" for a plain
+# caption, "a painting of", or "Question: ... Answer:".
+BLIP2_SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<image>"]
+BLIP2_IMAGE = 28                        # published 224 (CPU-sized: 2 x 2 patches of 14 px)
+
+
+def build_blip2(out: Path, seed: int = SEED) -> Path:
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+    tok = _tokenizer(BLIP2_SPECIAL, bos="</s>", eos="</s>", pad="<pad>", chat_template=None, prepend_bos=True)
+    images = BlipImageProcessorPil(size={"height": BLIP2_IMAGE, "width": BLIP2_IMAGE}, image_mean=CLIP_MEAN,
+                                   image_std=CLIP_STD, resample=3, do_convert_rgb=True)
+    queries = 4
+    processor = Blip2Processor(image_processor=images, tokenizer=tok, num_query_tokens=queries)
+    text = OPTConfig(vocab_size=len(tok), hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+                     word_embed_proj_dim=64, max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=BLIP2_IMAGE, patch_size=14),
+        qformer_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                            encoder_hidden_size=32, vocab_size=64),
+        text_config=text.to_dict(), num_query_tokens=queries, image_token_index=tok.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    model = Blip2ForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=None, template_file=None, family="blip-2",
+                      generation={"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+                                  "eos_token_id": tok.eos_token_id})
+
+
+# ------------------------------------------------------------------------------------------------ Florence-2
+# florence-community/Florence-2-base (transformers' own Florence2): an encoder-decoder (DaViT vision tower, BART);
+# the prompt is a task token ("<CAPTION>"), which the processor turns into its question ("What does the image
+# describe?") behind <image> x image_seq_length (577 at 768 px) and BOS; generate returns decoder tokens only;
+# location tokens <loc_0>..<loc_999> (here 0..9) for the other tasks.
+FLORENCE_SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<image>"] + [f"<loc_{i}>" for i in range(10)]
+FLORENCE_IMAGE = 64                     # published 768 (CPU-sized: strides 4 x 2 -> 8 x 8 features + 1)
+
+
+def build_florence2(out: Path, seed: int = SEED) -> Path:
+    from transformers import BartConfig, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    tok = _tokenizer(FLORENCE_SPECIAL, bos="<s>", eos="</s>", pad="<pad>", chat_template=None,
+                     extra={"image_token": "<image>"})
+    images = CLIPImageProcessorPil(size={"height": FLORENCE_IMAGE, "width": FLORENCE_IMAGE}, do_center_crop=False,
+                                   crop_size={"height": FLORENCE_IMAGE, "width": FLORENCE_IMAGE},
+                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], resample=3)
+    images.image_seq_length = (FLORENCE_IMAGE // 8) ** 2 + 1
+    # processor_config.json's post_processor_config: how each task's answer is parsed (pure text for captions)
+    parsing = {"ocr": {"pattern": r"(.+?)<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>"
+                                  r"<loc_(\d+)><loc_(\d+)>", "area_threshold": 0.0},
+               "phrase_grounding": {"banned_grounding_tokens": ["the image"]}, "pure_text": {},
+               "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {}, "bboxes": {},
+               "description_with_bboxes_or_polygons": {}}
+    processor = Florence2Processor(image_processor=images, tokenizer=tok, post_processor_config=parsing)
+    text = BartConfig(vocab_size=len(tok), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                      decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      decoder_start_token_id=tok.eos_token_id, forced_bos_token_id=tok.bos_token_id)
+    vision = dict(depths=[1, 1], patch_size=[7, 3], patch_stride=[4, 2], patch_padding=[3, 1],
+                  patch_prenorm=[False, True], embed_dim=[16, 32], num_heads=[1, 2], num_groups=[1, 2], window_size=4,
+                  projection_dim=64)
+    config = Florence2Config(text_config=text.to_dict(), vision_config=vision,
+                             image_token_id=tok.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    model = Florence2ForConditionalGeneration(config)
+    return _hub_files(out, model, processor, chat_template=None, template_file=None, family="florence-2",
+                      generation={"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+                                  "eos_token_id": tok.eos_token_id, "decoder_start_token_id": tok.eos_token_id})
 
 
 FAMILIES: dict[str, Family] = {
+    "llava-1.5": Family(build_llava, "llava-hf/llava-1.5-7b-hf", "Caption this image", "ASSISTANT:",
+                        ("standins.replicas' LLaVA-1.5 replica: Llama 2 layers x 32, Llama's id layout with a "
+                         "byte-level vocabulary",)),
     "llava-next": Family(build_llava_next, "llava-hf/llava-v1.6-mistral-7b-hf", "Caption this image", "[/INST]",
                          ("56 px tiles and pinpoints / 6 (published 336 px)", "Mistral 2 layers x 64")),
     "qwen2-vl": Family(build_qwen2_vl, "Qwen/Qwen2-VL-2B-Instruct", "Caption this image", "",
@@ -255,6 +597,26 @@ FAMILIES: dict[str, Family] = {
                         "Llama 2 layers x 64")),
     "paligemma": Family(build_paligemma, "google/paligemma-3b-mix-224", "caption en", "",
                         ("56 px images, 16 image tokens (published 224 px, 256)", "Gemma 2 layers x 64")),
+    "gemma3": Family(build_gemma3, "google/gemma-3-4b-it", "Caption this image", "",
+                     ("56 px images, 4 image tokens (published 896 px, 256)", "Gemma 3 2 layers x 64",
+                      "tokenizer_class PreTrainedTokenizerFast (published GemmaTokenizer): a byte-level BPE")),
+    "mllama": Family(build_mllama, "meta-llama/Llama-3.2-11B-Vision-Instruct", "Caption this image", "",
+                     ("28 px tiles (published 560)", "vision 2 + 1 global layers x 32, text 2 layers x 64 with "
+                      "cross-attention at layer 1", "the template's tool-calling branches left out")),
+    "llava-onevision": Family(build_llava_onevision, "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+                              "Caption this image", "",
+                              ("28 px tiles, num_image_tokens 4, pinpoints up to 3 x 3 tiles (published 384 px, "
+                               "729, 6 x 6)", "Qwen2 2 layers x 64")),
+    "qwen2.5-vl": Family(build_qwen2_5_vl, "Qwen/Qwen2.5-VL-3B-Instruct", "Caption this image", "",
+                         ("max_pixels 112*112 (published 12845056)", "vision 2 layers x 32, window attention",
+                          "Qwen2 2 layers x 64, M-RoPE [2, 3, 3]")),
+    "internvl": Family(build_internvl, "OpenGVLab/InternVL3-1B-hf", "Caption this image", "",
+                       ("56 px tiles, image_seq_length 4 (published 448 px, 256)", "Qwen2 2 layers x 64")),
+    "blip-2": Family(build_blip2, "Salesforce/blip2-opt-2.7b", "a painting of", "",
+                     ("28 px images, 4 query tokens (published 224 px, 32)", "OPT 2 layers x 64, Q-Former 2 x 32")),
+    "florence-2": Family(build_florence2, "florence-community/Florence-2-base", "<CAPTION>", "",
+                         ("64 px images, 65 image tokens (published 768 px, 577)",
+                          "DaViT 2 stages x 16/32, BART 2+2 layers x 64", "10 location tokens (published 1000)")),
 }
 
 
