@@ -266,3 +266,34 @@ def test_a_pairs_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
     path.write_bytes("id\treference\tcandidate\n1\tA boat.\tA ship.\n2\tLa mer\xe9e.\tSea.\n".encode("latin-1"))
     with pytest.raises(PairsFileError, match=r"pairs.tsv: line 3: not UTF-8 \(byte \d+: b'\\xe9'\)"):
         read_pairs_tsv(path)
+
+
+@needs_java
+def test_ptb_tokenizer_writes_nothing_into_site_packages_and_tokenizes_as_pycocoevalcap():
+    """pycocoevalcap's PTBTokenizer writes its input to a temporary file beside its jar, inside the venv (which may
+    be read-only, and is no place for data); ours writes to the system's temporary folder, with the same tokens."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from pycocoevalcap.tokenizer import ptbtokenizer
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    package = str(Path(ptbtokenizer.__file__).parent.parent)     # a namespace package: no __file__ of its own
+    written, watching = [], []
+
+    def on_open(event, args):             # every file opened for writing inside the package folder
+        if watching and event == "open" and isinstance(args[0], str) and args[0].startswith(package) and (
+                args[1] not in (None, "r", "rb") or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR)):
+            written.append(args[0])
+    sys.addaudithook(on_open)
+    texts = {"a": "A red circle, on the LEFT -- of a sky-blue background.", "b": 'It\'s "quoted" (and) ... odd?!',
+             "c": "a line\nbreak and café", "d": "x"}
+    watching.append(True)
+    try:
+        ours = coco.ptb_tokenize(texts)
+        assert written == []
+        theirs = PTBTokenizer().tokenize({k: [{"caption": t}] for k, t in texts.items()})
+        assert written, "the audit hook saw pycocoevalcap's own temporary file"   # the check can fail
+    finally:
+        watching.clear()
+    assert ours == {k: v[0] for k, v in theirs.items()}

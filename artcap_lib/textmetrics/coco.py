@@ -135,10 +135,23 @@ def spice_scores(gts: dict, res: dict, spice_jars: str) -> dict[str, float]:
 
 
 def ptb_tokenize(texts: dict[str, str]) -> dict[str, str]:
-    """pycocoevalcap's PTB tokenizer (Java; lower-cases, drops punctuation) over {key: text}."""
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-    tokenized = PTBTokenizer().tokenize({k: [{"caption": t}] for k, t in texts.items()})
-    return {k: v[0] for k, v in tokenized.items()}
+    """pycocoevalcap's PTB tokenizer (Java; lower-cases, drops punctuation) over {key: text}.
+
+    Its `PTBTokenizer.tokenize`, line for line, except where the sentences go: it writes them to a temporary file
+    in its own package folder (the venv's site-packages, which may be read-only and is no place for data); here
+    they go to the system's temporary folder."""
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+    keys = list(texts)
+    sentences = "\n".join(texts[k].replace("\n", " ") for k in keys)
+    jar = Path(ptb.__file__).with_name(ptb.STANFORD_CORENLP_3_4_1_JAR)
+    with tempfile.TemporaryDirectory(prefix="artcap-ptb-") as tmp:
+        source = Path(tmp) / "sentences.txt"
+        source.write_bytes(sentences.encode())
+        done = subprocess.run(["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines",
+                               "-lowerCase", str(source)], stdout=subprocess.PIPE, check=True)
+    lines = done.stdout.decode().split("\n")
+    return {k: " ".join(w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS)
+            for k, line in zip(keys, lines)}
 
 
 def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars: str = ""
