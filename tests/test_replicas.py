@@ -159,6 +159,6 @@ def test_printed_overrides_point_the_paper_profile_at_the_replicas(built):
     words = shlex.split(printed.removeprefix("profile overrides: "))
     sets = dict(w.split("=", 1) for w in words if w != "--set")
     cfg = load_profile("paper", sets)
-    assert cfg.captioning.model == str(paths[replicas.LLAVA]) and cfg.blip.model == str(paths[replicas.BLIP])
+    assert cfg.captioning.model == str(paths[replicas.LLAVA]) and cfg.blip.model == str(paths[replicas.BLIP_ORIGINAL])
     assert cfg.longclip.model == str(paths[replicas.LONGCLIP]) and cfg.longclip.tokenizer == str(paths[replicas.CLIP])
     assert cfg.metrics.bertscore_model == str(paths[replicas.DISTILBERT])

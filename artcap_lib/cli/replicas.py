@@ -5,7 +5,8 @@
 
 Each replica (standins.replicas) has the published config, tokenizer and processor files of llava-hf/llava-1.5-7b-hf,
 Salesforce/blip-itm-large-coco, openai/clip-vit-large-patch14, BeichenZhang/LongCLIP-L (longclip-L.pt),
-distilbert-base-uncased and google/siglip-base-patch16-224, with shrunk sizes and random weights: the paper profile's
+distilbert-base-uncased and google/siglip-base-patch16-224, and BLIP's original model_large_retrieval_coco.pth (the
+paper profile's blip.model) in BLIP's own layout, with shrunk sizes and random weights: the paper profile's
 loading, prompting, tokenising and scoring paths can then be rehearsed on a CPU, offline. The command prints where
 each replica is and the --set overrides that point a profile at them.
 """
@@ -34,7 +35,7 @@ def overrides(paths) -> dict[str, str]:
     from artcap_lib.standins import replicas as r
     return {"captioning.model": str(paths[r.LLAVA]), "metrics.bertscore_model": str(paths[r.DISTILBERT]),
             "longclip.model": str(paths[r.LONGCLIP]), "longclip.tokenizer": str(paths[r.CLIP]),
-            "blip.model": str(paths[r.BLIP]), "clip.model": str(paths[r.CLIP]),
+            "blip.model": str(paths[r.BLIP_ORIGINAL]), "clip.model": str(paths[r.CLIP]),
             "siglip.model": str(paths[r.SIGLIP])}
 
 

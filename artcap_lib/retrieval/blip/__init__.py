@@ -1,2 +1,3 @@
-"""BLIP (Salesforce/blip-itm-large-coco) for Experiment 2: its retrieval objective (model), data pipeline (data),
-fine-tuning recipe and scores (recipe), and its place in the runner (adapter)."""
+"""BLIP for Experiment 2: its retrieval objective (model), data pipeline (data), fine-tuning recipe and scores
+(recipe), BLIP's original checkpoints as transformers models (original), upstream's stochastic depth on the ViT
+(droppath), and its place in the runner (adapter)."""
