@@ -318,7 +318,8 @@ def test_a_task_token_family_names_its_task_tokens_when_given_another_prompt(tmp
     from artcap_lib.captioning.prompts import PromptError
     path = build_family_replica("florence-2", tmp_path / "florence")
     captioner = Captioner.from_pretrained(path, dtype="float32", prompt="Caption this image", answer_marker="")
-    with pytest.raises(PromptError, match="captioning.prompt to one of <CAPTION>, <DETAILED_CAPTION>, <MORE_DETAILED_CAPTION> "):
+    with pytest.raises(PromptError, match="captioning.prompt to one of <CAPTION>, <DETAILED_CAPTION>, "
+                                          "<MORE_DETAILED_CAPTION> "):
         captioner.prepare(paintings[:1])
 
 

@@ -1,23 +1,19 @@
-"""Pocket replicas of captioner families beyond LLaVA-1.5: each family's published layout, tiny random weights.
+"""Replicas of captioner families: each family's published hub layout, tiny random weights.
 
 `Captioner` claims any image-text-to-text checkpoint; these prove it per family. Each builder writes a Hugging Face
-directory whose config, processor settings, special tokens and prompt format follow the hub model it names (the
+directory in the file layout the hub serves (`_hub_files`: config.json, generation_config.json,
+preprocessor_config.json, a flat processor_config.json where the published model has one, tokenizer files,
+chat_template.json or .jinja) whose settings, special tokens and prompt format follow the hub model it names (the
 values below are those published files'), with hidden sizes, layer counts and vocabularies shrunk, images made
 small enough for a CPU test, and random seeded weights. `FAMILIES[family].deviations` says what was shrunk.
 
-    build_family_replica("qwen2-vl", out_dir)  -> out_dir (loadable by Captioner.from_pretrained)
+    build_family_replica("gemma3", out_dir)  -> out_dir (loadable by Captioner.from_pretrained)
 
-    llava-next  llava-hf/llava-v1.6-mistral-7b-hf  anyres tiling (image_grid_pinpoints): the image-token count
-                                                   depends on the aspect ratio; Mistral's [INST] format
-    qwen2-vl    Qwen/Qwen2-VL-2B-Instruct          dynamic resolution (min/max pixels, 14 px patches merged 2x2),
-                                                   M-RoPE positions; ChatML with a default system turn
-    idefics3    HuggingFaceTB/SmolVLM-256M-Instruct image splitting into a grid of tiles + a global image, pixel
-                                                   shuffle (scale_factor); "User:<image>...<end_of_utterance>"
-    paligemma   google/paligemma-3b-mix-224        no chat template: a task prefix ("caption en"), the processor
-                                                   puts the image tokens and BOS in front; the answer = new tokens
-
-Tokenizers are byte-level BPEs trained here with the family's special tokens by name (ids are not the published
-ones: the vocabularies are a few hundred tokens). Everything is local: HF_HUB_OFFLINE=1 suffices.
+Families: LLaVA-1.5 (the paper's replica, `standins.replicas`), LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL,
+InternVL, Idefics3 (SmolVLM), Gemma 3, Llama 3.2 Vision (Mllama), PaliGemma, BLIP-2 and Florence-2; each builder's
+comment names what is particular to it. Tokenizers are byte-level BPEs trained here with the family's special tokens
+by name (ids are not the published ones: the vocabularies are a few hundred tokens). Everything is local:
+HF_HUB_OFFLINE=1 suffices.
 """
 from __future__ import annotations
 
