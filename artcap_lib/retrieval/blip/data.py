@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from artcap_lib.imaging import resize
+
 TRAIN_MAX_WORDS = 30       # BLIP's retrieval configs cut training captions to 30 words ...
 MAX_TOKENS = 35            # ... and the tokenizer to 35 tokens, in training and evaluation
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # BLIP normalises with CLIP's statistics
@@ -137,7 +139,9 @@ class BlipTransform:
     def __call__(self, img: Image.Image, rng: random.Random | None = None) -> torch.Tensor:
         img = img.convert("RGB")
         if not self.train:
-            return to_tensor(img.resize((self.size, self.size), Image.Resampling.BICUBIC), self.mean, self.std)
+            # = BLIP's transform_test (torchvision Resize((size, size), bicubic) on PIL) with the authors' Pillow
+            # pass order, which Pillow 13 changed for tall images (artcap_lib/imaging.py)
+            return to_tensor(resize(img, (self.size, self.size), Image.Resampling.BICUBIC), self.mean, self.std)
         rng = rng or random.Random()
         img = random_resized_crop(img, self.size, rng)
         if rng.random() < 0.5:
