@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
-from artcap_lib.captioning.prompts import chat_prompt
+from artcap_lib.captioning.prompts import model_inputs
 from artcap_lib.captioning.captioner import answer_ids
 
 CONFIGS = ("generate", "generate_static", "fast", "fast_compiled")
@@ -65,11 +65,11 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
     dtype = next(model.parameters()).dtype
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
-    text = chat_prompt(processor, prompt)
     batches = []
     for i in range(0, len(images), batch_size):
         chunk = list(images[i:i + batch_size])
-        inputs = processor(images=chunk, text=[text] * len(chunk), return_tensors="pt", padding=True)
+        # the captioner's own inputs (chat template tokenised once, one image list per prompt): right for every family
+        inputs = dict(model_inputs(processor, chunk, [prompt] * len(chunk)))
         inputs = {k: v.to(dtype) if torch.is_floating_point(v) else v for k, v in inputs.items()}
         batches.append({k: v.pin_memory() for k, v in inputs.items()} if device.type == "cuda" else inputs)
     decoding = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
