@@ -477,6 +477,7 @@ def load_profile(name_or_path: str | Path = "demo", overrides: Mapping[str, Any]
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     profile = _build(Profile, raw, where=str(path))
+    absolute_paths(profile)
     problems = profile_problems(profile)
     if problems:
         raise ProfileError(f"{path}" + (" with --set overrides" if overrides else "") + ": "
@@ -563,6 +564,37 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 # ---- the run directory -----------------------------------------------------------------------------------------
 
+# Fields holding a path a user types. One rule for them and for every path option of the CLI: `~` is expanded and a
+# relative path is relative to the current directory of the process that loads the profile, resolved once there
+# (`artcap reproduce` hands its notebooks, which run in notebooks/, the absolute paths).
+PATH_KEYS = ("run_dir", "figures_dir", "data.artpedia_json", "metrics.spice_jars")
+# Model fields are hub ids too: the rule applies where the value `looks_local`.
+MODEL_KEYS = ("captioning.model", "blip.model", "longclip.model", "metrics.bertscore_model")
+
+
+def user_path(text: str | Path) -> Path:
+    """A path as the user meant it: `~` expanded, relative to the current directory, made absolute (symlinks kept)."""
+    return Path(os.path.abspath(Path(text).expanduser()))
+
+
+def looks_local(value: str) -> bool:
+    """A model field naming a local file or folder rather than a hub id, a URL or a stand-in name: it starts like a
+    path, or has a slash and exists (a bare name that exists, such as `minilm`, stays a name)."""
+    return value.startswith(("/", "~", "./", "../")) or ("/" in value and Path(value).exists())
+
+
+def absolute_paths(profile) -> None:
+    """Make the non-empty PATH_KEYS fields, and the MODEL_KEYS fields that look local, of a loaded profile absolute
+    (`user_path`), in place."""
+    for key in PATH_KEYS + MODEL_KEYS:
+        *sections, name = key.split(".")
+        node = profile
+        for section in sections:
+            node = getattr(node, section)
+        value = getattr(node, name)
+        if value and (key in PATH_KEYS or looks_local(value)):
+            setattr(node, name, str(user_path(value)))
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -571,10 +603,10 @@ class RunPaths:
 
     @classmethod
     def for_profile(cls, profile) -> "RunPaths":
-        """Resolve a Profile's run_dir/figures_dir (relative paths are relative to the project folder)."""
-        root = Path(profile.run_dir) if profile.run_dir else RUNS_DIR / profile.profile
-        figures = Path(profile.figures_dir) if profile.figures_dir else FIGURES_DIR / profile.profile
-        root, figures = (p if p.is_absolute() else PROJECT_ROOT / p for p in (root, figures))
+        """Resolve a Profile's run_dir/figures_dir (`user_path`; "" = papermill_runs/ and figures/<profile>/ of the
+        project folder)."""
+        root = user_path(profile.run_dir) if profile.run_dir else RUNS_DIR / profile.profile
+        figures = user_path(profile.figures_dir) if profile.figures_dir else FIGURES_DIR / profile.profile
         for key, folder in (("run_dir", root), ("figures_dir", figures)):
             if folder.exists() and not folder.is_dir():
                 raise ProfileError(f"{key}: {folder} is a file, not a folder (--set {key}=... another path)")
