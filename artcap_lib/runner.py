@@ -4,12 +4,19 @@ profile.
 Each notebook gets two parameters (profile, overrides: the --set values, run_dir among them) and loads everything
 else from the profile, so a notebook run by hand in JupyterLab and one run here are configured the same way.
 Executed copies land in the run directory beside the files they produced; manifest.json records what ran, where
-and how long. A run holds the run directory's lock (`files.RunLock`) from start to end: a second run on the same
-directory is refused with a message naming the holder.
+and how long, and which step failed or was interrupted. A run holds the run directory's lock (`files.RunLock`) from
+start to end: a second run on the same directory is refused with a message naming the holder.
+
+Nothing half-written is left under a final name: a notebook executes into `.NN_name.running.ipynb`, which replaces
+`NN_name.ipynb` only once papermill has written it whole (a disk that fills mid-run leaves the previous copy), and
+the manifest is written atomically. One Ctrl-C interrupts the running notebooks' kernels (they start in their own
+session, so the terminal's SIGINT never reaches them), waits a few seconds for them to stop, records what finished
+and what was interrupted, and raises `RunInterrupted`.
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -18,18 +25,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from artcap_lib.files import LOCK_ENV, RunLock, read_json, sha256_file, write_json
-from artcap_lib.config import NOTEBOOKS_DIR, RunPaths, profile_path
+from artcap_lib.config import MODEL_KEYS, NOTEBOOKS_DIR, PATH_KEYS, RunPaths, profile_path
 from artcap_lib.config import load_profile
 from artcap_lib.provenance import environment
 
 KERNEL_NAME = "artcap"
+INTERRUPT_GRACE_S = 20     # after a Ctrl-C, how long an interrupted kernel may take to stop before it is killed
 
 
 class NotebookFailed(RuntimeError):
-    def __init__(self, notebook: str, cell: int | None, ename: str, evalue: str, output: Path):
+    def __init__(self, notebook: str, cell: int | None, ename: str, evalue: str, output: Path | None):
         self.notebook, self.cell, self.ename, self.evalue, self.output = notebook, cell, ename, evalue, output
-        where = f"cell {cell}" if cell is not None else "an unknown cell"
-        super().__init__(f"{notebook} failed in {where}: {ename}: {evalue}\n(executed copy: {output})")
+        where = f" in cell {cell}" if cell is not None else ""
+        copy = f"\n(executed copy: {output})" if output is not None else ""
+        super().__init__(f"{notebook} failed{where}: {ename}: {evalue}{copy}")
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C: the running notebooks were stopped; the manifest records what finished."""
 
 
 def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -89,6 +102,10 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
     overrides = dict(overrides or {})
     cfg = load_profile(profile, overrides)        # fail on a bad profile before any notebook starts
     paths = RunPaths.for_profile(cfg)
+    # paths resolve where the user typed them (`config.user_path`); the notebooks run in notebooks/, so they get
+    # them absolute (as the profile loaded here made them)
+    overrides.update({key: value for key in PATH_KEYS + MODEL_KEYS
+                      if (value := _dotted(cfg, key)) and os.path.isabs(value)})
     notebooks = select_notebooks(list_notebooks(), only, start, stop)
     with RunLock(paths.root, f"artcap reproduce --profile {profile}"):
         previous = os.environ.get(LOCK_ENV)
@@ -114,20 +131,47 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
                      "seeds": {"seed": cfg.seed}, **environment()})
     manifest.setdefault("notebooks", {})
     manifest.pop("failed", None)
+    manifest.pop("interrupted", None)
     # per-cell progress bars of notebooks running side by side would garble each other
     bars = progress and cfg.jobs == 1
     n = len(notebooks)
     index = {nb.stem: i for i, nb in enumerate(notebooks, 1)}
 
+    kernels: dict[str, Any] = {}                 # notebook stem -> its kernel manager, to interrupt it
+
     def run_one(notebook: Path) -> float:
         began = time.perf_counter()
-        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, bars)
+        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, bars,
+                 lambda km: kernels.__setitem__(notebook.stem, km))
         return time.perf_counter() - began
 
     began = time.perf_counter()
     pending, done, failure = list(notebooks), set(), None
-    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        running: dict[Future, Path] = {}
+    running: dict[Future, Path] = {}
+
+    def collect(future: Future) -> None:
+        nonlocal failure
+        nb = running.pop(future)
+        kernels.pop(nb.stem, None)
+        try:
+            wall = future.result()
+        except Exception as err:     # a cell's error, a disk that filled, a kernel that died: the run stops here
+            if not isinstance(err, NotebookFailed):
+                err = NotebookFailed(nb.name, None, type(err).__name__, str(err), None)
+            if failure is None:
+                failure = err
+                manifest["failed"] = {"notebook": err.notebook, "cell": err.cell,
+                                      "error": f"{err.ename}: {err.evalue}"}
+                write_json(paths.manifest, manifest)
+            return
+        done.add(nb.stem)
+        manifest["notebooks"][nb.stem] = {"wall_s": round(wall, 2), "executed": str(paths.root / nb.name),
+                                          "finished_at": datetime.now(timezone.utc).isoformat()}
+        write_json(paths.manifest, manifest)
+        log(f"[{index[nb.stem]}/{n}] {nb.stem} done in {wall:.1f} s")
+
+    pool = ThreadPoolExecutor(max_workers=cfg.jobs)
+    try:
         while pending or running:
             if failure is None:
                 for nb in [nb for nb in pending if needs[nb.stem] <= done][:cfg.jobs - len(running)]:
@@ -138,21 +182,24 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: running[f].name):
-                nb = running.pop(future)
-                try:
-                    wall = future.result()
-                except NotebookFailed as err:
-                    if failure is None:
-                        failure = err
-                        manifest["failed"] = {"notebook": err.notebook, "cell": err.cell,
-                                              "error": f"{err.ename}: {err.evalue}"}
-                        write_json(paths.manifest, manifest)
-                    continue
-                done.add(nb.stem)
-                manifest["notebooks"][nb.stem] = {"wall_s": round(wall, 2), "executed": str(paths.root / nb.name),
-                                                  "finished_at": datetime.now(timezone.utc).isoformat()}
-                write_json(paths.manifest, manifest)
-                log(f"[{index[nb.stem]}/{n}] {nb.stem} done in {wall:.1f} s")
+                collect(future)
+    except KeyboardInterrupt:
+        stopped = sorted(nb.stem for nb in running.values())
+        log(f"interrupted: stopping {', '.join(stopped) or 'nothing'} ...")
+        _stop(running, kernels)
+        failed_before = failure
+        for future in [f for f in running if f.done()]:
+            collect(future)              # a notebook that finished meanwhile is recorded as finished
+        if failure is not failed_before:
+            manifest.pop("failed", None)     # the interrupted cell's KeyboardInterrupt is no failure of the step
+        stopped = [stem for stem in stopped if stem not in done]
+        manifest["interrupted"] = {"notebooks": stopped, "at": datetime.now(timezone.utc).isoformat()}
+        write_json(paths.manifest, manifest)
+        raise RunInterrupted(f"interrupted: {', '.join(stopped) or 'no notebook'} stopped; finished: "
+                             f"{', '.join(sorted(manifest['notebooks'])) or 'none'} "
+                             f"({paths.manifest})") from None
+    finally:
+        pool.shutdown(wait=not running, cancel_futures=True)     # a kernel that survived SIGKILL is not waited for
     if failure is not None:
         raise failure
     # notebook time summed (also over earlier partial runs), and this invocation's wall clock
@@ -164,14 +211,73 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
     return manifest
 
 
-def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides: dict[str, Any], bars: bool) -> None:
-    import papermill as pm
+def _stop(running: dict[Future, Path], kernels: dict[str, Any]) -> None:
+    """Interrupt the running notebooks' kernels (SIGINT to each kernel's process group: its cell raises
+    KeyboardInterrupt, its subprocesses stop) and wait for them; kill what is still running after
+    INTERRUPT_GRACE_S, or at once on a second Ctrl-C."""
+    _signal_kernels(kernels, signal.SIGINT)
     try:
-        pm.execute_notebook(str(notebook), str(output), kernel_name=kernel, cwd=str(NOTEBOOKS_DIR),
+        wait(running, timeout=INTERRUPT_GRACE_S)
+    except KeyboardInterrupt:
+        pass
+    if not all(f.done() for f in running):
+        _signal_kernels(kernels, signal.SIGKILL)
+        wait(running, timeout=INTERRUPT_GRACE_S)
+
+
+def _signal_kernels(kernels: dict[str, Any], signum: int) -> None:
+    for km in list(kernels.values()):
+        provisioner = getattr(km, "provisioner", None)
+        pgid, pid = getattr(provisioner, "pgid", None), getattr(provisioner, "pid", None)
+        try:
+            if pgid:
+                os.killpg(pgid, signum)
+            elif pid:
+                os.kill(pid, signum)
+        except ProcessLookupError:
+            pass                         # already gone
+
+
+def _dotted(cfg, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides: dict[str, Any], bars: bool,
+             on_kernel: Callable[[Any], None] = lambda km: None) -> None:
+    """Run one notebook with papermill into `output`, atomically (see the module docstring); `on_kernel` gets its
+    kernel manager as the kernel starts."""
+    import papermill as pm
+    from jupyter_client import AsyncKernelManager
+
+    class Manager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            on_kernel(self)
+
+    partial = output.with_name(f".{output.stem}.running.ipynb")
+    try:
+        # the kernel's working directory is given to the kernel, not taken by chdir: papermill's `cwd` changes
+        # this whole process's directory, under notebooks running side by side too
+        pm.execute_notebook(str(notebook), str(partial), kernel_name=kernel,
                             parameters={"profile": str(profile), "overrides": overrides},
-                            progress_bar=bars, log_output=False)
+                            progress_bar=bars, log_output=False, kernel_manager_class=Manager,
+                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     except pm.PapermillExecutionError as err:
+        _publish(partial, output)        # the executed copy with the error, written whole before papermill raised
         raise NotebookFailed(notebook.name, err.cell_index, err.ename, err.evalue, output) from None
+    except BaseException:
+        partial.unlink(missing_ok=True)  # possibly torn (a full disk): the previous executed copy stays
+        raise
+    _publish(partial, output)
+
+
+def _publish(partial: Path, output: Path) -> None:
+    with open(partial, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, output)
 
 
 def input_hashes(profile: str, paths: RunPaths) -> dict[str, str]:

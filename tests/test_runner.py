@@ -1,8 +1,11 @@
 """The papermill runner, on notebook 01 of the demo profile (small sizes, a temporary run directory)."""
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
@@ -108,7 +111,7 @@ def _run_fake(tmp_path, monkeypatch, jobs, fail=None):
     events, lock = [], threading.Lock()
     started, finished = ({nb.name[:2]: threading.Event() for nb in nbs} for _ in range(2))
 
-    def execute(notebook, output, kernel, profile, overrides, bars):
+    def execute(notebook, output, kernel, profile, overrides, bars, on_kernel=None):
         number = notebook.name[:2]
         with lock:
             events.append(("start", number))
@@ -213,3 +216,89 @@ def test_commands_that_write_a_run_directory_are_refused_while_another_run_write
             err = capsys.readouterr().err
             assert f"in use by pid {pid}" in err and "Traceback" not in err, (command, err)
     assert not (run_dir / "data").exists()                 # nothing was written by the refused commands
+
+
+def _project_with(tmp_path, cells: dict[str, str]) -> dict[str, str]:
+    """A project folder (ARTCAP_ROOT) whose notebooks/ hold one code cell each after the parameters cell; returns
+    the environment that runs `artcap` on it."""
+    folder = tmp_path / "project" / "notebooks"
+    folder.mkdir(parents=True)
+    for name, code in cells.items():
+        _notebook(folder / f"{name}.ipynb", code)
+    return {**os.environ, "ARTCAP_ROOT": str(folder.parent)}
+
+
+def _notebook(path, code: str):
+    """A runnable notebook: the parameters cell, then `code`."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "demo"\noverrides = {}')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "artcap", "display_name": "artcap", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_one_ctrl_c_stops_the_run_within_seconds_and_records_what_finished(tmp_path):
+    """One Ctrl-C used to be swallowed until the running notebook ended (hours on the paper profile), and then no
+    manifest was written. The terminal's SIGINT reaches only `artcap reproduce`: the kernels have their own session."""
+    marker, run_dir = tmp_path / "kernel.pid", tmp_path / "run"
+    env = _project_with(tmp_path, {
+        "01_quick": "print('quick')",
+        "02_slow": f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"})
+    proc = subprocess.Popen([sys.executable, "-m", "artcap_lib.cli", "reproduce", "--jobs", "1", "--no-progress",
+                             "--set", f"run_dir={run_dir}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.is_file() and marker.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.is_file(), proc.communicate(timeout=30)
+        kernel_pid = int(marker.read_text())
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)                     # what one Ctrl-C in the terminal sends
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert took < 30
+    assert "artcap reproduce: interrupted: 02_slow stopped; finished: 01_quick" in err and "Traceback" not in err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert set(manifest["notebooks"]) == {"01_quick"} and manifest["interrupted"]["notebooks"] == ["02_slow"]
+    assert "failed" not in manifest
+    with pytest.raises(ProcessLookupError):
+        os.kill(kernel_pid, 0)                               # the kernel is gone, not left running
+    assert not (run_dir / "02_slow.ipynb").exists() or nbformat.read(run_dir / "02_slow.ipynb", as_version=4)
+
+
+def test_a_disk_that_fills_leaves_the_previous_executed_copy_and_a_manifest_naming_the_failure(
+        tmp_path, monkeypatch, capsys):
+    """papermill writes the executed notebook after every cell; a full disk used to leave it truncated (invalid
+    JSON) and the manifest silent."""
+    import errno
+    import papermill.iorw
+    nb = _notebook(tmp_path / "01_step.ipynb", "print('a cell')")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    previous = nbformat.v4.new_notebook()
+    nbformat.write(previous, run_dir / nb.name)
+    before = (run_dir / nb.name).read_bytes()
+    real_write, calls = papermill.iorw.LocalHandler.write, []
+
+    def fill_up(self, buf, path):        # the disk fills during the run: half of a write lands, then ENOSPC
+        calls.append(path)
+        if len(calls) < 3:
+            return real_write(self, buf, path)
+        real_write(self, buf[:len(buf) // 2], path)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    monkeypatch.setattr(papermill.iorw.LocalHandler, "write", fill_up)
+    monkeypatch.setattr(runner, "list_notebooks", lambda: [nb])
+    assert main(["reproduce", "--no-progress", "--set", f"run_dir={run_dir}"]) == 1
+    err = capsys.readouterr().err
+    assert f"{nb.name} failed: OSError: [Errno 28] No space left on device" in err and "Traceback" not in err
+    assert (run_dir / nb.name).read_bytes() == before                         # the previous copy, whole
+    assert sorted(p.name for p in run_dir.iterdir() if p.suffix == ".ipynb") == [nb.name]   # no torn partial
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["failed"]["notebook"] == nb.name and "No space left" in manifest["failed"]["error"]

@@ -29,7 +29,7 @@ def add_cli(sub) -> None:
 
 
 def _reproduce(args) -> int:
-    from artcap_lib.runner import NotebookFailed, reproduce
+    from artcap_lib.runner import NotebookFailed, RunInterrupted, reproduce
     try:
         # the notebooks load the profile themselves: they get its name and the overrides, flags included
         manifest = reproduce(args.profile, profile_overrides(args), args.only, args.start, args.stop,
@@ -37,6 +37,9 @@ def _reproduce(args) -> int:
     except NotebookFailed as err:
         print(f"artcap reproduce: {err}", file=sys.stderr)
         return 1
+    except RunInterrupted as err:
+        print(f"artcap reproduce: {err}", file=sys.stderr)
+        return 130
     except ValueError as err:                     # a bad --only/--from/--to, or a profile value (ProfileError)
         print(f"artcap reproduce: {err}", file=sys.stderr)
         return 2
