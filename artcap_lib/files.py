@@ -199,7 +199,9 @@ def _flock_holder(fd: int) -> str:
                     pid = fields[4]
                     with open(f"/proc/{pid}/cmdline", "rb") as cmd:
                         words = [w.decode(errors="replace") for w in cmd.read().split(b"\0") if w]
-                    return f"pid {pid} ({' '.join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words))})"
+                    command = " ".join([Path(words[0]).name, *words[1:]] if words else ["?"])
+                    command = " ".join(command.split())          # a `python -c` script's newlines
+                    return f"pid {pid} ({command[:117] + '...' if len(command) > 120 else command})"
     except OSError:
         pass                              # not Linux, or the holder has just exited
     return "another process"

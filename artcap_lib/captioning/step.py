@@ -80,7 +80,10 @@ def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None =
     from artcap_lib.runtime import distributed_rank
     # one writer per caption file, refused before any model loads (under torchrun rank 0 writes `out`, the
     # other ranks their own shards)
-    with writer_lock(out) if distributed_rank()[0] == 0 else contextlib.nullcontext():
+    writer = distributed_rank()[0] == 0
+    with writer_lock(out) if writer else contextlib.nullcontext():
+        if writer:
+            CaptionStore(out)      # a caption file with a bad line fails here, not once the model has loaded
         return _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress,
                                  spec or captioner_spec(cfg))
 

@@ -74,7 +74,7 @@ def _parse_lines(path: Path, data: bytes) -> Iterator[tuple[int, dict[str, Any] 
             continue
         record, why = _decode(line)
         if why:
-            yield number, None, f"{why}: {line[:80]!r}"
+            yield number, None, f"{why}: {line[:80].decode('utf-8', 'replace')!r}"
             continue
         if not isinstance(record, dict) or not isinstance(record.get("id"), str):
             raise CaptionFileError(f"{path}: line {number}: expected an object with a string 'id', got {line[:80]!r}")

@@ -11,8 +11,7 @@ import sys
 
 from artcap_lib.cli import (bench, blip, caption, data, doctor, longclip, metrics, replicas, report, reproduce,
                             retrieval)
-from artcap_lib.config import ProfileError
-from artcap_lib.files import RunLockedError
+from artcap_lib.cli.errors import report as report_error
 
 # in the order they appear in --help
 COMMAND_MODULES = (reproduce, data, caption, retrieval, metrics, blip, longclip, report, bench, replicas, doctor)
@@ -28,13 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns its exit status (2: a bad profile or value, reported in one line)."""
+    """Run one command; returns its exit status (2: a bad profile, value or input, 1: a fault of the machine such
+    as a full disk, each reported in one line by `errors`; --debug / ARTCAP_DEBUG=1: the traceback instead)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ProfileError, RunLockedError) as err:   # a bad --profile / --set / flag value (the key is in the
-        print(f"{getattr(args, 'prog', 'artcap')}: {err}", file=sys.stderr)   # message), or a run dir in use
-        return 2
+    except Exception as err:
+        return report_error(err, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

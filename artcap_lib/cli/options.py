@@ -22,11 +22,13 @@ import io
 import textwrap
 import tokenize
 import typing
+from pathlib import Path
 from typing import Any, Mapping
 
 from artcap_lib import config
 # config.CHOICES: the fields with a known set of values, offered here as argparse choices
-from artcap_lib.config import CHOICES, Profile, RunPaths, available_profiles, load_profile, parse_overrides
+from artcap_lib.config import (CHOICES, Profile, RunPaths, available_profiles, load_profile, parse_overrides,
+                               user_path)
 
 PRECEDENCE = ("profile values: --profile NAME|PATH (packaged: {profiles}), then each --set KEY=VALUE in order "
               "(dotted keys, values read as YAML), then the flags given here; a later one wins "
@@ -43,6 +45,8 @@ def add_profile_options(parser: argparse.ArgumentParser, *keys: str, default_pro
                         help=f"a packaged profile or a YAML file (default: {default_profile})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a profile value, e.g. --set captioning.batch_size=8 (repeatable)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error instead of its one line (also: ARTCAP_DEBUG=1)")
     flags = []
     group = parser.add_argument_group("profile fields (default: the profile's value)") if keys else None
     for key in keys:
@@ -52,10 +56,16 @@ def add_profile_options(parser: argparse.ArgumentParser, *keys: str, default_pro
             group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **_argument(field_key))
             flags.append((dest, field_key))
     parser.set_defaults(profile_flags=tuple(flags), prog=parser.prog)
+    parser.error = functools.partial(_one_line_usage_error, parser)
     # descriptions are written as the module docstrings' command examples: keep their lines
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     epilog = textwrap.fill(PRECEDENCE.format(profiles=", ".join(available_profiles())), 100)
     parser.epilog = f"{parser.epilog}\n\n{epilog}" if parser.epilog else epilog
+
+
+def _one_line_usage_error(parser: argparse.ArgumentParser, message: str) -> typing.NoReturn:
+    """A usage mistake in one line (argparse's own error prints the whole usage first, 15 lines for `caption`)."""
+    parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
 
 
 def profile_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,6 +97,45 @@ def writing_run(args: argparse.Namespace, command: str) -> tuple[Profile, RunPat
     if distributed_rank()[1] == 1:
         _HELD_LOCKS.append(RunLock(paths.root, command).acquire())
     return cfg, paths
+
+
+# ---- path and count options: one rule (config.user_path), checked before any work ------------------------------
+
+
+def input_path(text: str) -> Path:
+    """argparse type of a file or folder the command reads: `~` expanded, relative to the current directory."""
+    return user_path(text)
+
+
+def output_file(text: str) -> Path:
+    """argparse type of a file the command writes: refused at once if it is a folder or its folder is a file (not
+    after the work is done)."""
+    path = user_path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file path (e.g. {path / 'out'}{path.suffix})")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{parent} is a file, so {path} cannot be written")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """argparse type of a folder the command writes into."""
+    path = user_path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
+    return path
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (`--limit 0` once meant every image)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 # ---- from the dataclasses to argparse -----------------------------------------------------------------------------

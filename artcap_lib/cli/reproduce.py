@@ -29,8 +29,11 @@ def add_cli(sub) -> None:
 
 
 def _reproduce(args) -> int:
-    from artcap_lib.runner import NotebookFailed, RunInterrupted, reproduce
+    from artcap_lib.runner import NotebookFailed, RunInterrupted, list_notebooks, reproduce, select_notebooks
     try:
+        chosen = {nb.name[:2] for nb in select_notebooks(list_notebooks(), args.only, args.start, args.stop)}
+        cfg, _ = profile_from_args(args)
+        _preflight(cfg, chosen)
         # the notebooks load the profile themselves: they get its name and the overrides, flags included
         manifest = reproduce(args.profile, profile_overrides(args), args.only, args.start, args.stop,
                              progress=not args.no_progress)
@@ -47,6 +50,18 @@ def _reproduce(args) -> int:
           f"({manifest['total_wall_s']:.1f} s of notebook time, {manifest['jobs']} at a time); "
           f"manifest {manifest['parameters']['run_dir'] or 'papermill_runs/' + manifest['profile']}/manifest.json")
     return 0
+
+
+def _preflight(cfg, chosen: set[str]) -> None:
+    """What a notebook would fail on minutes in, checked before the first one starts: the device of the steps that
+    use one, and the captioners' models when 02 captions with them."""
+    from artcap_lib.cli.caption import check_captioners
+    from artcap_lib.cli.preflight import check_device
+    from artcap_lib.config import captioners
+    if "02" in chosen and cfg.captioning.source == "model":
+        check_captioners(cfg, captioners(cfg))
+    elif chosen & {"02", "03", "04", "05"}:
+        check_device(cfg)
 
 
 def _show_profile(args) -> int:
