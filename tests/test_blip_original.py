@@ -163,7 +163,7 @@ def test_objective_takes_temp_momentum_encoders_and_queues_and_drops_other_shape
     assert taken["dropped"] == [] and set(taken["used"]) == {"temp", "vision_model_m", "vision_proj_m",
                                                              "text_encoder_m", "text_proj_m", "image_queue",
                                                              "text_queue", "idx_queue", "queue_ptr"}
-    assert float(obj.temp) == pytest.approx(0.0412)
+    assert float(obj.temp.detach()) == pytest.approx(0.0412)
     assert torch.equal(obj.image_queue, sd["image_queue"]) and torch.equal(obj.idx_queue, sd["idx_queue"])
     assert int(obj.queue_ptr) == int(sd["ptr_queue"])
     torch.testing.assert_close(obj.vision_proj_m.weight, sd["vision_proj_m.weight"])

@@ -39,8 +39,9 @@ def test_replica_specs_are_built_once_and_reused(tmp_path, monkeypatch):
 def test_the_rehearsal_profile_is_the_paper_path_on_replicas():
     cfg, paper = load_profile("rehearsal"), load_profile("paper")
     assert cfg.data.source == "rehearsal" and not cfg.data.align_with_authors
-    for section in ("captioning", "blip", "longclip"):
-        assert getattr(cfg, section).model == "replica:" + getattr(paper, section).model.replace("/longclip-L.pt", "")
+    for section in ("captioning", "blip", "longclip"):       # a replica is named by the hub id or the URL's path
+        published = getattr(paper, section).model.removeprefix("https://storage.googleapis.com/")
+        assert getattr(cfg, section).model == "replica:" + published.replace("/longclip-L.pt", "")
     assert cfg.metrics.bertscore_model == "replica:" + paper.metrics.bertscore_model
     assert cfg.captioning.prompt == paper.captioning.prompt and cfg.blip.image_size == paper.blip.image_size
 
@@ -60,7 +61,8 @@ def test_blip_finetune_and_longclip_run_on_the_replicas_under_torchrun(tmp_path)
     sets = {"run_dir": str(tmp_path / "run"), "data.demo_train": 4, "data.demo_val": 2, "data.demo_test": 2,
             "captioning.max_new_tokens": 4, "blip.queue_size": 4, "blip.k_test": 2, "blip.batch_size": 2,
             "longclip.batch_size": 2}
-    env = {**os.environ, "ARTCAP_REPLICAS": str(tmp_path / "replicas"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "ARTCAP_REPLICAS": str(tmp_path / "replicas"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "ARTCAP_BLIP_CACHE": str(tmp_path / "blip-original")}      # the original layout's conversion
     os.environ["ARTCAP_REPLICAS"] = env["ARTCAP_REPLICAS"]
     try:
         cfg = load_profile("rehearsal", sets)
