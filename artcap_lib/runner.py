@@ -63,6 +63,8 @@ def select_notebooks(notebooks: list[Path], only: list[str] | None = None, start
         chosen = [p for p in chosen if number(p) >= start.zfill(2)]
     if stop:
         chosen = [p for p in chosen if number(p) <= stop.zfill(2)]
+    if not chosen:       # `--from 03 --to 02` once printed "done: 2 notebook(s)" from an earlier run's manifest
+        raise ValueError(f"--only/--from/--to select no notebook (have {', '.join(sorted(known))})")
     return chosen
 
 
@@ -107,6 +109,9 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
     overrides.update({key: value for key in PATH_KEYS + MODEL_KEYS
                       if (value := _dotted(cfg, key)) and os.path.isabs(value)})
     notebooks = select_notebooks(list_notebooks(), only, start, stop)
+    problem = run_dir_problem(cfg, paths, notebooks)      # before the lock creates a mistyped run_dir
+    if problem:
+        raise ValueError(problem)
     with RunLock(paths.root, f"artcap reproduce --profile {profile}"):
         previous = os.environ.get(LOCK_ENV)
         os.environ[LOCK_ENV] = str(paths.root.resolve())     # the notebooks' kernels inherit it: the lock is theirs
@@ -117,6 +122,29 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
                 os.environ.pop(LOCK_ENV, None)
             else:
                 os.environ[LOCK_ENV] = previous
+
+
+def run_dir_problem(cfg, paths: RunPaths, notebooks: list[Path]) -> str | None:
+    """Why the run directory does not fit this run, else None: later steps selected where step 01 never ran (a
+    mistyped run_dir), or step 01 about to make other data (data.*, seed) beside the captions and models made from
+    the data already there (a caption of the old painting #1000 would pass for the new one's)."""
+    selected = {nb.name[:2] for nb in notebooks}
+    if "01" not in selected:
+        if not paths.artworks.is_file():
+            return (f"run_dir: {paths.root} has no {paths.artworks.relative_to(paths.root)}, so step 01 has not run "
+                    f"there: check run_dir, or run from 01 (--from 01)")
+        return None
+    if not paths.manifest.is_file() or not any(p.exists() for p in (paths.captions, paths.models)):
+        return None
+    before = read_json(paths.manifest).get("parameters", {})
+    now = cfg.to_dict()
+    changed = [f"seed {before['seed']} -> {now['seed']}"] if "seed" in before and before["seed"] != now["seed"] else []
+    changed += [f"data.{k} {v!r} -> {now['data'][k]!r}" for k, v in before.get("data", {}).items()
+                if f"data.{k}" not in PATH_KEYS and k in now["data"] and v != now["data"][k]]
+    if not changed:
+        return None
+    return (f"run_dir: {paths.root} holds captions and models made from other data ({'; '.join(changed)}): step 01 "
+            f"would replace the data under them. Choose a fresh run_dir (--set run_dir=...), or delete that one")
 
 
 def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], notebooks: list[Path], progress: bool,
