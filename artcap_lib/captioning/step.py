@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from artcap_lib.captioning.store import CaptionStore, read_captions, read_failures, read_records, writer_lock
+from artcap_lib.captioning.store import (CaptionFileError, CaptionStore, read_captions, read_failures, read_records,
+                                        writer_lock, writers)
 from artcap_lib.config import CaptionerSpec, captioners, primary_captioner
 from artcap_lib.files import read_json, write_json
 from artcap_lib.standins import model_location
@@ -82,10 +83,23 @@ def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None =
     # other ranks their own shards)
     writer = distributed_rank()[0] == 0
     with writer_lock(out) if writer else contextlib.nullcontext():
+        spec = spec or captioner_spec(cfg)
         if writer:
             CaptionStore(out)      # a caption file with a bad line fails here, not once the model has loaded
-        return _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress,
-                                 spec or captioner_spec(cfg))
+            _refuse_other_captioners(out, spec)
+        return _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress, spec)
+
+
+def _refuse_other_captioners(out, spec: CaptionerSpec) -> None:
+    """A caption file holds one captioner's captions: resuming into another model's (or prompt's, or imported) file
+    would skip every id it has and pass its captions off as this model's."""
+    others = {w: n for w, n in writers(out).items() if w != (spec.model, spec.prompt, None)}
+    if others:
+        (model, prompt, source), n = max(others.items(), key=lambda item: item[1])
+        by = f"imported from {source}" if source else f"written by model {model!r} with prompt {prompt!r}"
+        raise CaptionFileError(f"{out}: {sum(others.values())} record(s) {by}, not by this captioner ({spec.model!r}, "
+                               f"prompt {spec.prompt!r}); one file holds one captioner's captions: caption into "
+                               f"another file (--out, or --set captioning.name=...) or move that one away")
 
 
 def _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, progress, spec) -> dict[str, Any]:

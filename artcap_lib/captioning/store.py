@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import weakref
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -126,6 +127,12 @@ def read_failures(path: str | Path) -> dict[str, str]:
         else:
             failures.pop(record["id"], None)
     return failures
+
+
+def writers(path: str | Path) -> Counter:
+    """(model, prompt, source) -> number of records, for the captioners that wrote a caption file (source: None for
+    a captioner run, the origin of imported captions)."""
+    return Counter((r.get("model"), r.get("prompt"), r.get("source")) for r in read_records(path))
 
 
 class CaptionStore:
