@@ -175,3 +175,73 @@ def test_a_fault_of_the_machine_is_one_line_and_debug_shows_the_traceback(fault,
     monkeypatch.setenv("ARTCAP_DEBUG", "1")
     with pytest.raises(OSError):
         main(["profile", "--set", f"run_dir={run}"])
+
+
+# ---- the next mistakes, found trying the commands as a new user ----------------------------------------------------
+
+
+def test_a_range_that_selects_no_notebook_is_refused(tmp_path, capsys):
+    """`--from 03 --to 02` printed 'done: 2 notebook(s)' (an earlier run's manifest) and exited 0."""
+    assert main(["reproduce", "--from", "03", "--to", "02", "--set", f"run_dir={tmp_path / 'run'}"]) == 2
+    assert "--only/--from/--to select no notebook" in one_line(capsys.readouterr().err)
+
+
+def test_later_steps_in_a_run_directory_where_step_01_never_ran_are_refused(tmp_path, capsys):
+    """`--only 04 --set run_dir=<typo>` failed inside notebook 04 on a missing artworks.json, after a kernel start."""
+    run_dir = tmp_path / "rnu"
+    assert main(["reproduce", "--only", "04", "--set", f"run_dir={run_dir}"]) == 2
+    assert f"run_dir: {run_dir} has no data/artworks.json, so step 01 has not run" in one_line(
+        capsys.readouterr().err)
+    assert not run_dir.exists()
+
+
+def test_step_01_with_other_data_over_a_runs_captions_is_refused(tmp_path, monkeypatch, capsys):
+    """Re-running a run with other data settings regenerated the paintings under the old captions and models: the
+    caption of the old painting 1000 passed for the new one's."""
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(runner, "list_notebooks", lambda: [runner.NOTEBOOKS_DIR / "01_data_prep.ipynb"])
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: "artcap")
+    monkeypatch.setattr(runner, "_execute", lambda *args: None)
+    runner.reproduce("demo", {"run_dir": str(run_dir), **TINY}, progress=False, log=lambda line: None)
+    (run_dir / "captions").mkdir()
+    with pytest.raises(ValueError, match=r"holds captions and models made from other data \(data.demo_test 2 -> 5\)"):
+        runner.reproduce("demo", {"run_dir": str(run_dir), **TINY, "data.demo_test": 5}, progress=False)
+    runner.reproduce("demo", {"run_dir": str(run_dir), **TINY}, progress=False, log=lambda line: None)   # same: fine
+
+
+def test_captioning_into_another_captioners_file_is_refused(collection, tmp_path, capsys):
+    """Resuming into a file another model or prompt wrote skipped every id it had and passed its captions off as
+    this model's."""
+    from artcap_lib.captioning.store import CaptionStore
+    out = tmp_path / "captions.jsonl"
+    CaptionStore(out).append([{"id": "1000", "caption": "a", "model": "pocket-llava", "prompt": "Describe"}])
+    code = main(["caption", "--artworks", str(collection), "--out", str(out), "--set", f"run_dir={tmp_path / 'run'}"])
+    assert code == 2
+    assert (f"{out}: 1 record(s) written by model 'pocket-llava' with prompt 'Describe', not by this captioner "
+            "('pocket-llava', prompt 'Caption this image')") in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_captioning_a_run_where_step_01_never_ran_is_one_line_and_creates_nothing(tmp_path, capsys):
+    run_dir = tmp_path / "fresh"
+    assert main(["caption", "--set", f"run_dir={run_dir}"]) == 2
+    assert f"run_dir: {run_dir} has no data/artworks.json, so step 01 has not run there" in one_line(
+        capsys.readouterr().err)
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("command", [["metrics", "score", "--pairs", "{tmp}/pairs.tsv"],
+                                     ["retrieval", "fuse", "--run", "{tmp}/a.json", "--run", "{tmp}/a.json"]])
+def test_an_out_folder_is_refused_before_the_work_for_every_command(command, tmp_path, capsys):
+    """Found after scoring every pair, and blamed on a temporary file: '/.tmp.oo8pdrg7.tmp is a folder'."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*(w.format(tmp=tmp_path) for w in command), "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"argument --out: {tmp_path} is a folder" in one_line(capsys.readouterr().err)
+
+
+def test_an_atomic_write_onto_a_folder_names_the_folder(tmp_path):
+    from artcap_lib.files import write_json
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)) as err:
+        write_json(tmp_path, {})
+    assert err.value.filename == str(tmp_path) and list(tmp_path.iterdir()) == []

@@ -49,10 +49,15 @@ def _caption(args) -> int:
         print(f"artcap caption: {err.args[0]}", file=sys.stderr)
         return 2
     out = args.out or paths.caption_file(spec.name)
+    needs_step_01 = cfg.captioning.source == "model" and args.artworks is None
+    if needs_step_01 and not paths.root.exists():          # a mistyped run_dir: say so, create nothing
+        return _no_step_01(paths)
     if whole_run or out.is_relative_to(paths.root):
         # a caption file of the run (notebook 02's, or --split/--limit into it) is the run's: one writer, and
         # no later notebook reads it while it grows; a file elsewhere has its own lock (the caption store's)
         cfg, paths = writing_run(args, "artcap caption")
+    if needs_step_01 and not paths.artworks.is_file():
+        return _no_step_01(paths)
     if cfg.captioning.source == "model":
         artworks = args.artworks or paths.artworks
         try:
@@ -77,6 +82,12 @@ def _caption(args) -> int:
         if args.summary:
             write_json(args.summary, summaries if len(summaries) > 1 else next(iter(summaries.values())))
     return 0
+
+
+def _no_step_01(paths) -> int:
+    print(f"artcap caption: run_dir: {paths.root} has no {paths.artworks.relative_to(paths.root)}, so step 01 has not "
+          f"run there: run it (artcap reproduce --only 01), check run_dir, or give --artworks", file=sys.stderr)
+    return 2
 
 
 def check_captioners(cfg, specs) -> None:

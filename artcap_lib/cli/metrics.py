@@ -11,7 +11,7 @@ import io
 import sys
 from pathlib import Path
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, input_path, output_file, profile_from_args
 
 REQUIRED = ("id", "reference", "candidate")
 
@@ -56,8 +56,8 @@ def add_cli(sub) -> None:
     msub = metrics.add_subparsers(dest="metrics_command", required=True, metavar="ACTION")
     p = msub.add_parser("score", help="score caption pairs from a TSV; per-id CSV out, summary on stdout",
                         description=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--pairs", required=True, help="TSV with header: id, reference, candidate")
-    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--pairs", required=True, type=input_path, help="TSV with header: id, reference, candidate")
+    p.add_argument("--out", required=True, type=output_file, help="output CSV")
     add_profile_options(p, "metrics.backends", "metrics.bertscore_model", "metrics.bertscore_num_layers",
                         "metrics.spice_jars", "metrics.bootstrap", "device", "seed",
                         flag_names={"metrics.backends": "--backend"})

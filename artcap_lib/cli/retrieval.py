@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from artcap_lib.cli.options import add_profile_options, profile_from_args
+from artcap_lib.cli.options import add_profile_options, output_file, profile_from_args
 
 DEFAULT_METRICS = "precision@1,mrr,recall@5,recall@10"
 
@@ -47,7 +47,7 @@ def add_cli(sub) -> None:
 
     p = rsub.add_parser("fuse", help="fuse runs with ranx (default: RRF over min-max normalised scores)")
     p.add_argument("--run", action="append", required=True, metavar="RUN.json", help="a run to fuse (two or more)")
-    p.add_argument("--out", required=True, help="fused run JSON")
+    p.add_argument("--out", required=True, type=output_file, help="fused run JSON")
     p.add_argument("--method", default="rrf", help="a ranx fusion method (rrf, comb_sum, ...)")
     p.add_argument("--norm", default="min-max", help="a ranx normalisation (min-max, max, sum, zmuv, rank, ...)")
     add_profile_options(p)
