@@ -130,6 +130,7 @@ def test_reproduce_hands_its_notebooks_the_paths_resolved_where_the_user_typed_t
 @pytest.mark.parametrize("model, says", [
     ("{tmp}/no/such/model", "{tmp}/no/such/model does not exist"),
     ("{tmp}", "{tmp} holds no model (no config.json)"),
+    ("{tmp}/run.log", "{tmp}/run.log is a file; give the model's folder"),
     ("someone/not-downloaded-model", "someone/not-downloaded-model is not in the local Hugging Face cache and "
                                      "HF_HUB_OFFLINE is set"),
     ("my models/llava", "'my models/llava' is neither an existing folder nor a hub id"),
@@ -137,6 +138,7 @@ def test_reproduce_hands_its_notebooks_the_paths_resolved_where_the_user_typed_t
 def test_a_model_that_cannot_load_is_one_line_naming_the_setting_before_any_notebook(model, says, tmp_path, capsys):
     """These used to surface minutes in as a traceback; a missing folder's blamed the hub's repo-id format."""
     run_dir = tmp_path / "run"
+    (tmp_path / "run.log").write_text("not a model")
     code = main(["reproduce", "--only", "02", "--set", f"run_dir={run_dir}",
                  "--set", f"captioning.model={model.format(tmp=tmp_path)}"])
     assert code == 2
@@ -245,3 +247,16 @@ def test_an_atomic_write_onto_a_folder_names_the_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match=str(tmp_path)) as err:
         write_json(tmp_path, {})
     assert err.value.filename == str(tmp_path) and list(tmp_path.iterdir()) == []
+
+
+def test_the_notebooks_folder_as_run_directory_is_refused(tmp_path, monkeypatch, capsys):
+    """`--set run_dir=notebooks` (from the checkout) wrote each executed copy over the notebook it ran."""
+    from test_runner import _notebook
+    (tmp_path / "notebooks").mkdir()
+    nb = _notebook(tmp_path / "notebooks" / "01_step.ipynb", "print('ran')")
+    before = nb.read_bytes()
+    monkeypatch.setattr(runner, "list_notebooks", lambda: [nb])
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--set", "run_dir=notebooks"]) == 2
+    assert "holds the notebooks themselves" in one_line(capsys.readouterr().err)
+    assert nb.read_bytes() == before and sorted(p.name for p in nb.parent.iterdir()) == ["01_step.ipynb"]

@@ -244,7 +244,7 @@ def test_one_ctrl_c_stops_the_run_within_seconds_and_records_what_finished(tmp_p
     manifest was written. The terminal's SIGINT reaches only `artcap reproduce`: the kernels have their own session."""
     marker, run_dir = tmp_path / "kernel.pid", tmp_path / "run"
     env = _project_with(tmp_path, {
-        "01_quick": "print('quick')",
+        "01_quick": f"import os\nassert os.getcwd() == {str(tmp_path / 'project' / 'notebooks')!r}, os.getcwd()",
         "02_slow": f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"})
     proc = subprocess.Popen([sys.executable, "-m", "artcap_lib.cli", "reproduce", "--jobs", "1", "--no-progress",
                              "--set", f"run_dir={run_dir}"], env=env, stdout=subprocess.PIPE,

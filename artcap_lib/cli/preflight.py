@@ -38,7 +38,9 @@ def check_model(key: str, value: str) -> None:
         path = user_path(value)
         if not path.exists():
             raise UserError(f"{key}: {path} does not exist (a local model folder; a hub id looks like org/name)")
-        if path.is_dir() and not (path / "config.json").is_file():
+        if path.is_file():
+            raise UserError(f"{key}: {path} is a file; give the model's folder (config.json and the weights)")
+        if not (path / "config.json").is_file():
             raise UserError(f"{key}: {path} holds no model (no config.json): give the folder that has config.json "
                             f"and the weights")
         return
