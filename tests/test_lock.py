@@ -70,9 +70,10 @@ def test_this_environment_is_the_lock():
 
 def test_doctor_prints_each_check_and_fails_on_drift(capsys, monkeypatch):
     from artcap_lib.cli import main
-    main(["doctor"])
+    main(["doctor", "--profile", "paper", "--set", "captioning.batch_size=8"])
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
-    assert set(lines) == {"packages", "java", "wordnet", "kernel", "device"}
+    assert set(lines) == {"packages", "java", "wordnet", "kernel", "device", "profile"}
+    assert "paper: departs from its sources in captioning.batch_size = 8 (source: 1)" in lines["profile"]
     monkeypatch.setattr(lockfile, "drift", lambda: {"matches": False, "checked": 2, "differing": {
         "nltk": {"locked": "3.10.4", "installed": "3.11.0"}}})
     assert main(["doctor"]) == 1

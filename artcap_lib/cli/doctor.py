@@ -1,6 +1,7 @@
-"""`artcap doctor`: what this machine will run with, before a long run finds out: the packages against
-requirements.lock, Java (the coco metrics), NLTK's WordNet (METEOR), the notebooks' kernel, and the device torch sees.
-Exit status 1 when something a default run needs is missing or differs from the lock."""
+"""`artcap doctor [--profile P]`: what this machine will run with, before a long run finds out: the packages against
+requirements.lock, Java (the coco metrics), NLTK's WordNet (METEOR), the notebooks' kernel, the device torch sees,
+and the profile as resolved against its sources table (the paper profile: the authors' recipe). Exit status 1 when
+something a run needs is missing or differs from the lock; a departure from the sources is reported, not an error."""
 from __future__ import annotations
 
 import shutil
@@ -8,14 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from artcap_lib.cli.options import add_profile_options, profile_from_args
+
 
 def add_cli(sub) -> None:
     p = sub.add_parser("doctor", help="check the environment: packages vs requirements.lock, Java, WordNet, kernel, GPU")
+    add_profile_options(p)
     p.set_defaults(func=_doctor)
 
 
-def checks() -> list[tuple[str, bool, str]]:
-    """(what, ok, detail) for each thing a run relies on."""
+def checks(cfg=None, profile: str | None = None) -> list[tuple[str, bool, str]]:
+    """(what, ok, detail) for each thing a run relies on (and, given a profile, how it departs from its sources)."""
     from artcap_lib.lockfile import drift
     out = []
     lock = drift()
@@ -53,11 +57,23 @@ def checks() -> list[tuple[str, bool, str]]:
         out.append(("device", True, f"CUDA {torch.version.cuda}: {gpus} (torch {torch.__version__})"))
     else:
         out.append(("device", True, f"CPU only (torch {torch.__version__}); the paper profile wants a GPU"))
+    if cfg is not None:
+        from artcap_lib.profile_sources import departures, load_sources
+        moved = departures(cfg, profile)
+        if not load_sources(cfg.profile):
+            detail = f"{cfg.profile}: loads; no sources table"
+        elif moved:
+            detail = f"{cfg.profile}: departs from its sources in " + ", ".join(
+                f"{k} = {d['value']!r} (source: {d['source_value']!r})" for k, d in sorted(moved.items()))
+        else:
+            detail = f"{cfg.profile}: every value as its sources give it (artcap profile {cfg.profile})"
+        out.append(("profile", True, detail))
     return out
 
 
 def _doctor(args) -> int:
-    results = checks()
+    cfg, _ = profile_from_args(args)
+    results = checks(cfg, args.profile)
     for what, ok, detail in results:
         print(f"{'ok ' if ok else 'BAD'}  {what:<9} {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
