@@ -469,8 +469,14 @@ def load_profile(name_or_path: str | Path = "demo", overrides: Mapping[str, Any]
         raise ProfileError(f"no profile {name_or_path!r}: {path} not found (known: {', '.join(available_profiles())})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 (byte {exc.start + 1}): save it as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+        # one line naming the file's line (the parser's own message spans five and names "<unicode string>")
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"{path}: line {mark.line + 1}, column {mark.column + 1}" if mark else f"{path}"
+        hint = " (YAML indents with spaces, not tabs)" if "'\\t'" in problem else ""
+        raise ProfileError(f"{where}: not valid YAML: {problem}{hint}") from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: the top level must be a mapping")
     raw.setdefault("profile", path.stem)

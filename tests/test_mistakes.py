@@ -260,3 +260,17 @@ def test_the_notebooks_folder_as_run_directory_is_refused(tmp_path, monkeypatch,
     assert main(["reproduce", "--set", "run_dir=notebooks"]) == 2
     assert "holds the notebooks themselves" in one_line(capsys.readouterr().err)
     assert nb.read_bytes() == before and sorted(p.name for p in nb.parent.iterdir()) == ["01_step.ipynb"]
+
+
+@pytest.mark.parametrize("text, says", [
+    (b"profile: mine\ndata:\n\tsource: demo\n", "line 3, column 1: not valid YAML: found character '\\t' that cannot "
+                                                "start any token (YAML indents with spaces, not tabs)"),
+    (b"profile: mine\nseed: caf\xe9\n", "not UTF-8 (byte 24): save it as UTF-8"),
+])
+def test_a_profile_file_that_does_not_read_is_one_line_naming_its_line(text, says, tmp_path, capsys):
+    """A tab in a hand-written profile printed the parser's five lines, naming '<unicode string>'; a Latin-1 file
+    a traceback."""
+    profile = tmp_path / "mine.yaml"
+    profile.write_bytes(text)
+    assert main(["profile", str(profile)]) == 2
+    assert one_line(capsys.readouterr().err) == f"artcap profile: {profile}: {says}"
