@@ -159,18 +159,25 @@ QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>
 QWEN_MAX_PIXELS = 112 * 112            # published 12845056 (3584 x 3584): at most 16 merged image tokens here
 
 
-def build_qwen2_vl(out: Path, seed: int = SEED) -> Path:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+def _qwen_processor(processor_cls, template_in_tokenizer: bool):
+    """(tokenizer, processor, special-token ids) of the Qwen2-VL layout, which Qwen2.5-VL shares; the processor is
+    built without a video processor: that part cannot exist without torchvision (captioning.processors)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from artcap_lib.captioning.processors import image_only
-    tok = _tokenizer(QWEN_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=QWEN_TEMPLATE)
+    tok = _tokenizer(QWEN_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>",
+                     chat_template=QWEN_TEMPLATE if template_in_tokenizer else None)
     images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=QWEN_MAX_PIXELS, patch_size=14,
                                       temporal_patch_size=2, merge_size=2, image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    # built without a video processor: that part cannot exist without torchvision (captioning.processors)
-    processor = image_only(Qwen2VLProcessor)(image_processor=images, tokenizer=tok, video_processor=None,
-                                             chat_template=QWEN_TEMPLATE)
-    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    processor = image_only(processor_cls)(image_processor=images, tokenizer=tok, video_processor=None,
+                                          chat_template=QWEN_TEMPLATE)
+    return tok, processor, {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+
+
+def build_qwen2_vl(out: Path, seed: int = SEED) -> Path:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+    tok, processor, ids = _qwen_processor(Qwen2VLProcessor, template_in_tokenizer=True)
     config = Qwen2VLConfig(
         text_config=_tiny_text(len(tok), tok, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
                                rope_theta=1000000.0, tie_word_embeddings=True),
@@ -438,15 +445,8 @@ def build_llava_onevision(out: Path, seed: int = SEED) -> Path:
 # window attention (window_size 112, full attention in fullatt_block_indexes) and an out_hidden_size merger.
 def build_qwen2_5_vl(out: Path, seed: int = SEED) -> Path:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from artcap_lib.captioning.processors import image_only
-    tok = _tokenizer(QWEN_SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=None)
-    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=QWEN_MAX_PIXELS, patch_size=14,
-                                      temporal_patch_size=2, merge_size=2, image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    processor = image_only(Qwen2_5_VLProcessor)(image_processor=images, tokenizer=tok, video_processor=None,
-                                                chat_template=QWEN_TEMPLATE)
-    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    tok, processor, ids = _qwen_processor(Qwen2_5_VLProcessor, template_in_tokenizer=False)
     config = Qwen2_5_VLConfig(
         text_config=_tiny_text(len(tok), tok, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
                                rope_theta=1000000.0, tie_word_embeddings=True),
