@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from artcap_lib.cli import (bench, blip, caption, data, doctor, longclip, metrics, replicas, report, reproduce,
-                            retrieval)
+from artcap_lib.cli import (bench, blip, caption, data, doctor, explore, longclip, metrics, replicas, report,
+                            reproduce, retrieval)
 from artcap_lib.cli.errors import report as report_error
 
 # in the order they appear in --help
-COMMAND_MODULES = (reproduce, data, caption, retrieval, metrics, blip, longclip, report, bench, replicas, doctor)
+COMMAND_MODULES = (reproduce, data, caption, retrieval, metrics, blip, longclip, report, explore, bench, replicas,
+                   doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,34 @@
+"""`artcap explore`: a run directory as one self-contained HTML page (every test painting, its captions, metric
+scores and ranks; each query's top paintings per model and variant), to share a run with someone without Python.
+
+    artcap explore --profile demo                       # -> figures/demo/explore.html
+    artcap explore --profile zoo --set run_dir=/data/zoo --out zoo.html
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from artcap_lib.cli.options import add_profile_options, output_file, profile_from_args
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("explore", help="a run as one self-contained HTML page: paintings, captions, rankings",
+                       description=__doc__.split("\n\n", 1)[1])
+    add_profile_options(p, "run_dir", "figures_dir")
+    p.add_argument("--out", type=output_file, default=None, metavar="FILE",
+                   help="the page to write (default: explore.html in the profile's figures folder)")
+    p.set_defaults(func=_explore)
+
+
+def _explore(args) -> int:
+    from artcap_lib.report import explore
+    cfg, paths = profile_from_args(args)
+    if not paths.artworks.is_file():
+        print(f"artcap explore: {paths.artworks} not found: no run in {paths.root} (check --set run_dir=..., or "
+              "run step 01 first); nothing was written", file=sys.stderr)
+        return 2
+    start = time.monotonic()
+    out = explore.write_html(cfg, paths, args.out or paths.figures / explore.PAGE_NAME)
+    print(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.monotonic() - start:.1f} s)")
+    return 0
