@@ -1,5 +1,8 @@
 """Configuration: the profiles (one YAML file each, loaded into one typed dataclass) and the layout of a run.
 
+This module declares the sections every run shares; each retrieval model declares its own section beside its code
+and names it in its registry entry, and `Profile` adds one section per such entry.
+
 The same loader serves papermill (every notebook's parameters cell holds `profile` and `overrides`, and calls
 `notebook.setup`) and the CLI (`--profile P --set key=value`), so a run configured one way is configured identically
 the other way. Unknown keys, wrong types and out-of-range values are errors when the profile is loaded.
@@ -19,11 +22,15 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from artcap_lib import settings
+from artcap_lib.retrieval import registry      # each model's section of a profile is declared beside the model
+from artcap_lib.settings import ProfileError, setting
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -42,341 +49,151 @@ RUNS_DIR = PROJECT_ROOT / "papermill_runs"
 FIGURES_DIR = PROJECT_ROOT / "figures"
 
 
-# ---- profiles ----------------------------------------------------------------------------------------------------
-
-
-class ProfileError(ValueError):
-    """A profile file or override that does not fit the schema."""
+# ---- profiles: the sections every run shares (each retrieval model declares its own, see `Profile`) -------------
 
 
 @dataclass
 class DataConfig:
-    source: str = "demo"                 # demo (generated) | artpedia (downloaded) | rehearsal (real paintings, loopback)
-                                         # | reference (authors' artefacts)
-    artpedia_json: str = ""              # artpedia: local artpedia.json / artpedia.zip, or "" to download the zip
-    artpedia_url: str = "https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip"
-    download_workers: int = 4            # concurrent image downloads (polite cap: at most 8)
-    max_side: int = 1000                 # the authors' normalisation: fit inside max_side x max_side
-    max_pixels: int = 400_000_000        # decompression-bomb guard: larger images are excluded, not decoded
-    align_with_authors: bool = True      # take split ids from the authors' caption files (2173/325/333)
-    demo_train: int = 240                # demo (and rehearsal) collection sizes (train/val/test) ...
-    demo_val: int = 40
-    demo_test: int = 60
-    demo_pretrain: int = 800             # ... and the disjoint pre-training pool of the pocket models
-    demo_image_size: int = 96            # demo paintings are square, this many pixels a side
+    source: str = setting("demo",
+        "demo (generated) | artpedia (downloaded) | rehearsal (real paintings, loopback) | reference (authors' "
+        "artefacts)",
+        choices=('demo', 'artpedia', 'rehearsal', 'reference'))
+    artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip")
+    artpedia_url: str = setting("https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip")
+    download_workers: int = setting(4, "concurrent image downloads (polite cap: at most 8)", at_least=1)
+    max_side: int = setting(1000, "the authors' normalisation: fit inside max_side x max_side", at_least=1)
+    max_pixels: int = setting(400_000_000,
+        "decompression-bomb guard: larger images are excluded, not decoded",
+        at_least=1)
+    align_with_authors: bool = setting(True, "take split ids from the authors' caption files (2173/325/333)")
+    demo_train: int = setting(240, "demo (and rehearsal): training artworks")
+    demo_val: int = setting(40, "demo (and rehearsal): validation artworks")
+    demo_test: int = setting(60, "demo (and rehearsal): test artworks")
+    demo_pretrain: int = setting(800, "demo: the disjoint pre-training pool of the pocket models")
+    demo_image_size: int = setting(96, "demo paintings are square, this many pixels a side", at_least=1)
 
 
 @dataclass
 class CaptionerSpec:
     """One captioner of a run (an entry of `captioning.captioners`); unset fields take the section's value."""
-    name: str = ""                       # captions/<name>.jsonl; letters, digits, '.', '_', '-'
-    model: str = ""                      # hub id, local directory, pocket name, random:/replica: spec
-    prompt: str | None = None            # None = captioning.prompt
-    answer_marker: str | None = None     # None = captioning.answer_marker
+    name: str = setting("", "captions/<name>.jsonl; letters, digits, '.', '_', '-'")
+    model: str = setting("", "hub id, local directory, pocket name, random:/replica: spec")
+    prompt: str | None = setting(None, "None = captioning.prompt")
+    answer_marker: str | None = setting(None, "None = captioning.answer_marker")
 
 
 @dataclass
 class CaptioningConfig:
-    source: str = "model"                # model (run a captioner) | reference (import the authors' LLaVA captions)
-    name: str = "llava"                  # captions/<name>.jsonl
-    model: str = "llava-hf/llava-1.5-7b-hf"   # hub id or local directory; "pocket-llava" = the run's pocket model
-    prompt: str = "Caption this image"
-    max_new_tokens: int = 200
-    dtype: str = "auto"                  # auto (float32 on a CPU, float16 on CUDA) | float32 | float16 | bfloat16
-    batch_size: int = 16                 # images per generate call (halved automatically on CUDA out-of-memory)
-    answer_marker: str = "ASSISTANT:"    # the caption is the decoded text after this ("" = the new tokens)
-    cache_implementation: str = ""       # KV cache for generate: "" = dynamic, "static" = compile-friendly (GPU)
-    threads: int = 0                     # CPU threads for torch (0 = torch's default)
-    pocket_steps: int = 500              # demo: training steps of the pocket LLaVA on the pre-training pool (kind is
-                                         # learnt from ~400 on; colour long before)
-    pocket_batch_size: int = 32
-    pocket_lr: float = 1.0e-3            # 3e-3 stalls the from-scratch vision tower on colour only
-    pocket_image_size: int = 48          # the pocket vision tower's input side (patch 12 -> 16 image tokens)
-    engine: str = "generate"             # generate (transformers) | fast | fast_compiled (fast_decode: greedy,
-                                         # static cache, CUDA graphs; same captions as generate in fp32)
-    captioners: list[CaptionerSpec] = field(default_factory=list)   # several captioners in one run, each
-                                         # {name, model, prompt, answer_marker}; the first is the paper's
-                                         # "synthetic"; [] = the one captioner of name/model/prompt above
+    source: str = setting("model",
+        "model (run a captioner) | reference (import the authors' LLaVA captions)",
+        choices=('model', 'reference'))
+    name: str = setting("llava", "captions/<name>.jsonl")
+    model: str = setting("llava-hf/llava-1.5-7b-hf",
+        "hub id or local directory; \"pocket-llava\" = the run's pocket model")
+    prompt: str = setting("Caption this image")
+    max_new_tokens: int = setting(200, at_least=1)
+    dtype: str = setting("auto",
+        "auto (float32 on a CPU, float16 on CUDA) | float32 | float16 | bfloat16",
+        choices=('auto', 'float32', 'float16', 'bfloat16'))
+    batch_size: int = setting(16, "images per generate call (halved automatically on CUDA out-of-memory)", at_least=1)
+    answer_marker: str = setting("ASSISTANT:", "the caption is the decoded text after this (\"\" = the new tokens)")
+    cache_implementation: str = setting("",
+        "KV cache for generate: \"\" = dynamic, \"static\" = compile-friendly (GPU)")
+    threads: int = setting(0, "CPU threads for torch (0 = torch's default)")
+    pocket_steps: int = setting(500,
+        "demo: training steps of the pocket LLaVA on the pre-training pool (kind is learnt from ~400 on; colour long "
+        "before)")
+    pocket_batch_size: int = setting(32, at_least=1)
+    pocket_lr: float = setting(1.0e-3, "3e-3 stalls the from-scratch vision tower on colour only", positive=True)
+    pocket_image_size: int = setting(48,
+        "the pocket vision tower's input side (patch 12 -> 16 image tokens)",
+        at_least=1)
+    engine: str = setting("generate",
+        "generate (transformers) | fast | fast_compiled (fast_decode: greedy, static cache, CUDA graphs; same captions "
+        "as generate in fp32)",
+        choices=('generate', 'fast', 'fast_compiled'))
+    captioners: list[CaptionerSpec] = setting(factory=list,
+        help="several captioners in one run, each {name, model, prompt, answer_marker}; the first is the paper's "
+        "\"synthetic\"; [] = the one captioner of name/model/prompt above")
 
 
 @dataclass
 class MetricsConfig:
-    backends: list[str] = field(default_factory=lambda: ["paper", "coco"])
-    bertscore_model: str = "distilbert-base-uncased"   # hub id or local directory; "minilm" = offline MiniLM
-    bertscore_num_layers: int = 0        # 0 = bert-score's default layer for the model
-    split: str = "train"                 # the authors scored the train split
-    bootstrap: int = 1000                # bootstrap resamples for the 95% CIs
-    spice_jars: str = ""                 # directory with stanford-corenlp-3.6.0(-models).jar; "" = SPICE skipped
+    backends: list[str] = setting(factory=lambda: ["paper", "coco"], choices=('paper', 'coco'))
+    bertscore_model: str = setting("distilbert-base-uncased", "hub id or local directory; \"minilm\" = offline MiniLM")
+    bertscore_num_layers: int = setting(0, "0 = bert-score's default layer for the model")
+    split: str = setting("train", "the authors scored the train split", choices=('train', 'val', 'test'))
+    bootstrap: int = setting(1000, "bootstrap resamples for the 95% CIs", at_least=1)
+    spice_jars: str = setting("", "directory with stanford-corenlp-3.6.0(-models).jar; \"\" = SPICE skipped")
 
 
 @dataclass
 class RetrievalConfig:
-    source: str = "model"                # model (score with our models) | reference (the authors' stored runs)
-    models: list[str] = field(default_factory=lambda: ["blip", "longclip"])   # retrieval models of the run
-                                         # (registry names): 04 runs blip, 05 every other one
-    query_sets: list[str] = field(default_factory=lambda: ["artpedia", "llama"])
-    run_depth: int = 100                 # the authors' ranx runs keep the top 100 images per query
-    bootstrap: int = 1000                # bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)
-    randomisation: int = 10_000          # resamples of the paired randomisation tests
-
-
-from artcap_lib.retrieval.longclip.presets import FROM_PRESET as _PRESET  # noqa: E402 (light: no torch)
-
-
-@dataclass
-class LongClipConfig:
-    """Long-CLIP's section; every recipe value left out of a profile is its preset's (retrieval/longclip/presets.py)."""
-    model: str = "BeichenZhang/LongCLIP-L/longclip-L.pt"   # HF dir / hub id, a longclip-*.pt file (path or
-                                         # <hub repo>/<file>.pt), or "pocket-longclip" (demo: pre-trained here)
-    tokenizer: str = "openai/clip-vit-large-patch14"   # CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)
-    stretch_77: bool = True              # a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)
-    max_length: int = 248                # text tokens; longer captions are cut (the cut is logged)
-    preset: str = "stored"               # stored (the authors' February finetuner, which wrote their stored results) |
-                                         # committed (their later committed code, 922787d) | adamw (AdamW + warm-up/
-                                         # cosine); the recipe values below default to the preset's
-    epochs: int = _PRESET                # stored, committed, adamw: 6
-    batch_size: int = _PRESET            # per process; stored 30, committed 40, adamw 40
-    lr: float = _PRESET                  # stored 1e-7, committed 5e-7, adamw 5e-7
-    weight_decay: float = _PRESET        # 1e-3: AdaBelief's, coupled (stored, committed); adamw: decoupled, matrices
-    warmup: float = _PRESET              # share of steps warming up (OneCycle pct_start): 0.1
-    grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
-    precision: str = _PRESET             # training: fp16 (fp16 autocast + GradScaler on CUDA, fp32 elsewhere: the
-                                         # authors', stored and committed) | auto (bf16 autocast on GPUs that have it:
-                                         # no loss scaling, nothing skipped; adamw) | bf16 | fp32
-    patience: int = _PRESET              # early stop after this many epochs without val-loss improvement; 0 = never
-                                         # (stored: 0, the best epoch of all kept; committed, adamw: 1)
-    val_protocol: str = _PRESET          # authors (reshuffled each epoch, fp32, plain mean over batches: stored,
-                                         # committed) | ours (fixed order, training precision, weighted by batch
-                                         # size: adamw)
-    scale_cap: bool = _PRESET            # cap InfoNCE's learnt scale at 100 as CLIP does (adamw) or leave it free as
-                                         # the authors' forward (stored, where the loss cancels it, and committed)
-    drop_last: bool = _PRESET            # drop the last short training batch (adamw: every batch has the same
-                                         # negatives) or keep it as the authors' loader (stored, committed)
-    max_grad_norm: float = 0.0           # gradient clipping; 0 = none (the authors did not clip)
-    score: str = "dot"                   # dot (the authors' raw dot product) | cosine
-    score_precision: str = "fp16"        # test scoring: fp16 (the authors scored Long-CLIP in fp16; on GPUs, fp32 on
-                                         # a CPU) | bf16 | fp32 | auto (= the training precision's rule)
-    eval_batch_size: int = 64
-    num_workers: int = 4                 # data-loader processes
-    threads: int = 0                     # torch intra-op threads (0 = torch's default); demo: 1, the pocket model's
-                                         # tiny ops made 2 threads spin (26 s vs 2 s per pre-training epoch, loaded box)
-    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
-    pretrain_epochs: int = 40            # demo: pocket pre-training on the pre-training pool (the baseline)
-    pretrain_lr: float = 2e-3
-    pretrain_batch_size: int = 64
-
-    def __post_init__(self):
-        from artcap_lib.retrieval.longclip import presets
-        try:
-            presets.fill(self)
-        except ValueError as exc:      # an unknown or renamed preset: one line, naming the new name
-            raise ProfileError(str(exc)) from None
-
-
-@dataclass
-class BlipConfig:
-    model: str = ("https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/"
-                  "model_large_retrieval_coco.pth")   # BLIP's original checkpoint (URL or local .pth: converted once,
-                                         # bringing its temp, momentum encoders and queues), a hub id or HF dir
-                                         # (e.g. Salesforce/blip-itm-large-coco: no temp, momentum encoders or queues),
-                                         # or "pocket-blip" (demo: built + pre-trained by 04)
-    epochs: int = 6                      # the authors' recipe (BLIP train_retrieval.py on Artpedia) ...
-    batch_size: int = 16                 # ... per process; the queue and the ITM negatives see the global batch
-    lr: float = 5e-6                     # AdamW, cosine to 0 over the epochs (set per epoch, as BLIP does)
-    weight_decay: float = 0.05
-    image_size: int = 384
-    queue_size: int = 57600              # the authors' (their Artpedia configs); a checkpoint's queues of this length
-                                         # are taken, else random unit vectors (id -100). On 2,173 images most of it
-                                         # stays what it started as; 2048 (< the images) is filled in one epoch
-    momentum: float = 0.995              # momentum encoders' EMA
-    alpha: float = 0.4                   # momentum distillation weight, ramped up over the first epoch
-    text_dropout: float = 0.1            # BERT hidden + attention dropout while training: upstream med_config.json's
-                                         # 0.1 (the hub checkpoint's text config says 0.0, HF's default)
-    temp_init: float = 0.07              # starting ITC temperature where the checkpoint has no trained `temp` (the hub
-                                         # conversion); BLIP's original checkpoint brings its own
-    drop_path: float = 0.1               # stochastic depth of the ViT and its momentum copy, rising linearly over the
-                                         # layers to this rate (upstream create_vit: 0.1 for ViT-L); 0 = none
-    max_words: int = 30                  # training captions cut to 30 words (pre_caption) ...
-    max_tokens: int = 35                 # ... and 35 tokens; queries are raw captions cut to 35 tokens
-    k_test: int = 256                    # ITM re-ranking: candidates per query from ITC
-    itm_rerank: bool = True              # also score test queries with ITC top-k re-ranked by ITM (beside ITC)
-    select_with: str = "itm"             # validation mean recall for model selection: itm (the authors) | itc
-    grad_checkpointing: bool = True      # the authors' vit_grad_ckpt (ViT-L at 384 px)
-    precision: str = "fp32"              # training and validation (which picks the kept epoch): fp32 (the authors',
-                                         # no autocast) | bf16 | auto (bf16 autocast on GPUs that support it)
-    score_precision: str = "fp32"        # test scoring: fp32 (the authors scored BLIP in fp32) | fp16 | bf16 | auto
-    keep_checkpoint: bool = False        # keep the objective + optimiser checkpoint (~7 GB at ViT-L) after a finished
-                                         # fine-tune; only a resume of an unfinished one needs it
-    eval_batch_size: int = 32
-    num_workers: int = 4                 # data-loader processes
-    threads: int = 0                     # torch intra-op threads (0 = torch's default); the pocket model's tiny ops
-                                         # cost ~9x the CPU with 2 threads than with 1 on a loaded 2-core machine
-    pretrain_epochs: int = 0             # pocket-blip only: epochs on the demo pre-training pool (= the baseline)
-    pretrain_lr: float = 1e-3            # pocket-blip only: learning rate of that pre-training
-    pretrain_momentum: float = 0.9       # pocket-blip only: from random weights a 0.995 EMA would stay near random
-
-
-@dataclass
-class ClipConfig:
-    model: str = "openai/clip-vit-large-patch14"   # hub id or HF dir (77 text positions, never stretched),
-                                         # replica:openai/clip-vit-large-patch14, random:clip-vit-large-patch14, or
-                                         # "pocket-clip" (demo: pre-trained here)
-    epochs: int = 6                      # as Long-CLIP's fine-tunes, so the two differ in the context only
-    batch_size: int = 40                 # per process; InfoNCE negatives come from the global batch
-    lr: float = 1e-6                     # AdamW (betas 0.9/0.98, eps 1e-6); a ViT-L/14 from 400M pairs forgets fast:
-                                         # 1e-6 is the small end of CLIP fine-tuning rates, fit for ~300 steps
-    weight_decay: float = 0.1            # decoupled, matrices only (gains, biases, the temperature spared)
-    warmup: float = 0.1                  # share of steps warming up linearly, then cosine decay to 0
-    grad_accum: int = 1                  # micro-batches per step (does not add contrastive negatives)
-    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
-    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
-    max_grad_norm: float = 0.0           # gradient clipping; 0 = none
-    score: str = "cosine"                # cosine (CLIP's own geometry) | dot (raw dot product, Long-CLIP authors')
-    score_precision: str = "fp32"        # test scoring: fp32 (exact; 333 test images cost nothing) | fp16 | bf16 | auto
-    eval_batch_size: int = 64
-    num_workers: int = 4                 # data-loader processes
-    threads: int = 0                     # torch intra-op threads (0 = torch's default); pocket models: 1
-    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
-    pretrain_epochs: int = 24            # pocket-clip only: epochs on the demo pre-training pool (= the baseline);
-                                         # demo test R@1 0.305 of 200 (8 epochs: 0.055), ~30 s on 1 thread
-    pretrain_lr: float = 2e-3            # pocket-clip only: from random weights, steps of from-scratch training size
-    pretrain_batch_size: int = 64        # pocket-clip only
-
-
-@dataclass
-class SiglipConfig:
-    model: str = "google/siglip-base-patch16-224"   # hub id or HF dir (SiglipModel; its SiglipTokenizer needs
-                                         # sentencepiece), replica:google/siglip-base-patch16-224,
-                                         # random:siglip-base-patch16-224, or "pocket-siglip" (demo: pre-trained here)
-    epochs: int = 6                      # as the other dual encoders' fine-tunes
-    batch_size: int = 40                 # per process; the sigmoid loss pairs each image with the global batch's texts
-    lr: float = 1e-5                     # AdamW (betas 0.9/0.95: SigLIP's lowered beta2, eps 1e-8); 10x CLIP-L's: a
-                                         # B/16 moves less per step than an L/14 and the sigmoid loss's gradient does
-                                         # not grow with the negatives, so batch 40 needs no smaller step
-    weight_decay: float = 0.1            # decoupled, matrices only (gains, biases, logit_scale/logit_bias spared)
-    warmup: float = 0.1                  # share of steps warming up linearly, then cosine decay to 0
-    grad_accum: int = 1                  # micro-batches per step (does not add pairs to the loss)
-    precision: str = "auto"              # auto (bf16 autocast on GPUs that have it) | bf16 | fp32
-    patience: int = 1                    # early stop after this many epochs without val-loss improvement; 0 = never
-    max_grad_norm: float = 0.0           # gradient clipping; 0 = none
-    score: str = "sigmoid"               # sigmoid (the pair logit exp(logit_scale) * cosine + logit_bias, SigLIP's own)
-                                         # | cosine; both rank alike (the scale is positive)
-    score_precision: str = "fp32"        # test scoring: fp32 (exact; 333 test images cost nothing) | fp16 | bf16 | auto
-    eval_batch_size: int = 64
-    num_workers: int = 4                 # data-loader processes
-    threads: int = 0                     # torch intra-op threads (0 = torch's default); pocket models: 1
-    keep_checkpoint: bool = False        # keep the optimiser-state checkpoint after a finished fine-tune
-    pretrain_epochs: int = 24            # pocket-siglip only: epochs on the demo pre-training pool (= the baseline);
-                                         # demo test R@1 0.15 of 200 (8 epochs: 0.015), ~30 s on 1 thread
-    pretrain_lr: float = 2e-3            # pocket-siglip only: from random weights (t = 10, b = -log(batch) to start)
-    pretrain_batch_size: int = 64        # pocket-siglip only
+    source: str = setting("model",
+        "model (score with our models) | reference (the authors' stored runs)",
+        choices=('model', 'reference'))
+    models: list[str] = setting(factory=lambda: ["blip", "longclip"],
+        help="retrieval models of the run (registry names): 04 runs blip, 05 every other one")
+    query_sets: list[str] = setting(factory=lambda: ["artpedia", "llama"], choices=('artpedia', 'llama'))
+    run_depth: int = setting(100, "the authors' ranx runs keep the top 100 images per query", at_least=1)
+    bootstrap: int = setting(1000, "bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)", at_least=1)
+    randomisation: int = setting(10_000, "resamples of the paired randomisation tests", at_least=1)
 
 
 @dataclass
 class ReportConfig:
-    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])   # figure files written per figure
-    decimals: int = 3                    # digits of the numbers in the tables (results.json keeps full precision)
-    significance_test: str = "ttest"     # ttest (paired Student t, ranx's default, the authors') | randomisation
-    alpha: float = 0.05                  # significance marks in Table 2 where p < alpha
-    compare_with_authors: bool = True    # show the authors' stored values beside ours (needs the reference artefacts)
-    gallery_size: int = 6                # test artworks in the gallery of human and synthetic captions
+    formats: list[str] = setting(factory=lambda: ["png", "pdf"],
+        help="figure files written per figure",
+        choices=('png', 'pdf', 'svg'))
+    decimals: int = setting(3, "digits of the numbers in the tables (results.json keeps full precision)")
+    significance_test: str = setting("ttest",
+        "ttest (paired Student t, ranx's default, the authors') | randomisation",
+        choices=('ttest', 'randomisation'))
+    alpha: float = setting(0.05, "significance marks in Table 2 where p < alpha", within=(0.0, 1.0))
+    compare_with_authors: bool = setting(True,
+        "show the authors' stored values beside ours (needs the reference artefacts)")
+    gallery_size: int = setting(6, "test artworks in the gallery of human and synthetic captions", at_least=1)
 
 
 @dataclass
-class Profile:
-    profile: str = "demo"                # the profile's name (= the YAML file's stem)
-    seed: int = 0
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    run_dir: str = ""                    # "" = papermill_runs/<profile>
-    figures_dir: str = ""                # "" = figures/<profile>
-    jobs: int = 1                        # notebooks run side by side once their needs are met (03/04/05 need 02)
-    data: DataConfig = field(default_factory=DataConfig)
-    captioning: CaptioningConfig = field(default_factory=CaptioningConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    longclip: LongClipConfig = field(default_factory=LongClipConfig)
-    blip: BlipConfig = field(default_factory=BlipConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
-    siglip: SiglipConfig = field(default_factory=SiglipConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+class SharedSections:
+    """What every run has, whichever models it runs: `Profile` adds one section per registered model."""
+    profile: str = setting("demo", "the profile's name (= the YAML file's stem)")
+    seed: int = setting(0)
+    device: str = setting("auto",
+        "auto | cpu | cuda | cuda:N",
+        pattern=r"auto|cpu|mps|cuda(:[0-9]+)?", pattern_means="a device (auto | cpu | cuda | cuda:N | mps)")
+    run_dir: str = setting("", "\"\" = papermill_runs/<profile>")
+    figures_dir: str = setting("", "\"\" = figures/<profile>")
+    jobs: int = setting(1, "notebooks run side by side once their needs are met (03/04/05 need 02)", at_least=1)
+    data: DataConfig = setting(factory=DataConfig)
+    captioning: CaptioningConfig = setting(factory=CaptioningConfig)
+    metrics: MetricsConfig = setting(factory=MetricsConfig)
+    retrieval: RetrievalConfig = setting(factory=RetrievalConfig)
+    report: ReportConfig = setting(factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-# ---- what a value may be: checked when a profile is loaded, so that a bad value fails at `artcap profile` or at the
-# start of a run, naming the key, and never half-way through a notebook
+def _with_model_sections(shared: type) -> type:
+    """The profile dataclass: the shared sections, then a section per registered model that declares settings,
+    named as the model (`blip:` holds `registry.entry("blip").settings`)."""
+    sections = [(name, entry.settings, setting(factory=entry.settings, help=f"{entry.title}'s settings"))
+                for name, entry in registry.MODELS.items() if entry.settings is not None]
+    return dataclasses.make_dataclass("Profile", sections, bases=(shared,),
+                                      namespace={"__module__": __name__, "__doc__": "One run's every setting."})
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("demo", "artpedia", "rehearsal", "reference"),
-    "captioning.source": ("model", "reference"),
-    "captioning.dtype": ("auto", "float32", "float16", "bfloat16"),
-    "captioning.engine": ("generate", "fast", "fast_compiled"),
-    "metrics.backends": ("paper", "coco"),
-    "metrics.split": ("train", "val", "test"),
-    "retrieval.source": ("model", "reference"),
-    "retrieval.query_sets": ("artpedia", "llama"),
-    "longclip.preset": ("stored", "committed", "adamw"),
-    "longclip.precision": ("fp16", "auto", "bf16", "fp32"),
-    "longclip.val_protocol": ("authors", "ours"),
-    "longclip.score_precision": ("fp16", "bf16", "fp32", "auto"),
-    "blip.score_precision": ("fp32", "fp16", "bf16", "auto"),
-    "longclip.score": ("dot", "cosine"),
-    "blip.precision": ("fp32", "bf16", "auto"),
-    "blip.select_with": ("itm", "itc"),
-    "clip.precision": ("auto", "bf16", "fp32"),
-    "clip.score_precision": ("fp32", "fp16", "bf16", "auto"),
-    "clip.score": ("cosine", "dot"),
-    "siglip.precision": ("auto", "bf16", "fp32"),
-    "siglip.score_precision": ("fp32", "fp16", "bf16", "auto"),
-    "siglip.score": ("sigmoid", "cosine"),
-    "report.formats": ("png", "pdf", "svg"),
-    "report.significance_test": ("ttest", "randomisation"),
-}
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
-AT_LEAST_ONE = {
-    "jobs", "data.download_workers", "data.max_side", "data.max_pixels", "data.demo_image_size",
-    "captioning.max_new_tokens", "captioning.batch_size", "captioning.pocket_batch_size",
-    "captioning.pocket_image_size", "metrics.bootstrap", "retrieval.run_depth", "retrieval.bootstrap",
-    "retrieval.randomisation", "longclip.max_length", "longclip.epochs", "longclip.batch_size",
-    "longclip.grad_accum", "longclip.eval_batch_size", "longclip.pretrain_batch_size", "blip.epochs",
-    "blip.batch_size", "blip.image_size", "blip.queue_size", "blip.max_words", "blip.max_tokens", "blip.k_test",
-    "blip.eval_batch_size", "report.gallery_size",
-    "clip.epochs", "clip.batch_size", "clip.grad_accum", "clip.eval_batch_size", "clip.pretrain_batch_size",
-    "siglip.epochs", "siglip.batch_size", "siglip.grad_accum", "siglip.eval_batch_size", "siglip.pretrain_batch_size",
-}
-POSITIVE = {"captioning.pocket_lr", "longclip.lr", "longclip.pretrain_lr", "blip.lr", "blip.pretrain_lr",
-            "clip.lr", "clip.pretrain_lr", "siglip.lr", "siglip.pretrain_lr"}
-FRACTIONS = {   # key: (lowest, highest), both allowed
-    "clip.warmup": (0.0, 0.99), "siglip.warmup": (0.0, 0.99),
-    "longclip.warmup": (0.0, 0.99), "blip.momentum": (0.0, 1.0), "blip.alpha": (0.0, 1.0),
-    "blip.pretrain_momentum": (0.0, 1.0), "report.alpha": (0.0, 1.0), "blip.text_dropout": (0.0, 0.9),
-    "blip.drop_path": (0.0, 0.9),
-    "blip.temp_init": (0.001, 0.5),     # the objective clamps the temperature to this range
-}
+
+Profile = _with_model_sections(SharedSections)
 
 
 def profile_problems(profile: "Profile") -> list[str]:
-    """Every value of a built profile that is out of range or not one of its choices ("key: why")."""
-    problems = []
-    for key, value in _leaves(profile):
-        name = key.rsplit(".", 1)[-1]
-        if key in CHOICES:
-            bad = [v for v in (value if isinstance(value, list) else [value]) if v not in CHOICES[key]]
-            if bad:
-                problems.append(f"{key}: {', '.join(map(repr, bad))} is not one of {', '.join(CHOICES[key])}")
-        elif name == "device" and not DEVICE.fullmatch(value):
-            problems.append(f"{key}: {value!r} is not a device (auto | cpu | cuda | cuda:N | mps)")
-        elif key in AT_LEAST_ONE and value < 1:
-            problems.append(f"{key}: must be at least 1, got {value}")
-        elif key in POSITIVE and not value > 0:
-            problems.append(f"{key}: must be greater than 0, got {value}")
-        elif key in FRACTIONS and not FRACTIONS[key][0] <= value <= FRACTIONS[key][1]:
-            problems.append(f"{key}: must lie in [{FRACTIONS[key][0]}, {FRACTIONS[key][1]}], got {value}")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            problems.append(f"{key}: must not be negative, got {value}")     # counts, seeds, threads, decay
+    """Every value of a built profile that breaks its field's rule, or that no one field can judge ("key: why").
+    Checked when a profile is loaded, so that a bad value fails at `artcap profile` or at the start of a run, naming
+    the key, and never half-way through a notebook."""
+    problems = settings.problems(profile)
     problems += _captioner_problems(profile.captioning)
-    from artcap_lib.retrieval import registry
     unknown = [m for m in profile.retrieval.models if m not in registry.MODELS]
     if unknown:
         problems.append(f"retrieval.models: {', '.join(map(repr, unknown))} not registered "

@@ -9,7 +9,7 @@ from PIL import Image
 
 from artcap_lib.retrieval.blip import model as blip
 from artcap_lib.retrieval.blip import data as blip_data
-from artcap_lib.config import BlipConfig
+from artcap_lib.retrieval.blip.settings import BlipConfig
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,7 @@ def test_activation_checkpointing_replays_the_same_masks(vision):
 
 
 def test_the_objective_gives_the_vit_and_its_momentum_copy_the_rate():
-    from artcap_lib.config import BlipConfig
+    from artcap_lib.retrieval.blip.settings import BlipConfig
     from artcap_lib.retrieval.blip.model import BlipRetrievalObjective
     from artcap_lib.standins.pocket_blip import build_pocket_blip
     assert BlipConfig().drop_path == 0.1 and BlipConfig().precision == "fp32" and BlipConfig().queue_size == 57600

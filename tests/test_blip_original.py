@@ -183,7 +183,7 @@ def test_objective_takes_temp_momentum_encoders_and_queues_and_drops_other_shape
 def test_a_fine_tune_from_the_converted_model_starts_from_the_files_state(replica, converted, tmp_path):
     """train_blip on the converted directory: the objective's queues, temperature and momentum encoders at the end
     of one epoch are the file's moved by exactly the steps taken (lr ~0 keeps the network where it was)."""
-    from artcap_lib.config import BlipConfig
+    from artcap_lib.retrieval.blip.settings import BlipConfig
     from artcap_lib.data.artpedia import human_caption
     from artcap_lib.data.demo import DemoSizes, generate_collection
     from artcap_lib.retrieval import training

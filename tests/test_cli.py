@@ -9,9 +9,10 @@ import sys
 import pytest
 
 import artcap_lib.cli
+from artcap_lib import settings
 from artcap_lib.cli import build_parser, main
-from artcap_lib.cli.options import CHOICES, field_comments, field_keys, profile_from_args
-from artcap_lib.config import PROJECT_ROOT, CaptioningConfig, load_profile
+from artcap_lib.cli.options import field_keys, profile_from_args
+from artcap_lib.config import PROJECT_ROOT, CaptioningConfig, Profile, load_profile
 
 
 def leaf_parsers(parser, path=()):
@@ -57,7 +58,7 @@ def test_every_command_takes_a_profile_and_overrides(words):
     assert "profile < --set < flag" in COMMANDS[words].format_help()
 
 
-def test_every_captioning_field_is_a_caption_flag_with_its_comment_as_help():
+def test_every_captioning_field_is_a_caption_flag_with_its_declared_help():
     actions = {a.dest: a for a in COMMANDS[("caption",)]._actions}
     for field in dataclasses.fields(CaptioningConfig):
         if field.name == "captioners":       # a list of records: from the profile or --set only
@@ -70,8 +71,8 @@ def test_every_captioning_field_is_a_caption_flag_with_its_comment_as_help():
     assert actions["profile:captioning.batch_size"].type is int
     assert actions["profile:captioning.pocket_lr"].type is float
     assert actions["profile:captioning.engine"].choices == ("generate", "fast", "fast_compiled")
-    # a comment continued on the lines below the field is one help text
-    assert field_comments(CaptioningConfig)["engine"].endswith("same captions as generate in fp32)")
+    # the help is the field's declared help text, whole
+    assert actions["profile:captioning.engine"].help.endswith("same captions as generate in fp32) [captioning.engine]")
     assert "halved automatically on CUDA out-of-memory" in actions["profile:captioning.batch_size"].help
 
 
@@ -121,6 +122,7 @@ def test_the_choices_are_the_librarys():
     from artcap_lib.captioning.fast_decode import ENGINES
     from artcap_lib.data.artpedia import SPLITS
     from artcap_lib.textmetrics.scorer import BACKENDS
+    CHOICES = {key: settings.rule(f).choices for key, _, f in settings.leaves(Profile()) if settings.rule(f).choices}
     assert set(CHOICES["captioning.dtype"]) == {"auto", *DTYPES}
     assert CHOICES["captioning.engine"] == ENGINES
     assert CHOICES["metrics.backends"] == BACKENDS

@@ -21,6 +21,7 @@ from artcap_lib.retrieval import displays, experiment, registry, runs
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TESTS = Path(__file__).parent
 ENTRY = registry.Entry("twotower:TwoTower", "two-tower", "test")     # the one line a new model adds
+# (registered after the profile class is built: the model runs on its Settings' defaults)
 
 
 @pytest.fixture(autouse=True)
@@ -141,6 +142,38 @@ def test_the_training_benchmark_times_any_model():
     out = benchmark_training("twotower", batch_size=4, steps=2, warmup=1, device="cpu")
     assert out["model"] == "twotower" and out["batch_size"] == 4 and out["images_per_second"] > 0
     assert out["source"] == "two-tower (untrained)" and out["steps"] == 2
+
+
+SETTINGS_SCRIPT = """
+import argparse, sys
+sys.path.insert(0, {tests!r})
+from twotower_settings import Settings
+from artcap_lib.retrieval import registry
+# the one line a model with settings adds to registry.MODELS (here before the profile class is built, as there)
+registry.MODELS["twotower"] = registry.Entry("twotower:TwoTower", "two-tower", "test", Settings)
+from artcap_lib.config import ProfileError, _leaves, load_profile
+from artcap_lib.cli.options import add_profile_options
+cfg = load_profile("demo", {{"twotower.epochs": 2}})
+print("epochs", cfg.twotower.epochs, "lr", cfg.twotower.lr, "listed", "twotower.max_words" in dict(_leaves(cfg)))
+try:
+    load_profile("demo", {{"twotower.lr": 0}})
+except ProfileError as exc:
+    print("refused", str(exc).split(": ", 1)[1])
+parser = argparse.ArgumentParser()
+add_profile_options(parser, "twotower")
+print("help", next(a.help for a in parser._actions if a.dest == "profile:twotower.batch_size"))
+"""
+
+
+def test_a_model_with_settings_is_one_registry_line_and_its_settings_module():
+    done = subprocess.run([sys.executable, "-c", SETTINGS_SCRIPT.format(tests=str(TESTS))], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "epochs 2 lr 0.05 listed True",                              # a profile section, the YAML layout's key
+        "refused twotower.lr: must be greater than 0, got 0.0",      # its rule, declared on its field
+        "help pairs per step [twotower.batch_size]",                 # its --help, from the field's metadata
+    ]
 
 
 TORCHRUN_SCRIPT = """

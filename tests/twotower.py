@@ -1,6 +1,7 @@
 """A third retrieval model in one module, as a new model would be added: a linear two-tower model (4x4-pixel image
 features, hashed bag-of-words text features, one linear map each, InfoNCE on the shared loop). Registered by the
-tests with one `registry.MODELS` line, it runs through the same Experiment-2 runner as BLIP and Long-CLIP.
+tests with one `registry.MODELS` line, it runs through the same Experiment-2 runner as BLIP and Long-CLIP; its
+profile section is twotower_settings.Settings.
 
 TWOTOWER_LOG, when set, names a file where `score` appends "<rank> <start> <end>" (the torchrun test)."""
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +23,9 @@ from torch import nn
 from artcap_lib.retrieval import training
 from artcap_lib.retrieval.protocol import BenchStep, FineTuneDirs, ScoreKind, TrainingData
 
-POCKET = "pocket-twotower"
+from twotower_settings import POCKET, Settings
+
 IMAGE_DIM, TEXT_DIM, DIM = 48, 64, 16
-
-
-@dataclass
-class Settings:
-    """What would be the model's profile section (a real model adds one to config.Profile)."""
-    model: str = POCKET
-    threads: int = 1
-    epochs: int = 3
-    batch_size: int = 8
-    lr: float = 0.05
-    max_words: int = 12
-    keep_checkpoint: bool = False
 
 
 def image_features(path: Path) -> torch.Tensor:
@@ -124,7 +113,9 @@ class TwoTower:
     settings_ = Settings()
 
     def settings(self, cfg):
-        return self.settings_
+        # the profile's section where the registry line names Settings (the test of a model with settings), else
+        # its defaults (the tests that register the model after the profile class is built)
+        return getattr(cfg, self.name, self.settings_)
 
     def score_kinds(self, cfg):
         return [ScoreKind("dot", "dot product"), ScoreKind("cosine", "cosine")]

@@ -5,30 +5,24 @@
 
 A name is a dotted profile key, as `--set` takes it: a section ("captioning") gives one flag per field of that
 section, a field ("data.max_side", "device") one flag. The flag is the field's name with dashes (`--batch-size`),
-typed by the field's annotation, with the field's trailing comment in config.py as its help text (the one source:
-what the YAML reader documents is what --help shows). A flag has no default of its own: left out, the profile's value
-stands; given, it is an override of that field, exactly like `--set captioning.batch_size=8`.
+typed by the field's annotation, with the help text and choices declared on the field (`settings.setting`: the one
+source, so what the profile documents is what --help shows). A flag has no default of its own: left out, the
+profile's value stands; given, it is an override of that field, exactly like `--set captioning.batch_size=8`.
 
 Precedence: the profile's YAML < `--set` (in order) < explicit flags.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import functools
-import inspect
-import io
 import textwrap
-import tokenize
 import typing
 from pathlib import Path
 from typing import Any, Mapping
 
-from artcap_lib import config
-# config.CHOICES: the fields with a known set of values, offered here as argparse choices
-from artcap_lib.config import (CHOICES, Profile, RunPaths, available_profiles, load_profile, parse_overrides,
-                               user_path)
+from artcap_lib import settings
+from artcap_lib.config import Profile, RunPaths, available_profiles, load_profile, parse_overrides, user_path
 
 PRECEDENCE = ("profile values: --profile NAME|PATH (packaged: {profiles}), then each --set KEY=VALUE in order "
               "(dotted keys, values read as YAML), then the flags given here; a later one wins "
@@ -167,7 +161,8 @@ def _argument(key: str) -> dict[str, Any]:
     for section in sections:
         cls = _fields(cls)[section]
     hint = _fields(cls)[name]
-    help_text = " ".join(filter(None, [field_comments(cls).get(name, ""), f"[{key}]"]))
+    declared = next(f for f in dataclasses.fields(cls) if f.name == name)
+    help_text = " ".join(filter(None, [settings.help_text(declared), f"[{key}]"]))
     kwargs: dict[str, Any] = {"help": help_text.replace("%", "%%")}
     if hint is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -179,32 +174,12 @@ def _argument(key: str) -> dict[str, Any]:
         kwargs.update(type=hint, metavar={int: "INT", float: "FLOAT", str: "TEXT"}[hint])
     else:
         raise TypeError(f"profile field {key}: no command-line form for {hint}")
-    if key in CHOICES:
-        kwargs.update(choices=CHOICES[key], metavar="|".join(CHOICES[key]))
+    choices = settings.rule(declared).choices
+    if choices:
+        kwargs.update(choices=choices, metavar="|".join(choices))
     return kwargs
 
 
 def _fields(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-@functools.cache
-def field_comments(cls) -> dict[str, str]:
-    """field name -> its trailing comment in the class's source (continuation comment lines joined)."""
-    source = inspect.getsource(config)
-    lines = source.splitlines()
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-    node = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
-    out = {}
-    for stmt in node.body:
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            rows = [r for r in range(stmt.lineno, stmt.end_lineno + 1) if r in comments]
-            row = stmt.end_lineno + 1                     # comment-only lines right below continue the comment
-            while row in comments and lines[row - 1].lstrip().startswith("#"):
-                rows.append(row)
-                row += 1
-            out[stmt.target.id] = " ".join(comments[r] for r in rows)
-    return out
-
