@@ -25,6 +25,10 @@ from typing import Sequence
 
 from PIL import Image
 
+# OpenAI CLIP's image normalisation (per-channel mean and std): CLIP, Long-CLIP, BLIP and LLaVA normalise with it
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
 
 def pillow_runs_vertical_first(in_size: Sequence[int], out_size: Sequence[int]) -> bool:
     """Whether Pillow >= 13 resamples `in_size` -> `out_size` (width, height) vertical pass first: the height

@@ -24,11 +24,11 @@ from typing import Callable
 
 import torch
 
+from artcap_lib import imaging
 from artcap_lib.files import write_json
 
 SEED = 0
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+CLIP_MEAN, CLIP_STD = list(imaging.CLIP_MEAN), list(imaging.CLIP_STD)   # lists, as the hub's processor files hold it
 HALF = [0.5, 0.5, 0.5]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from artcap_lib.retrieval.blip.data import CLIP_MEAN, CLIP_STD
+from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
 
 POCKET_NAME = "pocket-blip"
 

@@ -255,7 +255,7 @@ def prepare_processor(spec: str, out_dir: str | Path) -> Path:
     elif arch == "blip-itm-large-coco":
         from transformers import BlipImageProcessorPil, BlipProcessor
 
-        from artcap_lib.retrieval.blip.data import CLIP_MEAN, CLIP_STD
+        from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
         from artcap_lib.standins.pocket_blip import blip_tokenizer_offline
         BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": shape.image_size, "width": shape.image_size},
                                                             image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)),

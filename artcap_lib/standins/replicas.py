@@ -45,6 +45,7 @@ from typing import Callable
 
 import torch
 
+from artcap_lib import imaging
 from artcap_lib.files import write_json
 
 LLAVA = "llava-hf/llava-1.5-7b-hf"
@@ -59,9 +60,8 @@ NAMES = (LLAVA, BLIP, BLIP_ORIGINAL, CLIP, LONGCLIP, DISTILBERT, SIGLIP)
 MANIFEST = "replicas.json"
 SEED = 0
 
-# OpenAI CLIP's normalisation, in every CLIP/LLaVA/BLIP preprocessor_config.json cited below
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# OpenAI CLIP's normalisation, in every CLIP/LLaVA/BLIP preprocessor_config.json cited below (lists, as they write it)
+CLIP_MEAN, CLIP_STD = list(imaging.CLIP_MEAN), list(imaging.CLIP_STD)
 RESCALE = 0.00392156862745098     # 1/255, as the hub files write it
 
 # Shrunk sizes (the only deviation from the published configs). Heads of 64 dimensions where a loader derives the

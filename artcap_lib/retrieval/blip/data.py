@@ -19,12 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from artcap_lib.imaging import resize
+from artcap_lib.imaging import CLIP_MEAN, CLIP_STD, resize      # BLIP normalises with CLIP's statistics
 
 TRAIN_MAX_WORDS = 30       # BLIP's retrieval configs cut training captions to 30 words ...
 MAX_TOKENS = 35            # ... and the tokenizer to 35 tokens, in training and evaluation
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # BLIP normalises with CLIP's statistics
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 _PUNCTUATION = re.compile(r"[.!\"()*#:;~]")       # BLIP's list: commas and apostrophes survive
 _SPACES = re.compile(r"\s{2,}")

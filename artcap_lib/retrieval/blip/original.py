@@ -251,7 +251,7 @@ def convert(src: str | Path, out: str | Path, image_size: int | None = None,
     from transformers import BlipForImageTextRetrieval, BlipImageProcessorPil, BlipProcessor
 
     from artcap_lib.files import sha256_file, write_json
-    from artcap_lib.retrieval.blip.data import CLIP_MEAN, CLIP_STD
+    from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
     from artcap_lib.standins.pocket_blip import blip_tokenizer_offline
     src, out = Path(src), Path(out)
     say = progress or (lambda _m: None)
