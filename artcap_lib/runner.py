@@ -126,8 +126,8 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
 
 def run_dir_problem(cfg, paths: RunPaths, notebooks: list[Path]) -> str | None:
     """Why the run directory does not fit this run, else None: the notebooks' own folder, later steps selected where
-    step 01 never ran (a mistyped run_dir), or step 01 about to make other data (data.*, seed) beside the captions and models made from
-    the data already there (a caption of the old painting #1000 would pass for the new one's)."""
+    step 01 never ran (a mistyped run_dir), or step 01 about to make other data (data.*, seed) beside the captions
+    and models made from the data already there (a caption of the old painting #1000 would pass for the new one's)."""
     if paths.root == NOTEBOOKS_DIR or any(nb.parent == paths.root for nb in notebooks):
         return (f"run_dir: {paths.root} holds the notebooks themselves: their executed copies would overwrite them; "
                 f"choose another run_dir (--set run_dir=...)")

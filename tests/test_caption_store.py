@@ -117,9 +117,9 @@ def test_a_byte_order_mark_is_read_as_an_encoding_marker(tmp_path, newline):
 def test_a_second_writing_process_is_refused_naming_the_first(tmp_path):
     """Two `artcap caption --out same.jsonl` at once wrote 236 lines for 120 ids: one writer per caption file."""
     path = tmp_path / "c.jsonl"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.captioning.store import CaptionStore; "
-                               f"s = CaptionStore({str(path)!r}); s.append([{{'id': '1', 'caption': 'a'}}]); "
-                               "print('held', flush=True); sys.stdin.read()"],
+    holder = subprocess.Popen([sys.executable, "-c", "from artcap_lib.captioning.store import CaptionStore; "
+                               f"import sys; s = CaptionStore({str(path)!r}); "
+                               "s.append([{'id': '1', 'caption': 'a'}]); print('held', flush=True); sys.stdin.read()"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

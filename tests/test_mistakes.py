@@ -74,7 +74,8 @@ def test_a_caption_file_another_command_writes_is_refused_naming_it(collection, 
     import sys
     out = tmp_path / "same.jsonl"
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from artcap_lib.captioning.store import writer_lock; "
-                               f"lock = writer_lock({str(out)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
+                               f"lock = writer_lock({str(out)!r}).acquire(); print('held', flush=True); "
+                               "sys.stdin.read()"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

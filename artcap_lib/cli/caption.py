@@ -20,7 +20,8 @@ from artcap_lib.cli.options import (add_profile_options, input_path, output_file
 def add_cli(sub) -> None:
     p = sub.add_parser("caption", help="caption images with an MLLM into a resumable JSONL file",
                        description=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--artworks", type=input_path, help="artworks.json (Artpedia schema with file_path); default: the run's "
+    p.add_argument("--artworks", type=input_path,
+                   help="artworks.json (Artpedia schema with file_path); default: the run's "
                    "data/artworks.json")
     p.add_argument("--out", type=output_file, help="caption file (JSONL), appended to and resumed; default: the run's "
                    "captions/<captioner>.jsonl")
@@ -30,7 +31,8 @@ def add_cli(sub) -> None:
                    help="only these splits (repeatable; default: all)")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N images (after --split)")
     p.add_argument("--retry-failed", action="store_true", help="caption again the images recorded as failures")
-    p.add_argument("--summary", type=output_file, default=None, help="also write the run's throughput figures to this JSON file")
+    p.add_argument("--summary", type=output_file, default=None,
+                   help="also write the run's throughput figures to this JSON file")
     add_profile_options(p, "captioning", "device", "run_dir")
     p.set_defaults(func=_caption)
 
