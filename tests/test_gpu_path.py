@@ -24,7 +24,8 @@ def _llava(models_dir, dtype):
 @pytest.mark.parametrize("dtype,least", [(torch.float32, 0.95), (torch.bfloat16, 0.5)])
 def test_fast_decoder_agrees_with_generate_on_cuda(models_dir, dtype, least):
     """fp32: (near-)identical to plain generate, eager and as CUDA graphs; bf16: the agreement is measured."""
-    from artcap_lib.bench.decode import bench_images, compare_decoders
+    from artcap_lib.bench.decode import compare_decoders
+    from artcap_lib.bench.subjects import bench_images
     model, processor = _llava(models_dir, dtype)
     result = compare_decoders(model, processor, bench_images(48, 64), batch_size=16, max_new_tokens=24,
                               configs=("generate", "fast", "fast_compiled"), progress=print)
@@ -34,7 +35,7 @@ def test_fast_decoder_agrees_with_generate_on_cuda(models_dir, dtype, least):
 
 
 def test_fast_engine_in_the_captioning_pipeline_on_cuda(models_dir, tmp_path):
-    from artcap_lib.bench.decode import bench_images
+    from artcap_lib.bench.subjects import bench_images
     from artcap_lib.captioning.captioner import Captioner, Decoding
     path = rm.resolve_model("random:llava-1.5-7b@tiny?text_hidden=128&text_layers=4", models_dir, device="cpu")
     images = bench_images(8, 64)

@@ -2,7 +2,8 @@
 import pandas as pd
 import pytest
 
-from artcap_lib.report import tables as report
+from artcap_lib.report import readme, run_figures, step, tables
+from artcap_lib.report.inputs import RunInputs
 from artcap_lib.config import ProfileError
 from artcap_lib.files import read_json
 from artcap_lib.notebook import setup
@@ -13,7 +14,7 @@ from report_rundir import METRIC_MEANS, SECOND, SECOND_SHIFT, make_run_dir
 def full_run(tmp_path_factory):
     overrides = make_run_dir(tmp_path_factory.mktemp("report"))
     cfg, paths = setup("demo", overrides)
-    return cfg, paths, report.build(cfg, paths)
+    return cfg, paths, step.build(cfg, paths)
 
 
 def test_tables_figures_results_and_readme_are_written(full_run):
@@ -23,7 +24,7 @@ def test_tables_figures_results_and_readme_are_written(full_run):
         md, tex = (paths.tables / f"{name}.md").read_text(), (paths.tables / f"{name}.tex").read_text()
         assert md.count("\n|") >= 4
         assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "\\begin{table}" in tex
-    one_captioner = set(report.FIGURES) - {"fig_captioners"}       # the comparison needs two captioners
+    one_captioner = set(run_figures.FIGURES) - {"fig_captioners"}       # the comparison needs two captioners
     for name in one_captioner:
         for fmt in ("png", "pdf"):
             assert (paths.figures / f"{name}.{fmt}").stat().st_size > 1000, (name, fmt)
@@ -34,9 +35,9 @@ def test_tables_figures_results_and_readme_are_written(full_run):
     assert results["captioners"][0]["variant"] == "synthetic"
     assert [(m["name"], m["has_results"]) for m in results["retrieval_models"]] == [("blip", True),
                                                                                    ("longclip", True)]
-    readme = (paths.figures / "README.md").read_text()
-    assert "profile `demo`" in readme and "## Table 2" in readme and "fig_retrieval.png" in readme
-    assert "Not produced" not in readme
+    page = (paths.figures / "README.md").read_text()
+    assert "profile `demo`" in page and "## Table 2" in page and "fig_retrieval.png" in page
+    assert "Not produced" not in page
 
 
 def test_results_json_holds_every_table_number(full_run):
@@ -52,7 +53,7 @@ def test_results_json_holds_every_table_number(full_run):
     for model in ("blip", "longclip"):
         stored = read_json(paths.retrieval_results(model))["query_sets"]["artpedia"]["variants"]
         for variant in ("baseline", "human", "synthetic"):
-            for metric in report.TABLE2_METRICS:
+            for metric in tables.TABLE2_METRICS:
                 assert cells[(model, variant, metric)]["value"] == stored[variant]["metrics"][metric]
     # the fixture's scores: human-ft finds every image first, the baseline last, synthetic half of them first
     assert cells[("blip", "human", "precision@1")]["value"] == 1.0
@@ -97,14 +98,14 @@ def test_significance_marks_follow_the_chosen_test_and_alpha():
     results = _results({"baseline": metrics, "human": metrics, "synthetic": metrics},
                        [_test("baseline", "human", "mrr", 0.01), _test("baseline", "synthetic", "mrr", 0.2),
                         _test("human", "synthetic", "mrr", 0.04, p_r=0.3)])
-    inputs = report.RunInputs(experiment2={"blip": results})
-    marks = {(r["variant"], r["metric"]): r["marks"] for r in report.table2_records(inputs, metrics=("mrr",))}
+    inputs = RunInputs(experiment2={"blip": results})
+    marks = {(r["variant"], r["metric"]): r["marks"] for r in tables.table2_records(inputs, metrics=("mrr",))}
     assert marks == {("baseline", "mrr"): "", ("human", "mrr"): "\u2020", ("synthetic", "mrr"): "\u2021"}
     marks = {(r["variant"], r["metric"]): r["marks"]
-             for r in report.table2_records(inputs, test="randomisation", metrics=("mrr",))}
+             for r in tables.table2_records(inputs, test="randomisation", metrics=("mrr",))}
     assert marks[("human", "mrr")] == "" and marks[("synthetic", "mrr")] == ""
     marks = {(r["variant"], r["metric"]): r["marks"]
-             for r in report.table2_records(inputs, alpha=0.03, metrics=("mrr",))}
+             for r in tables.table2_records(inputs, alpha=0.03, metrics=("mrr",))}
     assert marks[("human", "mrr")] == "\u2020" and marks[("synthetic", "mrr")] == ""
 
 
@@ -112,14 +113,14 @@ def test_reference_cells_show_ours_beside_the_authors_stored_value():
     ours = {"precision@1": 0.5795795795795796, "recall@5": 0.8228, "mrr": 0.6853913308017379}
     results = _results({"human": ours}, stored={"human": {"precision@1": 0.5795795795795796,
                                                           "mrr": 0.6853913308017379}})
-    inputs = report.RunInputs(experiment2={"blip": results})
-    records = report.table2_records(inputs)
-    table = report.table2(records, decimals=4)
+    inputs = RunInputs(experiment2={"blip": results})
+    records = tables.table2_records(inputs)
+    table = tables.table2(records, decimals=4)
     row = table.iloc[0]
     assert row[("Artpedia queries", "P@1")] == "0.5796 (0.5796)"
     assert row[("Artpedia queries", "R@5")] == "0.8228"            # the authors stored no R@5
     assert ("Artpedia queries", "R@10") not in table.columns       # not in these results at all
-    parity = report.table2_parity(inputs)
+    parity = tables.table2_parity(inputs)
     assert set(parity["metric"]) == {"precision@1", "mrr"} and parity["max abs diff"].max() == 0.0
 
 
@@ -130,21 +131,21 @@ def test_table1_shows_the_authors_mean_when_the_summary_has_parity():
                                           "control_mean": 0.01, "corpus": None}},
                "parity": {"source": "metrics/LlamaCaptioner.tsv", "n_rows": 2173,
                           "metrics": {"rouge1_f": {"theirs_mean": 0.1899, "max_abs_diff": 0.0}}}}
-    table = report.table1(report.table1_records(summary), decimals=4).set_index("metric")
+    table = tables.table1(tables.table1_records(summary), decimals=4).set_index("metric")
     assert table.loc["ROUGE-1 F1", "authors' mean"] == "0.1899"
     assert table.loc["CIDEr-D", "authors' mean"] == "–"
     assert "corpus-level" not in table.columns
-    assert "ROUGE P/R labels corrected" in report.table1_notes(summary)
+    assert "ROUGE P/R labels corrected" in tables.table1_notes(summary)
 
 
 def test_missing_steps_are_reported_not_raised(tmp_path):
     overrides = make_run_dir(tmp_path, steps=())
     cfg, paths = setup("demo", overrides)
-    built = report.build(cfg, paths)
+    built = step.build(cfg, paths)
     assert built.table1 is None and built.table2 is None and built.figures == {}
     text = "\n".join(built.inputs.missing)
-    for step in ("step 03", "step 04", "step 05", "step 02", "training curves", "gallery"):
-        assert step in text, step
+    for needed in ("step 03", "step 04", "step 05", "step 02", "training curves", "gallery"):
+        assert needed in text, needed
     assert not paths.tables.exists() or not any(paths.tables.iterdir())
     results = read_json(paths.root / "results.json")
     assert results["experiment1"] is None and results["experiment2"] is None
@@ -158,18 +159,18 @@ def test_a_bad_significance_test_name_is_an_error_when_the_profile_loads(tmp_pat
 
 def test_markdown_flattens_two_header_levels():
     frame = pd.DataFrame([["BLIP", "0.5"]], columns=pd.MultiIndex.from_tuples([("model", ""), ("Artpedia", "P@1")]))
-    text = report.markdown(frame)
+    text = tables.markdown(frame)
     assert "Artpedia · P@1" in text and "| model" in text
 
 
 def test_paper_profile_cells_take_the_authors_runs_evaluated_like_ours():
     ours = _results({"human": {"precision@1": 0.6, "recall@5": 0.8}})
     theirs = _results({"human": {"precision@1": 0.5795795795795796, "recall@5": 0.8228228228228228}})
-    inputs = report.RunInputs(experiment2={"blip": ours}, authors2={"blip": theirs})
-    row = report.table2(report.table2_records(inputs)).iloc[0]
+    inputs = RunInputs(experiment2={"blip": ours}, authors2={"blip": theirs})
+    row = tables.table2(tables.table2_records(inputs)).iloc[0]
     assert row[("Artpedia queries", "P@1")] == "0.600 (0.580)"
     assert row[("Artpedia queries", "R@5")] == "0.800 (0.823)"
-    assert "evaluated the same way" in report.table2_notes(inputs, "ttest", 0.05)
+    assert "evaluated the same way" in tables.table2_notes(inputs, "ttest", 0.05)
 
 
 def test_readme_reports_parity_with_the_authors():
@@ -179,8 +180,8 @@ def test_readme_reports_parity_with_the_authors():
     results = {"profile": "reference", "generated_at": "now", "run_dir": "/run", "git": {}, "device": {},
                "notebooks": {}, "figures": {}, "missing": [], "experiment2": None,
                "experiment1": {"n_pairs": 2173, "split": "train", "captioner": "llava",
-                               "metrics": report.table1_records(summary)}}
-    text = report.readme(results, None, None)
+                               "metrics": tables.table1_records(summary)}}
+    text = readme.readme(results, None, None)
     assert "## Parity with the authors' values" in text and "- ROUGE-1 F1: 2e-07, 100.0% exact" in text
     assert "Experiment 1 (2173 train pairs, llava vs human)" in text
 
@@ -191,24 +192,24 @@ def test_readme_says_whether_the_packages_were_the_locked_ones_and_where_the_rec
                "lock": {"matches": False, "checked": 178,
                         "differing": {"transformers": {"locked": "5.25.0", "installed": "5.30.1"}}},
                "departures_from_sources": {"captioning.batch_size": {"value": 32, "source_value": 1, "source": "x"}}}
-    text = report.readme(results, None, None)
+    text = readme.readme(results, None, None)
     assert "- packages: 1 differ from requirements.lock: transformers 5.30.1 (locked 5.25.0)" in text
     assert "`captioning.batch_size` = 32 (source: 1)" in text
     results["lock"] = {"matches": True, "checked": 178, "differing": {}}
-    assert "- packages: as locked (requirements.lock, 178 packages)" in report.readme(results, None, None)
+    assert "- packages: as locked (requirements.lock, 178 packages)" in readme.readme(results, None, None)
 
 
 @pytest.fixture(scope="module")
 def two_captioners(tmp_path_factory):
     overrides = make_run_dir(tmp_path_factory.mktemp("report2"), second=True)
     cfg, paths = setup("demo", overrides)
-    return cfg, paths, report.build(cfg, paths)
+    return cfg, paths, step.build(cfg, paths)
 
 
 def test_two_captioners_are_compared_in_a_table_a_figure_and_results_json(two_captioners):
     cfg, paths, built = two_captioners
     assert built.inputs.missing == []
-    assert set(built.results["figures"]) == set(report.FIGURES)
+    assert set(built.results["figures"]) == set(run_figures.FIGURES)
     assert (paths.tables / "captioner_comparison.md").is_file() and (paths.tables / "captioner_comparison.tex").is_file()
     first, second = built.results["captioners"]
     assert (first["name"], first["variant"]) == ("pocket-llava", "synthetic")

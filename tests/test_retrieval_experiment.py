@@ -128,10 +128,10 @@ def test_a_finished_run_is_reused_not_retrained(finished, monkeypatch):
 
 def test_the_report_reads_every_model_of_the_profile(finished):
     cfg, paths, out = finished
-    from artcap_lib.report import tables
-    inputs = tables.RunInputs()
-    tables._collect_experiment2(cfg, paths, inputs)
-    tables._collect_histories(cfg, paths, inputs)
+    from artcap_lib.report import inputs as report_inputs
+    inputs = report_inputs.RunInputs()
+    report_inputs._collect_experiment2(cfg, paths, inputs)
+    report_inputs._collect_histories(cfg, paths, inputs)
     assert inputs.experiment2["twotower"] == out["results"]
     assert set(inputs.histories["twotower"]) == {"human", "synthetic"}
     assert any("step 04, BLIP" in m for m in inputs.missing)            # BLIP has not run in this directory

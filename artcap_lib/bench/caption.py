@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from artcap_lib.captioning.store import CaptionStore
-from artcap_lib.bench.decode import bench_images, sync_device
+from artcap_lib.bench.subjects import bench_images, bench_model, sync_device
 from artcap_lib.captioning.captioner import Captioner, caption_into, load_image
+from artcap_lib.captioning.store import CaptionStore
 
 
 def synthetic_paintings(out_dir: str | Path, n: int, size: int, seed: int = 0) -> list[tuple[str, Path]]:
-    """n demo-style paintings (`caption_speed.bench_images`) as JPEG files: (id, path) items for the pipeline."""
+    """n demo-style paintings (`subjects.bench_images`) as JPEG files: (id, path) items for the pipeline."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = []
@@ -98,26 +98,6 @@ def benchmark_captioning(captioner: Captioner, items: list[tuple[str, Path]], ba
         result["baseline_tokens_per_second"] = one["tokens_per_second"]
         result["speedup"] = result["images_per_second"] / one["images_per_second"]
     return result
-
-
-def bench_model(cfg, paths, workdir: str | Path) -> tuple[str, bool]:
-    """(what `from_pretrained` loads, whether its weights are random) for the profile's captioning.model: a random:
-    spec materialised under the run's models/; "pocket-llava" = the run's trained pocket model, or, where the run
-    has none, one freshly built and untrained in `workdir` (the CPU smoke benchmark); else the hub id or directory."""
-    from artcap_lib.standins import POCKET_LLAVA, model_location
-    spec = cfg.captioning.model
-    if spec == POCKET_LLAVA and not (paths.pocket_model(POCKET_LLAVA) / "training.json").is_file():
-        import numpy as np
-
-        from artcap_lib.data.demo import random_scene
-        from artcap_lib.standins.pocket_llava import assistant_caption, build_pocket_llava
-        rng = np.random.default_rng(cfg.seed)
-        net, processor = build_pocket_llava([assistant_caption(random_scene(rng)) for _ in range(200)])
-        location = str(Path(workdir) / POCKET_LLAVA)
-        net.save_pretrained(location)
-        processor.save_pretrained(location)
-        return location, True
-    return model_location(spec, paths, cfg.device), spec.startswith("random:")
 
 
 def bench_caption(cfg, paths, images: int, baseline: bool = False, decoders: bool = False) -> dict[str, Any]:

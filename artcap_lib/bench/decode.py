@@ -22,16 +22,11 @@ from typing import Any, Sequence
 
 import torch
 
-from artcap_lib.captioning.prompts import model_inputs
+from artcap_lib.bench.subjects import bench_images, bench_model, sync_device
 from artcap_lib.captioning.captioner import answer_ids
+from artcap_lib.captioning.prompts import model_inputs
 
 CONFIGS = ("generate", "generate_static", "fast", "fast_compiled")
-
-
-def sync_device(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a timer stops when the work does."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def token_agreement(reference: Sequence[list[int]], other: Sequence[list[int]]) -> dict[str, float]:
@@ -123,15 +118,6 @@ def compare_decoders(model, processor, images: Sequence, batch_size: int, max_ne
     return summary
 
 
-def bench_images(n: int, size: int, seed: int = 0) -> list:
-    """n synthetic paintings (the demo painter) as PIL images."""
-    import numpy as np
-
-    from artcap_lib.data.demo import paint, random_scene
-    rng = np.random.default_rng(seed)
-    return [paint(random_scene(rng), size, rng) for _ in range(n)]
-
-
 def load_for_bench(path: str, dtype: str, device: str, attn_implementation: str = "sdpa"):
     """(model, processor) of a checkpoint or local directory, in `dtype` on `device`, with SDPA attention."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -148,7 +134,6 @@ def bench_decode(cfg, paths, images: int, min_new_tokens: int = 0, configs: Sequ
     max_new_tokens, threads; cfg.device) over `images` synthetic paintings; min_new_tokens 0 = let answers end."""
     import tempfile
 
-    from artcap_lib.bench.caption import bench_model          # here: bench.caption imports this module
     from artcap_lib.captioning.captioner import resolve_dtype
     from artcap_lib.provenance import environment
     from artcap_lib.runtime import resolve_device, use_threads

@@ -19,7 +19,7 @@ def add_cli(sub) -> None:
 
 def _report(args) -> int:
     from artcap_lib import notebook
-    from artcap_lib.report import tables as report
+    from artcap_lib.report import step as report
     _, paths = profile_from_args(args)
     problem = not_a_run(paths)
     if problem:        # a mistyped --run-dir once created that folder and wrote "No results yet" over the report

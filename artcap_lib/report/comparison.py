@@ -20,6 +20,7 @@ import pandas as pd
 
 from artcap_lib import stats
 from artcap_lib.report import figures
+from artcap_lib.report.tables import METRIC_NAMES
 
 EXPERIMENT1_METRICS = ("bertscore_f", "meteor", "rougeL_f", "bleu4", "coco_cider")
 EXPERIMENT2_METRICS = ("precision@1", "mrr")
@@ -90,7 +91,6 @@ def _cell(value, ci, decimals: int, mark: str = "") -> str:
 def table(recs: Sequence[Mapping[str, Any]], decimals: int = 3, alpha: float = 0.05) -> pd.DataFrame:
     """One row per captioner (plus human-ft for Experiment 2); columns (Experiment 1 metric) and (model · query
     set · metric); cells "mean [95% CI]" with ‡ where the paired test gives p < alpha."""
-    from artcap_lib.report.tables import METRIC_NAMES
     rows: dict[str, dict[tuple[str, str], str]] = {}
     human: dict[tuple[str, str], str] = {}
     for r in recs:
@@ -148,8 +148,7 @@ def figure(recs: Sequence[Mapping[str, Any]]):
             ax.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=np.abs(cis.T - means), capsize=2,
                    color=figures.EXTRA_COLOURS[i % len(figures.EXTRA_COLOURS)], label=r["name"],
                    error_kw={"lw": 0.8})
-        from artcap_lib.report.tables import METRIC_NAMES
-        ax.set_xticks(x, [METRIC_NAMES.get(m, m) for m in metrics], rotation=20, fontsize=8)
+            ax.set_xticks(x, [METRIC_NAMES.get(m, m) for m in metrics], rotation=20, fontsize=8)
         ax.set_title("Experiment 1: captions vs human", fontsize=10)
         ax.legend(fontsize=7)
     for ax, (model, query_set) in zip(axes, panels):
