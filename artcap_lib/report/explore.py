@@ -282,13 +282,13 @@ def thumbnails(view: RunView, paths, ids=None) -> dict[str, Path]:
     return made
 
 
-def explorer(cfg, paths, top_k: int = TOP_K):
-    """The interactive explorer of a run (ipywidgets), to display in a notebook."""
+def explorer(cfg, paths, view: RunView | None = None, top_k: int = TOP_K):
+    """The interactive explorer of a run (ipywidgets), to display in a notebook (view: one already loaded)."""
     from artcap_lib.report.explore_widgets import Explorer
-    return Explorer(load(cfg, paths, top_k), paths).widget
+    return Explorer(view or load(cfg, paths, top_k), paths).widget
 
 
-def write_html(cfg, paths, out: str | Path, top_k: int = TOP_K) -> Path:
+def write_html(cfg, paths, out: str | Path, view: RunView | None = None, top_k: int = TOP_K) -> Path:
     """The same views as one self-contained HTML file (thumbnails and data embedded, no server, no network)."""
     from artcap_lib.report.explore_html import write_page
-    return write_page(load(cfg, paths, top_k), paths, Path(out))
+    return write_page(view or load(cfg, paths, top_k), paths, Path(out))
