@@ -482,7 +482,7 @@ class RunPaths:
     def variant_model(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "model"
     def training_dir(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "training"
     def history(self, model: str, variant: str) -> Path:
-        return self.training_dir(model, variant) / "history.json"       # = training.HISTORY
+        return self.training_dir(model, variant) / "history.json"       # = checkpoint.HISTORY
     def fine_tune_record(self, model: str, variant: str) -> Path: return self.variant(model, variant) / "fine_tune.json"
     @property
     def reference_results(self) -> Path:

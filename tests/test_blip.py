@@ -385,8 +385,8 @@ def _ddp_queue_worker(rank: int, world_size: int, port: int, pocket_dir: str, ou
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from artcap_lib.retrieval import training
-    training.setup_distributed("cpu")
+    from artcap_lib.retrieval import distributed
+    distributed.setup_distributed("cpu")
     torch.manual_seed(0)
     loaded = blip.load_blip(pocket_dir)
     obj = _objective(loaded, queue_size=12)
@@ -417,10 +417,10 @@ def test_queues_gather_every_process_features_under_torch_distributed(pocket_dir
 
 @pytest.mark.gpu
 def test_objective_trains_under_bf16_autocast_on_cuda(pocket):
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import distributed, training
     obj = _objective(pocket).cuda()
     obj.train()
-    batch = training.to_device(_batch(pocket[1]), torch.device("cuda"))
+    batch = distributed.to_device(_batch(pocket[1]), torch.device("cuda"))
     with training.autocast_context(torch.device("cuda"), "bf16"):
         out = obj(**batch)
     out["loss"].backward()

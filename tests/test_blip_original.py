@@ -186,7 +186,7 @@ def test_a_fine_tune_from_the_converted_model_starts_from_the_files_state(replic
     from artcap_lib.retrieval.blip.settings import BlipConfig
     from artcap_lib.data.artpedia import human_caption
     from artcap_lib.data.demo import DemoSizes, generate_collection
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import checkpoint
     from artcap_lib.retrieval.blip.recipe import train_blip
     from artcap_lib.retrieval.protocol import FineTuneDirs
     _, sd = replica
@@ -201,7 +201,7 @@ def test_a_fine_tune_from_the_converted_model_starts_from_the_files_state(replic
     train_blip(converted[0], FineTuneDirs(tmp_path / "model", tmp_path / "training"), ids["train"], ids["val"],
                captions, files, bcfg, epochs=1, lr=1e-20, progress=messages.append)
     assert any(m.startswith(f"objective initialised from {original.EXTRAS}: temp, vision_model_m") for m in messages)
-    state = training._load_checkpoint(tmp_path / "training" / "checkpoint.pt")["model"]
+    state = checkpoint.load_checkpoint(tmp_path / "training" / "checkpoint.pt")["model"]
     steps = 2                                                        # 8 images, batch 4
     assert float(state["temp"]) == pytest.approx(0.0412, abs=1e-6)
     ptr = int(sd["ptr_queue"])

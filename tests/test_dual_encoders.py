@@ -16,7 +16,7 @@ import torch
 from artcap_lib.cli import main
 from artcap_lib.config import ProfileError, RunPaths, load_profile
 from artcap_lib.data.demo import DemoSizes, generate_collection
-from artcap_lib.retrieval import experiment, registry, runs, training
+from artcap_lib.retrieval import checkpoint, distributed, experiment, registry, runs
 from artcap_lib.retrieval.dualenc import objectives, scoring
 from artcap_lib.retrieval.dualenc.adapter import demo_corpus
 from artcap_lib.retrieval.dualenc.data import Collate, ImageTextDataset, TextInputs
@@ -126,7 +126,7 @@ def _ddp_gradients(rank: int, world_size: int, port: int, folder: str, files, ca
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist = training.setup_distributed("cpu")
+    dist = distributed.setup_distributed("cpu")
     adapter = registry.get("siglip")
     bundle = adapter.load_bundle(folder)
     ddp = torch.nn.parallel.DistributedDataParallel(bundle.model)
@@ -215,7 +215,7 @@ def test_each_runs_through_the_experiment_runner(micro_run):
         assert record["epochs_run"] == 2 and record["settings"]["lr"] == 1e-4
         assert record["settings"]["betas"] == {"clip": [0.9, 0.98], "siglip": [0.9, 0.95]}[name]
         assert (paths.variant_model(name, variant) / "model.safetensors").is_file()
-        assert not (paths.training_dir(name, variant) / training.CHECKPOINT).exists()     # keep_checkpoint off
+        assert not (paths.training_dir(name, variant) / checkpoint.CHECKPOINT).exists()     # keep_checkpoint off
     assert out["truncation"]["limits"]["max_length"] == {"clip": 77, "siglip": 64}[name]
     assert out["truncation"]["training"]["human"]["captions"] == 16
     run = runs.load_run(runs.run_path(paths.score_dir(name), "human", "artpedia"))

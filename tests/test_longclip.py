@@ -18,7 +18,7 @@ from PIL import Image
 from artcap_lib.retrieval.longclip import model as longclip
 from artcap_lib.retrieval.longclip import convert as longclip_convert
 from artcap_lib.retrieval.longclip import stored_loss
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import checkpoint, distributed
 from artcap_lib.retrieval.protocol import FineTuneDirs
 from artcap_lib.standins.pocket_longclip import EOT, SOT, PocketSpec, build_pocket_longclip, train_clip_tokenizer
 
@@ -206,7 +206,7 @@ def test_fine_tune_resumes_after_a_kill_and_matches_an_uninterrupted_run(pocket_
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (tmp_path / "killed" / "model").exists()
-    assert torch.load(tmp_path / "killed" / "training" / training.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert torch.load(tmp_path / "killed" / "training" / checkpoint.CHECKPOINT, weights_only=True)["epoch"] == 1
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)    # as the killed run: other thread counts sum in other orders (1e-5 apart)
@@ -218,7 +218,7 @@ def test_fine_tune_resumes_after_a_kill_and_matches_an_uninterrupted_run(pocket_
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value)
     assert summary["truncation"]["train"]["captions"] == 12
-    assert [e["epoch"] for e in training.read_history(tmp_path / "killed" / "training")["epochs"]] == [0, 1, 2, 3]
+    assert [e["epoch"] for e in checkpoint.read_history(tmp_path / "killed" / "training")["epochs"]] == [0, 1, 2, 3]
     assert (tmp_path / "killed" / "model" / "config.json").is_file()
     # a finished fine-tune returns at once (the loop's checkpoint says so) with the kept epoch's weights
     again, summary_again = fine_tune_pictures(pocket_dir, tmp_path / "killed")
@@ -230,7 +230,7 @@ def _ddp_gradients(rank: int, world_size: int, port: int, pocket_dir: str, files
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist = training.setup_distributed("cpu")
+    dist = distributed.setup_distributed("cpu")
     bundle = longclip.load_model(pocket_dir)
     ddp = torch.nn.parallel.DistributedDataParallel(bundle.model)
     half = len(files) // world_size
@@ -277,7 +277,7 @@ def _ddp_fine_tune(rank: int, world_size: int, port: int, pocket_dir: str, files
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist = training.setup_distributed("cpu")
+    dist = distributed.setup_distributed("cpu")
     _fine_tune(pocket_dir, files, captions, out, batch_size=4 // world_size, dist=dist)
     import torch.distributed as tdist
     tdist.destroy_process_group()
@@ -310,7 +310,7 @@ def test_a_fine_tune_on_two_processes_equals_one_process_with_their_global_batch
         _fine_tune(pocket_dir, files, captions, tmp_path / "one", batch_size=4)
     finally:
         torch.set_num_threads(threads)
-    history = {n: training.read_history(tmp_path / n / "training") for n in ("one", "two")}
+    history = {n: checkpoint.read_history(tmp_path / n / "training") for n in ("one", "two")}
     assert history["two"]["world_size"] == 2 and history["one"]["world_size"] == 1
     for a, b in zip(history["one"]["epochs"], history["two"]["epochs"]):
         assert a.get("val_loss") == pytest.approx(b.get("val_loss"), rel=1e-4)

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from artcap_lib.config import ProfileError, load_profile
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import checkpoint, distributed, training
 from artcap_lib.retrieval.dualenc.validation import Validation
 from artcap_lib.retrieval.longclip import model as longclip
 from artcap_lib.retrieval.longclip import stored_loss
@@ -114,7 +114,7 @@ def test_the_authors_validation_reshuffles_per_epoch_in_fp32_and_averages_batche
         seen_batches.append(sorted(batch.tolist()))
         return {"loss": batch.mean()}
 
-    dist = training.Distributed()
+    dist = distributed.Distributed()
     theirs = Validation("authors", dataset, 2, dist, step, "bf16", collate=torch.stack, seed=0)
     ours = Validation("ours", dataset, 2, dist, step, "bf16", collate=torch.stack, seed=0)
     orders = []
@@ -161,7 +161,7 @@ def test_the_authors_presets_fine_tune_end_to_end_on_a_cpu(pocket_dir, pictures,
         "fp16", "authors", False, False)
     summary = longclip.fine_tune(bundle, (files[:13], captions[:13]), (files[13:], captions[13:]), settings,
                                  FineTuneDirs(tmp_path / "model", tmp_path / "training"), progress=None)
-    history = training.read_history(tmp_path / "training")
+    history = checkpoint.read_history(tmp_path / "training")
     assert history["steps_per_epoch"] == 3                  # 13 pairs in batches of 5: the short last batch kept
     assert history["precision"]["asked"] == "fp16" and history["precision"]["used"] == "fp32"
     assert "need CUDA" in history["precision"]["note"]

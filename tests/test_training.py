@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import checkpoint, distributed, training
 from artcap_lib.runtime import seed_everything
 
 DIM = 6
@@ -46,7 +46,7 @@ class TwoTower(nn.Module):
 
 def contrastive_step(model, batch):
     fa, fb = model(batch["x"], batch["y"])
-    fa, fb = training.all_gather_with_grad(fa), training.all_gather_with_grad(fb)
+    fa, fb = distributed.all_gather_with_grad(fa), distributed.all_gather_with_grad(fb)
     logits = model_scale(model) * fa @ fb.T
     target = torch.arange(len(fa))
     loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
@@ -63,11 +63,11 @@ def mse_step(model, batch):
 
 
 def run_fit(out_dir, step=mse_step, batch_size=8, epochs=3, shuffle=True, dist=None, **config):
-    dist = dist or training.Distributed()
+    dist = dist or distributed.Distributed()
     seed_everything(0, dist.rank)
     model = TwoTower()
-    loader = training.make_loader(PairDataset(32), batch_size, dist, shuffle=shuffle, drop_last=True, seed=0)
-    val_loader = training.make_loader(PairDataset(16, seed=1), 8, dist, shuffle=False)
+    loader = distributed.make_loader(PairDataset(32), batch_size, dist, shuffle=shuffle, drop_last=True, seed=0)
+    val_loader = distributed.make_loader(PairDataset(16, seed=1), 8, dist, shuffle=False)
     return training.fit(
         model, step, loader,
         validate=lambda m: training.mean_losses(m, step, val_loader, dist),
@@ -79,7 +79,7 @@ def run_fit(out_dir, step=mse_step, batch_size=8, epochs=3, shuffle=True, dist=N
 
 def test_fit_learns_logs_and_keeps_the_best_epoch(tmp_path):
     result = run_fit(tmp_path)
-    history = training.read_history(tmp_path)
+    history = checkpoint.read_history(tmp_path)
     assert [row["epoch"] for row in history["epochs"]] == [0, 1, 2, 3]
     losses = [row["val_loss"] for row in history["epochs"]]
     assert losses[-1] < losses[0]
@@ -87,7 +87,7 @@ def test_fit_learns_logs_and_keeps_the_best_epoch(tmp_path):
     assert {"train_loss", "train_norm", "val_norm", "seconds"} <= set(history["epochs"][1])
     assert history["best_epoch"] == min(range(1, 4), key=lambda e: losses[e]) and history["finished"]
     # the returned model carries the best epoch's weights
-    saved = torch.load(tmp_path / training.BEST_MODEL, weights_only=True)
+    saved = torch.load(tmp_path / checkpoint.BEST_MODEL, weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in result.model.state_dict().items())
 
 
@@ -102,7 +102,7 @@ def test_gradient_accumulation_matches_the_large_batch(tmp_path):
 def test_early_stopping_stops_at_the_first_epoch_without_improvement(tmp_path):
     values = iter([5.0, 3.0, 2.0, 2.5, 1.0, 0.5])     # epoch 0, 1, 2, 3 (worse: stop), never 4/5
     model = TwoTower()
-    loader = training.make_loader(PairDataset(16), 8, training.Distributed(), shuffle=True, drop_last=True)
+    loader = distributed.make_loader(PairDataset(16), 8, distributed.Distributed(), shuffle=True, drop_last=True)
     result = training.fit(model, mse_step, loader, validate=lambda m: {"val_loss": next(values)},
                           make_optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.01), make_scheduler=None,
                           config=training.TrainConfig(epochs=6, patience=1), out_dir=tmp_path, progress=None)
@@ -129,7 +129,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path)
     script = KILLED_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "killed"))
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    ckpt = torch.load(tmp_path / "killed" / training.CHECKPOINT, weights_only=True)   # plain tensors and values
+    ckpt = torch.load(tmp_path / "killed" / checkpoint.CHECKPOINT, weights_only=True)   # plain tensors and values
     assert ckpt["epoch"] == 1 and not ckpt["history"]["finished"]
 
     resumed = run_fit(tmp_path / "killed")
@@ -142,7 +142,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path)
     again = run_fit(tmp_path / "killed")
     assert again.history == resumed.history
     with pytest.raises(ValueError, match="other settings"):
-        training.fit(TwoTower(), mse_step, training.make_loader(PairDataset(8), 4, training.Distributed(), True),
+        training.fit(TwoTower(), mse_step, distributed.make_loader(PairDataset(8), 4, distributed.Distributed(), True),
                      validate=lambda m: {"val_loss": 0.0}, make_optimizer=lambda m: torch.optim.SGD(m.parameters(), 0.1),
                      make_scheduler=None, config=training.TrainConfig(), out_dir=tmp_path / "killed",
                      fingerprint={"lr": 1.0}, progress=None)
@@ -152,7 +152,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist = training.setup_distributed("cpu")
+    dist = distributed.setup_distributed("cpu")
     # per-process batch 4 without shuffling: the two shards of each step are the single process's batch of 8
     run_fit(out_dir, step=contrastive_step, batch_size=4, shuffle=False, epochs=2, dist=dist)
     import torch.distributed as tdist
@@ -167,11 +167,11 @@ def test_ddp_with_gathered_features_equals_one_process_with_the_whole_batch(tmp_
     torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2)
     single = run_fit(tmp_path / "single", step=contrastive_step, batch_size=8, shuffle=False, epochs=2)
     assert single.history["finished"]
-    last = {name: torch.load(tmp_path / name / training.CHECKPOINT, weights_only=True)["model"]
+    last = {name: torch.load(tmp_path / name / checkpoint.CHECKPOINT, weights_only=True)["model"]
             for name in ("ddp", "single")}
     for key, value in last["single"].items():
         torch.testing.assert_close(last["ddp"][key], value, rtol=1e-5, atol=1e-6)
-    assert training.read_history(tmp_path / "ddp")["world_size"] == 2
+    assert checkpoint.read_history(tmp_path / "ddp")["world_size"] == 2
 
 
 class _Payload:
@@ -191,12 +191,12 @@ def test_a_planted_checkpoint_is_refused_and_never_run(tmp_path, planted):
     marker = tmp_path / "the payload ran"
     if planted == "payload":
         torch.save({"model": _Payload(marker), "optimizer": {}, "rng": {}, "epoch": 1, "history": {}},
-                   out / training.CHECKPOINT)
+                   out / checkpoint.CHECKPOINT)
     elif planted == "not a checkpoint":
-        torch.save({"weights": torch.zeros(2)}, out / training.CHECKPOINT)
+        torch.save({"weights": torch.zeros(2)}, out / checkpoint.CHECKPOINT)
     else:
-        (out / training.CHECKPOINT).write_bytes(b"\x80\x04garbage")
-    with pytest.raises(training.CheckpointError, match="refused.*nothing was loaded"):
+        (out / checkpoint.CHECKPOINT).write_bytes(b"\x80\x04garbage")
+    with pytest.raises(checkpoint.CheckpointError, match="refused.*nothing was loaded"):
         run_fit(out)
     assert not marker.exists()
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import checkpoint, training
 
 
 def test_fp16_gets_a_cuda_grad_scaler_and_falls_back_to_fp32_elsewhere():
@@ -90,7 +90,7 @@ def test_the_scaler_path_scales_unscales_skips_overflows_and_resumes(tmp_path, m
     torch.testing.assert_close(skipped.model.weight, reference.weight)
 
     # the scaler's state is in the checkpoint, and a run resumed after a kill continues from it
-    assert torch.load(tmp_path / "scaled" / training.CHECKPOINT, weights_only=True)["scaler"]["scale"] == 2.0 ** 18
+    assert torch.load(tmp_path / "scaled" / checkpoint.CHECKPOINT, weights_only=True)["scaler"]["scale"] == 2.0 ** 18
     growing = lambda: torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=1)   # noqa: E731
     with pytest.raises(RuntimeError, match="killed"):
         _fit(tmp_path, "killed", growing, crash_at=9, epochs=3, monkeypatch=monkeypatch)   # first step of epoch 3

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.protocol import BenchStep, FineTuneDirs, ScoreKind, TrainingData
 
 from twotower_settings import POCKET, Settings
@@ -57,7 +57,7 @@ class Towers(nn.Module):
         """Symmetric InfoNCE over the (all-gathered) batch, as Long-CLIP's objective."""
         image = nn.functional.normalize(self.image(images), dim=-1)
         text = nn.functional.normalize(self.text(texts), dim=-1)
-        all_image, all_text = training.all_gather_with_grad(image), training.all_gather_with_grad(text)
+        all_image, all_text = distributed.all_gather_with_grad(image), distributed.all_gather_with_grad(text)
         import torch.distributed as tdist
         rank = tdist.get_rank() if tdist.is_available() and tdist.is_initialized() else 0
         targets = torch.arange(len(image)) + rank * len(image)
@@ -89,8 +89,8 @@ def _train(model: Towers, s: Settings, data: TrainingData, train_ids, val_ids, d
         return torch.utils.data.TensorDataset(torch.stack([image_features(data.images[i]) for i in ids]),
                                               torch.stack([text_features(data.captions[i], s.max_words) for i in ids]))
 
-    train_loader = training.make_loader(pairs(train_ids), s.batch_size, dist, shuffle=True, drop_last=True, seed=seed)
-    val_loader = training.make_loader(pairs(val_ids), s.batch_size, dist, shuffle=False)
+    train_loader = distributed.make_loader(pairs(train_ids), s.batch_size, dist, shuffle=True, drop_last=True, seed=seed)
+    val_loader = distributed.make_loader(pairs(val_ids), s.batch_size, dist, shuffle=False)
 
     def step(m, batch):
         return m(*batch)
@@ -98,8 +98,7 @@ def _train(model: Towers, s: Settings, data: TrainingData, train_ids, val_ids, d
     result = training.fit(
         model, step, train_loader, validate=lambda m: training.mean_losses(m, step, val_loader, dist, "fp32"),
         make_optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=s.lr), make_scheduler=None,
-        config=training.TrainConfig(epochs=s.epochs, precision="fp32", monitor="val_loss", mode="min", patience=None,
-                                    seed=seed),
+        config=training.TrainConfig(epochs=s.epochs, precision="fp32", monitor="val_loss", mode="min", patience=None),
         out_dir=dirs.training, dist=dist, fingerprint={"lr": s.lr, "train": list(train_ids)}, progress=progress)
     if dist.is_main:
         _save(result.model, dirs.model)

@@ -62,16 +62,16 @@ def run(cfg, paths, model: str, variants: Sequence[str] | None = None,
 # ---------------------------------------------------------------------------------------------- our models
 def _start(cfg, model: str):
     from artcap_lib import runtime
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import distributed
     adapter = registry.get(model)
     runtime.use_threads(adapter.settings(cfg).threads)
-    return adapter, training.setup_distributed(cfg.device)
+    return adapter, distributed.setup_distributed(cfg.device)
 
 
 def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = None,
                     progress: Progress = print) -> dict[str, Any]:
     """Fine-tune (where needed) and score the variants; write the files of the module docstring."""
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import distributed
     known = variants_of(cfg)
     variants = known if variants is None else variants
     unknown = sorted(set(variants) - set(known))
@@ -95,22 +95,22 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = Non
     # exactly one process scores and writes; the others wait until the files are there
     if dist.is_main:
         _score_and_write(cfg, paths, adapter, base, variants, inputs, records, dist.device, say, seconds, t_start)
-    training.barrier(dist)
+    distributed.barrier(dist)
     return outcome(paths, model)
 
 
 def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress = _quiet) -> str:
     """Where the baseline is: the run's pocket model (pre-trained here first if it is not there yet), or what
     `standins.model_location` makes of the profile's value (a random: spec is materialised once, by rank 0)."""
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import distributed
     from artcap_lib.standins import model_location
     spec = adapter.settings(cfg).model
     if adapter.pocket is None or spec != adapter.pocket:
         if not dist.is_main:
-            training.barrier(dist)
+            distributed.barrier(dist)
         location = model_location(spec, paths, cfg.device)
         if dist.is_main:
-            training.barrier(dist)
+            distributed.barrier(dist)
         return location
     out = paths.pocket_model(spec)
     if not out.is_dir():                 # it appears complete (copied, then renamed) or not at all
@@ -118,10 +118,10 @@ def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress =
         say(f"pre-training {spec} on the pre-training pool ({len(pool.train_ids)} artworks)")
         dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec))
         adapter.pretrain_pocket(cfg, pool, dirs, paths.pocket_pretraining(spec), dist, say)
-        training.barrier(dist)
+        distributed.barrier(dist)
         if dist.is_main:
             _copy_dir(dirs.model, out)
-        training.barrier(dist)
+        distributed.barrier(dist)
     return str(out)
 
 
@@ -147,7 +147,7 @@ def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = print) 
 def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inputs: Inputs, dist,
                say: Progress) -> dict[str, Any]:
     """Fine-tune one variant unless it is finished; returns its record (fine_tune.json)."""
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import checkpoint, distributed
     name = adapter.name
     dirs = FineTuneDirs(paths.variant_model(name, variant), paths.training_dir(name, variant))
     record_path = paths.fine_tune_record(name, variant)
@@ -155,7 +155,7 @@ def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inp
         return read_json(record_path)
     say(f"fine-tuning {adapter.title} on {variant} captions")
     extras = adapter.fine_tune(cfg, base, inputs.training_data(variant), dirs, dist, say)
-    training.barrier(dist)             # rank 0 has saved the model and the history: every process may read them
+    distributed.barrier(dist)             # rank 0 has saved the model and the history: every process may read them
     history = read_json(paths.history(name, variant))
     record = {"variant": variant, "base": base, "world_size": dist.world_size, "monitor": history["monitor"],
               "best_epoch": history["best_epoch"], "best": history["best"],
@@ -166,7 +166,7 @@ def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inp
         # the optimiser-state checkpoint and the best epoch's weights only serve a resume (the finished model is in
         # dirs.model): at BLIP-L they are 7.1 + 3.6 GB a variant; a profile may keep them (<model>.keep_checkpoint)
         if not getattr(adapter.settings(cfg), "keep_checkpoint", True):
-            for name in (training.CHECKPOINT, training.BEST_MODEL):
+            for name in (checkpoint.CHECKPOINT, checkpoint.BEST_MODEL):
                 (dirs.training / name).unlink(missing_ok=True)
     return record
 

@@ -1,16 +1,17 @@
-"""The training loop shared by the retrieval models (Long-CLIP, BLIP): model-agnostic, resumable, one GPU or many.
+"""The training loop shared by every registered retrieval model: model-agnostic, resumable, one GPU or many.
 
 The caller owns everything model-specific: the loss, the optimiser, the schedule, the data and the validation
-criterion. This module owns what is the same for every model: devices and processes, mixed precision, gradient
-accumulation, seeding, checkpoints, resume, early stopping / best-model selection and the history of the curves.
+criterion. This module owns what is the same for every model: mixed precision, gradient accumulation, resume,
+early stopping / best-model selection and the history of the curves; `distributed` holds the processes, loaders
+and gathers it runs on, `checkpoint` the files it resumes from.
 
 Interface
 ---------
-    from artcap_lib.retrieval import training
+    from artcap_lib.retrieval import distributed, training
 
-    dist = training.setup_distributed("auto")        # torchrun/accelerate launch -> DDP; otherwise one process
+    dist = distributed.setup_distributed("auto")        # torchrun/accelerate launch -> DDP; otherwise one process
     runtime.seed_everything(cfg.seed, dist.rank)
-    train_loader = training.make_loader(train_set, batch_size, dist, shuffle=True, drop_last=True,
+    train_loader = distributed.make_loader(train_set, batch_size, dist, shuffle=True, drop_last=True,
                                         collate_fn=collate, seed=cfg.seed)       # per-process batch size
     result = training.fit(
         model,                                        # nn.Module; fit() moves it to dist.device, wraps it in DDP
@@ -31,7 +32,7 @@ Interface
 - `step(model, batch)` gets the DDP-wrapped model under torch.distributed: it must reach the trainable weights
   through `model(...)` (forward) so DDP synchronises gradients; put a multi-part loss inside the module's forward.
   It returns a dict of scalar tensors; `"loss"` is back-propagated, every entry is logged.
-- Contrastive losses under DDP gather the other processes' features with `all_gather_with_grad(x)` (identity
+- Contrastive losses under DDP gather the other processes' features with `distributed.all_gather_with_grad(x)` (identity
   in one process); this process's rows start at rank * batch size in the gathered batch.
 - `validate(model)` returns a dict holding `config.monitor` (Long-CLIP: validation loss, mode "min"; BLIP:
   validation mean recall, mode "max"). `mean_losses(model, step, loader, dist)` is the validation loss of a loader.
@@ -53,20 +54,19 @@ Interface
 from __future__ import annotations
 
 import math
-import os
-import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
-from artcap_lib.files import read_json, write_json
-from artcap_lib.runtime import resolve_device
+from artcap_lib.files import write_json
+from artcap_lib.retrieval import checkpoint
+from artcap_lib.retrieval.checkpoint import BEST_MODEL, CHECKPOINT, HISTORY, CheckpointError
+from artcap_lib.retrieval.distributed import Distributed, barrier, to_device
 
 StepFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 
@@ -82,23 +82,6 @@ class TrainConfig:
     patience: int | None = 1             # stop after this many epochs without improvement; None = never stop early
     validate_first: bool = True          # record epoch 0 (the untrained model) in the history, for the curves
     log_every: int = 1                   # keep every n-th optimiser step in the history
-    seed: int = 0
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 @dataclass
@@ -107,93 +90,6 @@ class TrainResult:
     history: dict[str, Any]
     best_epoch: int | None
     best: float | None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# processes, devices, seeds, data
-
-
-def setup_distributed(device: str = "auto") -> Distributed:
-    """One process unless launched by torchrun / `accelerate launch` (both set WORLD_SIZE, RANK, LOCAL_RANK)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Distributed(device=torch.device(resolve_device(device)))
-    import torch.distributed as tdist
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    if not tdist.is_initialized():
-        tdist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Distributed(rank=tdist.get_rank(), world_size=tdist.get_world_size(), local_rank=local_rank,
-                       device=torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"))
-
-
-def barrier(dist: Distributed) -> None:
-    """Wait for every process (no-op in one process): after rank 0 writes what the others read next."""
-    if dist.enabled:
-        import torch.distributed as tdist
-        tdist.barrier()
-
-
-def make_loader(dataset, batch_size: int, dist: Distributed, shuffle: bool, drop_last: bool = False,
-                collate_fn=None, seed: int = 0, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    """A DataLoader whose order is a function of (seed, epoch) only, so a resumed run sees the batches an
-    uninterrupted one would; under DDP each process reads its own shard. `batch_size` is per process."""
-    from torch.utils.data import DataLoader, DistributedSampler
-    # DistributedSampler also serves one process: it reshuffles per epoch with seed + epoch (fit calls set_epoch)
-    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle,
-                                 seed=seed, drop_last=drop_last)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, collate_fn=collate_fn,
-                      num_workers=num_workers, pin_memory=dist.device.type == "cuda")
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def concat_all_gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate x over processes along dim 0, without gradient; the identity in one process."""
-    import torch.distributed as tdist
-    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(tdist.get_world_size())]
-    tdist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums every process's gradient for the gathered tensor (all_reduce) and keeps this
-    process's rows: each process's features then get the gradient of the whole global loss. Plain synchronous
-    collectives work alike on gloo and NCCL (the functional collectives crashed gloo workers intermittently)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as tdist
-        ctx.rank, ctx.world = tdist.get_rank(), tdist.get_world_size()
-        return concat_all_gather(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as tdist
-        grad = grad.contiguous().clone()
-        tdist.all_reduce(grad, op=tdist.ReduceOp.SUM)
-        return grad.chunk(ctx.world, dim=0)[ctx.rank]
-
-
-def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate x (same shape on every process) over processes along dim 0, keeping the gradient path to
-    every process's own rows; the identity without torch.distributed. Used for contrastive negatives."""
-    import torch.distributed as tdist
-    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
-        return x
-    return _GatherWithGrad.apply(x.contiguous())
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -268,66 +164,6 @@ def _batch_len(batch: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# checkpoints
-
-
-CHECKPOINT = "checkpoint.pt"     # everything needed to resume, rewritten after every epoch
-BEST_MODEL = "best_model.pt"     # the state_dict of the best epoch so far
-HISTORY = "history.json"
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    # write beside the target and rename: a kill mid-write leaves the previous file intact
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every RNG's state as tensors and plain values only, so that a checkpoint loads with weights_only=True."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, position, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be trusted or does not belong to this run; nothing of it was used."""
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    # weights_only=True: a run directory may come from another machine, and unpickling arbitrary objects runs code.
-    # This loop writes only tensors and plain values (see _rng_state), so its own checkpoints always load.
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:         # UnpicklingError for foreign objects, or a damaged file
-        raise CheckpointError(f"{path}: refused, not a checkpoint of plain tensors and values ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); nothing was loaded. Delete it to train that "
-                              "stage again from its start.") from None
-    if not isinstance(ckpt, dict) or not {"model", "optimizer", "rng", "epoch", "history"} <= set(ckpt):
-        raise CheckpointError(f"{path}: refused, not a checkpoint written by artcap's training loop; nothing was "
-                              "loaded. Delete it to train that stage again from its start.")
-    return ckpt
-
-
-def read_history(out_dir: str | Path) -> dict[str, Any]:
-    return read_json(Path(out_dir) / HISTORY)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # the loop
 
 
@@ -363,7 +199,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
 
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        ckpt = _load_checkpoint(ckpt_path)
+        ckpt = checkpoint.load_checkpoint(ckpt_path)
         if ckpt.get("fingerprint", {}) != fingerprint:
             raise CheckpointError(f"{ckpt_path}: written by a run with other settings {ckpt.get('fingerprint')} "
                              f"!= {fingerprint}; use another output directory or delete the checkpoint")
@@ -373,7 +209,7 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
             scheduler.load_state_dict(ckpt["scheduler"])
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
+        checkpoint.set_rng_state(ckpt["rng"])
         history, start_epoch, global_step = ckpt["history"], ckpt["epoch"] + 1, ckpt["global_step"]
         say(f"resumed from {ckpt_path} after epoch {ckpt['epoch']}")
         del ckpt
@@ -449,17 +285,17 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
         if improved:
             history["best"], history["best_epoch"] = row[config.monitor], epoch
             if dist.is_main:
-                _atomic_torch_save(model.state_dict(), out_dir / BEST_MODEL)
+                checkpoint.save_atomic(model.state_dict(), out_dir / BEST_MODEL)
         stale = 0 if improved else stale + 1
         last_epoch = epoch == config.epochs or (config.patience is not None and stale >= config.patience)
         history["stopped_early"] = epoch < config.epochs and last_epoch
         history["finished"] = last_epoch
         say(f"epoch {epoch}/{config.epochs}: {_fmt(row)}{' (best)' if improved else ''}")
         if dist.is_main:
-            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            checkpoint.save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                 "scaler": scaler.state_dict() if scaler is not None else None,
-                                "rng": _rng_state(), "epoch": epoch, "global_step": global_step,
+                                "rng": checkpoint.rng_state(), "epoch": epoch, "global_step": global_step,
                                 "history": history, "fingerprint": fingerprint}, ckpt_path)
             write_json(out_dir / HISTORY, history)
         barrier(dist)

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
 from artcap_lib.standins import POCKET_BLIP
 
@@ -40,7 +40,7 @@ class Blip:
         init = work_dir / "init"
         if dist.is_main:
             build_pocket_blip(init, image_size=cfg.blip.image_size, seed=cfg.seed)
-        training.barrier(dist)
+        distributed.barrier(dist)
         train_blip(init, dirs, ids[:-n_val], ids[-n_val:], pool.captions, pool.images, cfg.blip,
                    epochs=cfg.blip.pretrain_epochs, lr=cfg.blip.pretrain_lr, seed=cfg.seed, dist=dist,
                    select_with="itc", momentum=cfg.blip.pretrain_momentum, augment=False, progress=progress)
@@ -52,10 +52,10 @@ class Blip:
         if not original.is_original(base):
             return base
         if dist is not None and not dist.is_main:
-            training.barrier(dist)
+            distributed.barrier(dist)
         out = original.resolve(base, cfg.blip.image_size, progress if dist is None or dist.is_main else None)
         if dist is not None and dist.is_main:
-            training.barrier(dist)
+            distributed.barrier(dist)
         return out
 
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist, progress) -> dict[str, Any]:
@@ -135,7 +135,7 @@ class Blip:
         texts = [" ".join(["a painting of a woman in a red dress beside a window"] * 3)] * batch_size
         text = tokenizer(texts, padding="max_length", truncation=True, max_length=tokens, return_tensors="pt")
         pixels = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
-        batch = training.to_device({"pixel_values": pixels, "input_ids": text["input_ids"],
+        batch = distributed.to_device({"pixel_values": pixels, "input_ids": text["input_ids"],
                                     "attention_mask": text["attention_mask"]}, device)
 
         def step(i: int):

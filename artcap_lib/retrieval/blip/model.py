@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artcap_lib.retrieval.blip.droppath import set_drop_path
-from artcap_lib.retrieval.training import all_gather_with_grad, concat_all_gather
+from artcap_lib.retrieval.distributed import all_gather_with_grad, concat_all_gather
 
 MOMENTUM = 0.995
 ALPHA = 0.4

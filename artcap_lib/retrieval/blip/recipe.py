@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from artcap_lib import runtime
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.blip import data as blip_data
 from artcap_lib.retrieval.blip import model as blip
 from artcap_lib.retrieval.blip import original
@@ -79,12 +79,12 @@ def _digest(obj: Any) -> str:
 
 def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str], val_ids: Sequence[str],
                captions: Mapping[str, str], files: Mapping[str, Path], bcfg, *, epochs: int, lr: float,
-               seed: int = 0, dist: training.Distributed | None = None, select_with: str | None = None,
+               seed: int = 0, dist: distributed.Distributed | None = None, select_with: str | None = None,
                momentum: float | None = None, augment: bool = True,
                progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Fine-tune the BLIP at init_dir on (image, caption) pairs; rank 0 writes dirs.model (best epoch, Hugging
     Face format); dirs.training holds the loop's checkpoints and history. Run again after a kill: it resumes."""
-    dist = dist or training.Distributed()
+    dist = dist or distributed.Distributed()
     select_with = select_with or bcfg.select_with
     momentum = bcfg.momentum if momentum is None else momentum
     if select_with not in ("itm", "itc"):
@@ -97,7 +97,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
     size = model.config.vision_config.image_size
     train_set = blip_data.BlipPairs(train_ids, files, captions, blip_data.BlipTransform(size, augment, mean, std),
                                     bcfg.max_words)
-    train_loader = training.make_loader(train_set, bcfg.batch_size, dist, shuffle=True, drop_last=True,
+    train_loader = distributed.make_loader(train_set, bcfg.batch_size, dist, shuffle=True, drop_last=True,
                                         collate_fn=blip_data.collate(tokenizer, bcfg.max_tokens), seed=seed,
                                         num_workers=bcfg.num_workers)
     enc = blip.enc_token_id(tokenizer, model.config.text_config)
@@ -129,7 +129,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
                                                      weight_decay=bcfg.weight_decay),
         make_scheduler=per_epoch_cosine(epochs),
         config=training.TrainConfig(epochs=epochs, precision=bcfg.precision, monitor="val_r_mean", mode="max",
-                                    patience=None, validate_first=True, seed=seed),
+                                    patience=None, validate_first=True),
         out_dir=dirs.training, dist=dist, fingerprint=fingerprint, progress=progress)
     if dist.is_main:
         from transformers import AutoProcessor

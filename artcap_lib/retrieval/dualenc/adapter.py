@@ -209,7 +209,7 @@ class DualEncoderModel(ABC):
         image size and `tokens`-long captions."""
         import torch
 
-        from artcap_lib.retrieval import training
+        from artcap_lib.retrieval import distributed, training
         from artcap_lib.retrieval.dualenc import recipe
         if source == "pocket":
             bundle = self.build_pocket(demo_corpus())
@@ -222,7 +222,7 @@ class DualEncoderModel(ABC):
         optimizer = recipe.adamw(1e-6, 0.1, self.betas, self.eps)(model)
         size = model.config.vision_config.image_size
         g = torch.Generator().manual_seed(0)
-        batch = training.to_device({"pixel_values": torch.randn(batch_size, 3, size, size, generator=g),
+        batch = distributed.to_device({"pixel_values": torch.randn(batch_size, 3, size, size, generator=g),
                                     **self.bench_text(bundle, batch_size, tokens, g)}, device)
 
         def step(_i: int):

@@ -1,7 +1,7 @@
 """The contrastive objectives of the dual encoders, as steps for the shared loop (`training.fit`): each takes the
 (possibly DDP-wrapped) model and a batch and returns {"loss", ...} of scalars.
 
-Under DDP each process's features are gathered from all processes (`training.all_gather_with_grad`: the backward
+Under DDP each process's features are gathered from all processes (`distributed.all_gather_with_grad`: the backward
 sums every process's gradient for the gathered rows), and each process scores its own images against all texts,
 so DDP's average of the per-process gradients is the gradient of the single-process loss over the global batch.
 
@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 
 
 def _rank() -> int:
@@ -40,7 +40,7 @@ def infonce_step(model: nn.Module, batch: dict[str, torch.Tensor], scale_cap: bo
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 pixel_values=batch["pixel_values"])
     image, text = out.image_embeds.float(), out.text_embeds.float()      # L2-normalised by CLIPModel
-    all_image, all_text = training.all_gather_with_grad(image), training.all_gather_with_grad(text)
+    all_image, all_text = distributed.all_gather_with_grad(image), distributed.all_gather_with_grad(text)
     if temperature is not None:
         scale = torch.tensor(1.0 / temperature, device=image.device)
     elif scale_cap:
@@ -72,7 +72,7 @@ def sigmoid_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, 
     out = model(pixel_values=batch["pixel_values"],
                 **{k: batch[k] for k in ("input_ids", "attention_mask") if k in batch})
     image, text = out.image_embeds.float(), out.text_embeds.float()
-    all_text = training.all_gather_with_grad(text)
+    all_text = distributed.all_gather_with_grad(text)
     m = training.unwrap(model)
     # unbounded, as SigLIP trains it (no cap like CLIP's): the bias, not the temperature, offsets the many negatives
     scale, bias = m.logit_scale.float().exp().squeeze(), m.logit_bias.float().squeeze()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 
 from artcap_lib import runtime
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.dualenc.data import Collate, ImageTextDataset, TextInputs, token_truncation
 from artcap_lib.retrieval.dualenc.validation import Validation
 from artcap_lib.retrieval.protocol import FineTuneDirs
@@ -67,7 +67,7 @@ class FineTuneSettings:
 
 def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: FineTuneDirs, *,
               step: Callable, text: TextInputs, make_optimizer: Callable, make_scheduler: Callable | None,
-              dist: training.Distributed | None = None, progress=print,
+              dist: distributed.Distributed | None = None, progress=print,
               val_step: Callable | None = None) -> dict[str, Any]:
     """Fine-tune bundle.model in place (best validation-loss epoch kept); rank 0 saves the bundle to dirs.model.
 
@@ -77,7 +77,7 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
     dirs.training holds the loop's checkpoint (resume after a kill by calling again; a finished run returns at
     once) and history.json. Returns the settings, the truncation counts and the outcome.
     val_step: the objective of the validation loss, where it is not the training one (`step`)."""
-    dist = dist or training.Distributed()
+    dist = dist or distributed.Distributed()
     runtime.seed_everything(settings.seed, dist.rank)
     collate = Collate(bundle.tokenizer, text)
     train_set = ImageTextDataset(*train_pairs, bundle.image_processor, cache=settings.cache_images)
@@ -86,7 +86,7 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
         raise ValueError(f"{len(train_set)} training pairs are fewer than one global batch of "
                          f"{settings.batch_size} x {dist.world_size}")
     # drop_last: a contrastive batch's loss depends on its size; a short last batch would be an outlier
-    train_loader = training.make_loader(train_set, settings.batch_size, dist, shuffle=True,
+    train_loader = distributed.make_loader(train_set, settings.batch_size, dist, shuffle=True,
                                         drop_last=getattr(settings, "drop_last", True), collate_fn=collate,
                                         seed=settings.seed, num_workers=settings.num_workers)
     validate = Validation(getattr(settings, "val_protocol", "ours"), val_set, settings.batch_size, dist,
@@ -100,7 +100,7 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
                  f"captions, {t['tokens_cut']}/{t['tokens']} tokens ({100 * t['share_tokens_cut']:.1f}%)")
     config = training.TrainConfig(epochs=settings.epochs, grad_accum=settings.grad_accum,
                                   precision=settings.precision, max_grad_norm=settings.max_grad_norm,
-                                  monitor="val_loss", mode="min", patience=settings.patience, seed=settings.seed)
+                                  monitor="val_loss", mode="min", patience=settings.patience)
     result = training.fit(
         bundle.model, step, train_loader,
         validate=validate,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 
 PROTOCOLS = ("ours", "authors")
 
@@ -23,12 +23,12 @@ class Validation:
     """validate(model) for `training.fit`: the mean validation losses (val_<key>) under one protocol; `set_epoch`
     (called by fit before each validation) picks the authors' shuffle of that epoch."""
 
-    def __init__(self, protocol: str, dataset, batch_size: int, dist: training.Distributed, step: Callable,
+    def __init__(self, protocol: str, dataset, batch_size: int, dist: distributed.Distributed, step: Callable,
                  precision: str, collate, seed: int = 0, num_workers: int = 0):
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown validation protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
         self.protocol, self.dist, self.step, self.precision = protocol, dist, step, precision
-        self.loader = training.make_loader(dataset, batch_size, dist, shuffle=protocol == "authors",
+        self.loader = distributed.make_loader(dataset, batch_size, dist, shuffle=protocol == "authors",
                                            collate_fn=collate, seed=seed, num_workers=num_workers)
 
     def set_epoch(self, epoch: int) -> None:

@@ -133,7 +133,7 @@ class LongClip:
         of the model's image size and `tokens`-long captions."""
         import torch
 
-        from artcap_lib.retrieval import training
+        from artcap_lib.retrieval import distributed, training
         from artcap_lib.retrieval.longclip import model as longclip
         if source == "pocket":
             import numpy as np
@@ -156,7 +156,7 @@ class LongClip:
         g = torch.Generator().manual_seed(0)
         ids = torch.randint(0, text_config.vocab_size - 2, (batch_size, tokens), generator=g)
         ids[:, 0], ids[:, -1] = text_config.bos_token_id, text_config.eos_token_id
-        batch = training.to_device({"pixel_values": torch.randn(batch_size, 3, size, size, generator=g),
+        batch = distributed.to_device({"pixel_values": torch.randn(batch_size, 3, size, size, generator=g),
                                     "input_ids": ids, "attention_mask": torch.ones_like(ids)}, device)
 
         def step(_i: int):

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from artcap_lib.checkpoints import load_pretrained
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.dualenc import data, objectives, recipe, scoring
 from artcap_lib.retrieval.dualenc.adapter import DualEncoder
 from artcap_lib.retrieval.dualenc.data import ImageTextDataset  # noqa: F401  (part of this module's interface)
@@ -192,7 +192,7 @@ class FineTuneSettings:
 
 
 def fine_tune(bundle: LongClip, train_pairs: tuple[list[Path], list[str]], val_pairs: tuple[list[Path], list[str]],
-              settings: FineTuneSettings, dirs: FineTuneDirs, dist: training.Distributed | None = None,
+              settings: FineTuneSettings, dirs: FineTuneDirs, dist: distributed.Distributed | None = None,
               progress=print) -> dict[str, Any]:
     """Fine-tune bundle.model in place (best validation-loss epoch kept); rank 0 saves it to dirs.model.
 

@@ -28,7 +28,7 @@ ranking the rest of the batch alike, a second-order similarity, and the learnt s
 
 Under DDP the matrix needs every process's features (a column of L spans the global batch), so each process
 computes the whole global loss from the gathered features; the gathered rows' backward sums the processes'
-gradients (`training.all_gather_with_grad`), and DDP's average of the processes' parameter gradients is then the
+gradients (`distributed.all_gather_with_grad`), and DDP's average of the processes' parameter gradients is then the
 gradient of that one loss. Their runs used one GPU.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ import functools
 import torch
 from torch import nn
 
-from artcap_lib.retrieval import training
+from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.dualenc import objectives
 
 TEMPERATURE = 0.07
@@ -61,7 +61,7 @@ def training_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 pixel_values=batch["pixel_values"])
     image, text = out.image_embeds.float(), out.text_embeds.float()
-    all_image, all_text = training.all_gather_with_grad(image), training.all_gather_with_grad(text)
+    all_image, all_text = distributed.all_gather_with_grad(image), distributed.all_gather_with_grad(text)
     scale = training.unwrap(model).logit_scale.exp()
     logits_per_image = scale * all_image @ all_text.T
     return {"loss": logit_matrix_loss(logits_per_image, logits_per_image.T), "logit_scale": scale.detach()}
