@@ -50,8 +50,8 @@ class ClipConfig:
 class SiglipConfig:
     model: str = setting("google/siglip-base-patch16-224",
         "hub id or HF dir (SiglipModel; its SiglipTokenizer needs sentencepiece), "
-        "replica:google/siglip-base-patch16-224, random:siglip-base-patch16-224, or \"pocket-siglip\" (demo: pre-trained "
-        "here)")
+        "replica:google/siglip-base-patch16-224, random:siglip-base-patch16-224, or \"pocket-siglip\" (demo: "
+        "pre-trained here)")
     epochs: int = setting(6, "as the other dual encoders' fine-tunes", at_least=1)
     batch_size: int = setting(40,
         "per process; the sigmoid loss pairs each image with the global batch's texts",

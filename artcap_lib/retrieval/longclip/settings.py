@@ -13,8 +13,8 @@ from artcap_lib.settings import ProfileError, setting
 class LongClipConfig:
     """Long-CLIP's section; every recipe value left out of a profile is its preset's (retrieval/longclip/presets.py)."""
     model: str = setting("BeichenZhang/LongCLIP-L/longclip-L.pt",
-        "HF dir / hub id, a longclip-*.pt file (path or <hub repo>/<file>.pt), or \"pocket-longclip\" (demo: pre-trained "
-        "here)")
+        "HF dir / hub id, a longclip-*.pt file (path or <hub repo>/<file>.pt), or \"pocket-longclip\" (demo: "
+        "pre-trained here)")
     tokenizer: str = setting("openai/clip-vit-large-patch14",
         "CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)")
     stretch_77: bool = setting(True, "a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)")
@@ -26,7 +26,8 @@ class LongClipConfig:
     epochs: int = setting(FROM_PRESET, "stored, committed, adamw: 6", at_least=1)
     batch_size: int = setting(FROM_PRESET, "per process; stored 30, committed 40, adamw 40", at_least=1)
     lr: float = setting(FROM_PRESET, "stored 1e-7, committed 5e-7, adamw 5e-7", positive=True)
-    weight_decay: float = setting(FROM_PRESET, "1e-3: AdaBelief's, coupled (stored, committed); adamw: decoupled, matrices")
+    weight_decay: float = setting(FROM_PRESET,
+        "1e-3: AdaBelief's, coupled (stored, committed); adamw: decoupled, matrices")
     warmup: float = setting(FROM_PRESET, "share of steps warming up (OneCycle pct_start): 0.1", within=(0.0, 0.99))
     grad_accum: int = setting(1, "micro-batches per step (does not add contrastive negatives)", at_least=1)
     precision: str = setting(FROM_PRESET,
