@@ -1,5 +1,6 @@
 """End to end in a browser: JupyterLab (this .venv, the project's `artcap` kernel) serves notebook 06, headless
-Chromium runs it on the demo profile through the UI (Run > Run All Cells), and a figure must render.
+Chromium runs it on the demo profile through the UI (Run > Run All Cells), a figure must render, and the run
+explorer the notebook ends with is clicked through (tests/explore_lab.py).
 
 Needs Debian's chromium and chromedriver (scripts/setup.sh installs them when it runs as root) and selenium;
 skipped with the reason otherwise. The run directory is a small demo run (step 01 for real, steps 02-05 in
@@ -21,6 +22,7 @@ import pytest
 
 from artcap_lib.config import NOTEBOOKS_DIR
 from artcap_lib.runner import KERNEL_NAME, ensure_kernel
+from explore_lab import click_through_explorer
 from report_rundir import make_run_dir
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -138,10 +140,15 @@ def test_notebook_06_runs_in_jupyterlab_and_renders_figures(lab, browser):
     path = lab["root"] / NOTEBOOK
 
     def saved(_):
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except nbformat.reader.NotJSONError:       # read while Lab writes it (the explorer's widget state is large)
+            return None
         return nb if all(c.get("execution_count") for c in nb.cells if c.cell_type == "code") else None
     nb = wait.until(saved)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors, errors
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 5
+    # the notebook ends with the run explorer: click through a painting and a query
+    click_through_explorer(browser, lab["profile_dir"] / "demo", WebDriverWait(browser, 60, poll_frequency=0.5))

@@ -265,6 +265,7 @@ function show(name) {
     $(`view-${v}`).hidden = v !== name;
     $(`tab-${v}`).classList.toggle("active", v === name);
   }
+  window.scrollTo(0, 0);          // a view opened from far down the table starts at its top
 }
 
 $("notes").innerHTML = D.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("");
