@@ -117,3 +117,19 @@ def test_cli_refuses_a_folder_that_holds_no_run(tmp_path, capsys):
     assert artcap(["explore", "--profile", "demo", "--set", f"run_dir={tmp_path / 'nothing'}",
                    "--out", str(out)]) == 2
     assert "no run in" in capsys.readouterr().err and not out.exists()
+
+
+def test_queried_paintings_missing_from_artworks_are_rows_without_text(tmp_path):
+    # the reference profile's artworks.json holds the train split only; its runs query the test split
+    from artcap_lib.files import write_json
+    overrides = make_run_dir(tmp_path / "demo", steps=("data", "retrieval"))
+    cfg = load_profile("demo", overrides)
+    paths = RunPaths.for_profile(cfg)
+    artworks = read_json(paths.artworks)
+    test_ids = [i for i, a in artworks.items() if a["split"] == "test"]
+    write_json(paths.artworks, {i: a for i, a in artworks.items() if a["split"] != "test"})
+    view = explore.load(cfg, paths)
+    assert sorted(view.table.index) == sorted(test_ids) and (view.table["split"] == "test").all()
+    assert (view.table["rank_blip_human"] == 1).all()
+    assert any(f"{len(test_ids)} queried test painting(s) are not in" in n for n in view.notes)
+    assert view.queries["artpedia"][test_ids[0]].startswith(f"query {test_ids[0]} (")

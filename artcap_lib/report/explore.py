@@ -124,10 +124,17 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
     retrieval = _retrieval(cfg, paths, top_k, notes)
     test_ids = [i for i, a in artworks.items() if a.get("split") == "test"]
     scored = {str(i) for frame in per_image.values() for i in frame.index}
-    ids = ordered_ids(set(test_ids) | (scored & set(artworks)))
+    # the runs' queries are test paintings too: the reference profile's artworks.json holds only the train split
+    queried = {q for block in retrieval["relevant"].values() for q in block}
+    ids = ordered_ids(set(test_ids) | (scored & set(artworks)) | queried)
+    unknown = [i for i in ids if i not in artworks]
+    if unknown:
+        notes.append(f"{len(unknown)} queried test painting(s) are not in {paths.artworks.name} (e.g. {unknown[0]}): "
+                     "shown without title, human caption or image")
 
-    table = pd.DataFrame({"title": [artworks[i].get("title", "") for i in ids],
-                          "split": [artworks[i].get("split", "") for i in ids]}, index=pd.Index(ids, name="id"))
+    table = pd.DataFrame({"title": [artworks.get(i, {}).get("title", "") for i in ids],
+                          "split": [artworks.get(i, {}).get("split", "test") for i in ids]},
+                         index=pd.Index(ids, name="id"))
     columns = {"title": Column("info", "title"), "split": Column("info", "split")}
     for n, name in enumerate(names):
         frame = per_image.get(name)
@@ -162,7 +169,7 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
                                              + _set_suffix(query_set, query_sets),
                                              model=model, variant=variant, query_set=query_set)
 
-    for i in ids:
+    for i in (i for i in ids if i in artworks):
         image = image_path(paths.artworks, artworks[i])
         if image is not None and image.is_file():
             view.images[i] = image
@@ -254,11 +261,16 @@ def _full_ranks(npz: Path, relevant: dict[str, list[str]]) -> dict[str, float]:
 
 
 def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str, dict[str, str]]:
-    """The text of every query: artpedia's are the human captions, llama's the authors' Llama-3.2 queries."""
-    from artcap_lib.retrieval.inputs import query_sets as texts
-    ids = sorted({q for qs in query_sets for q in relevant.get(qs, {})} & set(artworks))
-    found = texts(query_sets, artworks, ids)
-    return {qs: {q: found.get(qs, {}).get(q, f"query {q}") for q in relevant.get(qs, {})} for qs in query_sets}
+    """The text of every query: artpedia's are the human captions, llama's the authors' Llama-3.2 queries
+    (`retrieval.inputs.query_sets`); a query whose text the run lacks is named by its id."""
+    from artcap_lib import reference
+    from artcap_lib.data.artpedia import human_caption
+    llama = (reference.llama_queries() if "llama" in query_sets
+             and reference.is_available("captions/generated_queries.json") else {})
+    texts = {"artpedia": {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")},
+             "llama": llama}
+    return {qs: {q: texts.get(qs, {}).get(q, f"query {q} (its text is not in this run)")
+                 for q in relevant.get(qs, {})} for qs in query_sets}
 
 
 def thumbnails(view: RunView, paths, ids=None) -> dict[str, Path]:
