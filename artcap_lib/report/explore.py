@@ -149,9 +149,10 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
             columns[column] = Column("metric", metric if n == 0 else f"{metric} ({name})", captioner=name,
                                      backend="coco" if metric.startswith("coco_") else "paper")
     query_sets = retrieval["query_sets"]
+    human = {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")}
     view = RunView(cfg.profile, paths.root, names, retrieval["models"], query_sets, retrieval["variants"], table,
-                   columns, {i: human_caption(artworks[i]) for i in artworks if artworks[i].get("visual_sentences")},
-                   captions, retrieval["queries"](artworks), retrieval["relevant"], retrieval["top"], {}, notes)
+                   columns, human, captions, _queries(query_sets, retrieval["relevant"], artworks),
+                   retrieval["relevant"], retrieval["top"], {}, notes)
     for (model, variant, query_set), ranks in retrieval["ranks"].items():
         column = view.rank_column(model, variant, query_set)
         table[column] = pd.Series(ranks, dtype=float).reindex(ids).to_numpy()
@@ -224,7 +225,6 @@ def _retrieval(cfg, paths, top_k: int, notes: list[str]) -> dict[str, Any]:
                 npz = paths.score_dir(model) / variant / f"scores_{query_set}.npz"
                 out["ranks"][(model, variant, query_set)] = (
                     _full_ranks(npz, relevant) if not stored and npz.is_file() else _run_ranks(ordered, relevant))
-    out["queries"] = lambda artworks: _queries(out["query_sets"], out["relevant"], artworks)
     return out
 
 
