@@ -13,6 +13,7 @@ from report_rundir import SIZES
 
 def click_through_explorer(browser, run_root: Path, wait) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.keys import Keys
 
     cfg = load_profile("demo", {"run_dir": str(run_root / "run"), "figures_dir": str(run_root / "figures"), **SIZES})
@@ -20,17 +21,27 @@ def click_through_explorer(browser, run_root: Path, wait) -> None:
     view = explore.load(cfg, paths)
     assert (paths.figures / explore.PAGE_NAME).is_file()          # the cell also wrote the static page
 
-    def text(css):
-        found = browser.find_elements(By.CSS_SELECTOR, css)
-        return found[0].text if found else ""
+    def text(css):             # one script: no stale element when the kernel redraws a view meanwhile
+        return browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''",
+                                      css)
 
     def rows():
         return browser.find_elements(By.CSS_SELECTOR, ".artcap-explore-rows select option")
 
-    def row_ids():             # a row's label starts with the painting's id (ipywidgets numbers the options)
-        return [o.text.split()[0] for o in rows()]
+    def row_ids():
+        # read in one script, as the kernel may redraw the options between two element reads; a row's label starts
+        # with the painting's id (ipywidgets numbers the options)
+        return browser.execute_script("return [...document.querySelectorAll('.artcap-explore-rows select option')]"
+                                      ".map((o) => o.textContent.trim().split(/\\s+/)[0])")
+
+    def click_row(art_id):
+        try:
+            rows()[row_ids().index(art_id)].click()
+            return True
+        except StaleElementReferenceException:        # redrawn in between: try again
+            return False
     try:
-        wait.until(lambda d: len(rows()) == len(view.table))
+        wait.until(lambda d: len(row_ids()) == len(view.table))
     except Exception:         # say what the notebook's last output shows instead of a bare timeout
         outputs = browser.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-OutputArea")
         raise AssertionError(f"no explorer table of {len(view.table)} rows; the last cell shows: "
@@ -45,7 +56,7 @@ def click_through_explorer(browser, run_root: Path, wait) -> None:
 
     # a row opens its painting: both captions, the metric scores, its ranks
     painting = kept[0]
-    rows()[row_ids().index(painting)].click()
+    wait.until(lambda d: click_row(painting))
     wait.until(lambda d: view.human[painting] in text(".artcap-explore-painting"))
     shown = browser.find_element(By.CSS_SELECTOR, ".artcap-explore-painting")
     assert view.captions[cfg.captioning.name][painting] in shown.text

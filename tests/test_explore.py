@@ -96,6 +96,10 @@ def test_widgets_explorer_opens_a_painting_and_its_query(run):
     ui.to_query.click()
     assert ui.tabs.selected_index == 2 and ui.query_id.value == painting
     assert ui.query.value.count("class='column'") == 8 and "hit relevant" in ui.query.value
+    assert "rank_blip_human" in ui.header.value and "rouge1_p " not in ui.header.value
+    ui.shown_columns.value = ("rouge1_p",)                      # the rows show the columns picked
+    assert "rouge1_p" in ui.header.value and "rank_blip_human" not in ui.header.value
+    assert ui.rows.options[0][0].rstrip().endswith(f"{view.table.loc[ui.rows.options[0][1], 'rouge1_p']:.3f}")
 
 
 def test_a_run_without_images_or_retrieval_is_explored_with_notes(tmp_path):

@@ -53,7 +53,9 @@ class Explorer:
         self.status = w.HTML()
         self.rows = w.Select(options=[], rows=ROWS, layout=w.Layout(width="100%"))
         self.rows.add_class("artcap-explore-rows")
-        self.shown = [c for c in columns if explore_column_shown(view, c)]
+        # the rows are text lines: a run of four models and two captioners has ~40 columns, too wide to read at once
+        self.shown_columns = w.SelectMultiple(options=columns, value=[c for c in columns if default_column(view, c)],
+                                              rows=6, description="columns")
         self.header = w.HTML()
         self.painting_id = w.Combobox(options=list(view.table.index), description="painting", ensure_option=True)
         self.painting = w.HTML()
@@ -68,8 +70,8 @@ class Explorer:
         self.query.add_class("artcap-explore-query")
 
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in view.notes)
-        table_tab = w.VBox([w.HBox([self.filter, self.sort, self.descending]), w.HBox([self.page, self.status]),
-                            self.header, self.rows])
+        table_tab = w.VBox([w.HBox([self.filter, self.sort, self.descending]),
+                            w.HBox([self.shown_columns, self.page, self.status]), self.header, self.rows])
         painting_tab = w.VBox([w.HBox([self.painting_id, self.to_query]), self.painting])
         query_tab = w.VBox([w.HBox([self.query_set, self.query_id, self.k]), self.query])
         self.tabs = w.Tab(children=[table_tab, painting_tab, query_tab])
@@ -81,7 +83,8 @@ class Explorer:
 
         for control in (self.filter, self.sort, self.descending):
             control.observe(self._refilter, names="value")
-        self.page.observe(lambda _: self._draw_rows(), names="value")
+        for control in (self.page, self.shown_columns):
+            control.observe(lambda _: self._draw_rows(), names="value")
         self.rows.observe(self._open_row, names="value")
         self.painting_id.observe(lambda change: self._show_painting(change["new"]), names="value")
         self.to_query.on_click(lambda _: self._open_query(self.painting_id.value))
@@ -112,11 +115,12 @@ class Explorer:
     def _draw_rows(self) -> None:
         start = (self.page.value - 1) * ROWS
         rows = self._kept.iloc[start:start + ROWS]
-        widths = {c: max(len(c), 7) for c in self.shown}
+        shown = list(self.shown_columns.value)
+        widths = {c: max(len(c), 7) for c in shown}
         self.header.value = ("<pre style='margin:0;font-size:12px'>" + html.escape(
-            f"{'id':>8}  {'title':<28} " + " ".join(f"{c:>{widths[c]}}" for c in self.shown)) + "</pre>")
-        options = [(f"{i:>8}  {str(r['title'])[:28]:<28} " + " ".join(f"{_fmt(r[c]):>{widths[c]}}"
-                                                                        for c in self.shown), i)
+            f"{'id':>8}  {'title':<28} " + " ".join(f"{c:>{widths[c]}}" for c in shown)) + "</pre>")
+        options = [(f"{i:>8}  {str(r['title'])[:28]:<28} " + " ".join(f"{_fmt(r[c]):>{widths[c]}}" for c in shown),
+                    i)
                    for i, r in rows.iterrows()]
         self.rows.unobserve(self._open_row, names="value")
         self.rows.options, self.rows.value = options, None
@@ -216,9 +220,9 @@ class Explorer:
         self.query.value = "".join(parts) + "</div>"
 
 
-def explore_column_shown(view: "explore.RunView", column: str) -> bool:
-    """The table's default columns: split, the headline metrics, every rank and rank change (the filter reaches
-    every column)."""
+def default_column(view: "explore.RunView", column: str) -> bool:
+    """The table's columns until the user picks others: split, the headline metrics, every rank and rank change
+    (the filter and the sort reach every column)."""
     col = view.columns[column]
     return col.kind != "metric" or col.label.split()[0] in {"bleu4", "meteor", "rougeL_f", "bertscore_f",
                                                                "coco_cider"}
