@@ -197,7 +197,7 @@ function applyFilter() {
 function paintingView(id) {
   const n = ROW[id];
   const parts = [`<h2>${esc(id)}: ${esc(title(id))}</h2><div class="painting">${thumb(id)}<div>`,
-    `<p class="caption"><b>human</b> ${esc(D.human[id] || "")}</p>`];
+    `<p class="caption"><b>human</b> ${esc(D.human[id] || "(not in this run)")}</p>`];
   for (const name of D.captioners)
     parts.push(`<p class="caption"><b>${esc(name)}</b> ${esc((D.captions[name] || {})[id] || "(no caption)")}</p>`);
   parts.push("</div></div>");

@@ -153,7 +153,7 @@ class Explorer:
         if art_id not in view.table.index:
             return
         row = view.table.loc[art_id]
-        captions = [("human", view.human.get(art_id, ""))] + [
+        captions = [("human", view.human.get(art_id, "(not in this run)"))] + [
             (name, view.captions.get(name, {}).get(art_id, "(no caption)")) for name in view.captioners]
         parts = [f"<div class='artcap-x'><h3>{html.escape(art_id)}: {html.escape(str(row['title']))} "
                  f"({row['split']})</h3><table><tr><td>{self._image(art_id, full=True)}</td><td>"]
