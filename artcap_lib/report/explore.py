@@ -9,8 +9,9 @@ What is read (only the run's files, and the authors' stored runs where the refer
 data/artworks.json (titles, splits, human captions, images), captions/<captioner>.jsonl, each captioner's
 per_image.parquet, and for every retrieval model its results.json with the runs and score matrices it names.
 
-The painting table has one row per test painting and per painting with caption metrics, and columns whose names
-are identifiers, so a filter is a small expression over them (`delta_blip_synthetic > 10 and bleu4 < 0.1`):
+The painting table has one row per test painting (every painting the runs query) and per painting with caption
+metrics, and columns whose names are identifiers, so a filter is a small expression over them
+(`delta_blip_synthetic > 10 and bleu4 < 0.1`):
     title, split
     <metric>                       a per-image metric of the first captioner (bleu4, coco_cider, bertscore_f, ...)
     <metric>__<captioner>          the same of every further captioner
@@ -95,8 +96,9 @@ class RunView:
 
 
 def load(cfg, paths, top_k: int = TOP_K) -> RunView:
-    """Read a run directory (cfg, paths as `notebook.setup` returns them) into a RunView; what a run lacks is
-    left out and said in `notes`, never an error, so every profile and every partial run can be explored."""
+    """Read a run directory (cfg, paths as `notebook.setup` returns them) into a RunView. Only step 01's
+    artworks.json is required: what else a run lacks is left out and said in `notes`, so every profile and every
+    partial run can be explored."""
     from artcap_lib.captioning.store import read_captions
     from artcap_lib.config import captioners as run_captioners
     from artcap_lib.data.artpedia import human_caption, image_path, load_artworks, ordered_ids
@@ -160,12 +162,12 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
                                  model=model, variant=variant, query_set=query_set)
     for model in view.models:
         for query_set in query_sets:
-            human = view.rank_column(model, "human", query_set)
+            human_rank = view.rank_column(model, "human", query_set)
             for variant in view.variants[model]:
                 synthetic = view.rank_column(model, variant, query_set)
-                if variant.startswith("synthetic") and human in table and synthetic in table:
+                if variant.startswith("synthetic") and human_rank in table and synthetic in table:
                     column = "delta" + synthetic[len("rank"):]
-                    table[column] = table[synthetic] - table[human]
+                    table[column] = table[synthetic] - table[human_rank]
                     columns[column] = Column("delta", f"{variant} - human rank {model}"
                                              + _set_suffix(query_set, query_sets),
                                              model=model, variant=variant, query_set=query_set)
