@@ -7,6 +7,7 @@ scores and ranks; each query's top paintings per model and variant), to share a 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 import time
 
 from artcap_lib.cli.options import add_profile_options, output_file, profile_from_args
@@ -22,13 +23,13 @@ def add_cli(sub) -> None:
 
 
 def _explore(args) -> int:
-    from artcap_lib.report import explore
+    from artcap_lib.report import explore, explore_html
     cfg, paths = profile_from_args(args)
     if not paths.artworks.is_file():
         print(f"artcap explore: {paths.artworks} not found: no run in {paths.root} (check --set run_dir=..., or "
               "run step 01 first); nothing was written", file=sys.stderr)
         return 2
     start = time.monotonic()
-    out = explore.write_html(cfg, paths, args.out or paths.figures / explore.PAGE_NAME)
+    out = explore_html.write_page(explore.load(cfg, paths), paths, Path(args.out or paths.figures / explore.PAGE_NAME))
     print(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {time.monotonic() - start:.1f} s)")
     return 0

@@ -1,9 +1,10 @@
 """The run explorer's data: one function reads a run directory into plain tables, which both the JupyterLab
 explorer (`explore_widgets`) and the static page (`explore_html`) show, so the two show the same numbers.
 
-    from artcap_lib.report import explore
-    explore.explorer(cfg, paths)                 # in a notebook (notebook 06 ends with it)
-    explore.write_html(cfg, paths, "run.html")   # one self-contained file (`artcap explore`)
+    from artcap_lib.report import explore, explore_html, explore_widgets
+    view = explore.load(cfg, paths)
+    explore_widgets.explorer(view, paths)                 # in a notebook (notebook 06 ends with it)
+    explore_html.write_page(view, paths, Path("run.html"))  # one self-contained file (`artcap explore`)
 
 What is read (only the run's files, and the authors' stored runs where the reference profile points at them):
 data/artworks.json (titles, splits, human captions, images), captions/<captioner>.jsonl, each captioner's
@@ -294,15 +295,3 @@ def thumbnails(view: RunView, paths, ids=None) -> dict[str, Path]:
                 tmp.replace(thumb)
         made[art_id] = thumb
     return made
-
-
-def explorer(cfg, paths, view: RunView | None = None, top_k: int = TOP_K):
-    """The interactive explorer of a run (ipywidgets), to display in a notebook (view: one already loaded)."""
-    from artcap_lib.report.explore_widgets import Explorer
-    return Explorer(view or load(cfg, paths, top_k), paths).widget
-
-
-def write_html(cfg, paths, out: str | Path, view: RunView | None = None, top_k: int = TOP_K) -> Path:
-    """The same views as one self-contained HTML file (thumbnails and data embedded, no server, no network)."""
-    from artcap_lib.report.explore_html import write_page
-    return write_page(view or load(cfg, paths, top_k), paths, Path(out))

@@ -226,3 +226,8 @@ def default_column(view: "explore.RunView", column: str) -> bool:
     col = view.columns[column]
     return col.kind != "metric" or col.label.split()[0] in {"bleu4", "meteor", "rougeL_f", "bertscore_f",
                                                                "coco_cider"}
+
+
+def explorer(view: "explore.RunView", paths):
+    """The interactive explorer of a loaded run (`explore.load`), to display in a notebook."""
+    return Explorer(view, paths).widget
