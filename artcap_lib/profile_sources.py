@@ -10,6 +10,7 @@ profile to the table: a value edited in paper.yaml without its source fails ther
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -93,8 +94,11 @@ def departures(cfg, name_or_path: str | Path | None = None) -> dict[str, dict[st
 
 
 def format_origins(rows: list[tuple[str, Any, str]]) -> str:
+    def plain(value):     # a list of sections (captioning.captioners) is shown as the mappings the YAML holds
+        return [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value] \
+            if isinstance(value, list) else value
     width = max(len(k) for k, _, _ in rows)
-    shown = [(k, yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip(), o)
-             for k, v, o in rows]
+    shown = [(k, yaml.safe_dump(plain(v), default_flow_style=True, width=10_000).strip().removesuffix("...").strip(),
+              o) for k, v, o in rows]
     vwidth = min(max(len(v) for _, v, _ in shown), 40)
     return "\n".join(f"{k:<{width}}  {v:<{vwidth}}  {o}" for k, v, o in shown)

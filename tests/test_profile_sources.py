@@ -75,3 +75,9 @@ def test_a_departure_from_the_sources_is_recorded():
     assert load_sources("demo") == {} and departures(load_profile("demo")) == {}
     rows = {k: o for k, _, o in origins(load_profile("demo"))}
     assert rows["captioning.model"] == "profile" and rows["captioning.engine"] == "default"
+
+
+def test_artcap_profile_shows_a_profile_with_several_captioners(capsys):
+    assert main(["profile", "zoo"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("captioning.captioners "))
+    assert "{answer_marker: null, model: pocket-llava, name: pocket-llava, prompt: null}" in line
