@@ -6,7 +6,7 @@ cut is counted: about every joined Artpedia caption is longer).
 
 Objective: CLIP's own, symmetric InfoNCE over the batch (gathered across processes under DDP) with its learnable
 temperature, capped at 100 (`objectives.infonce_step`, the one Long-CLIP fine-tunes with).
-Recipe (`config.ClipConfig`): AdamW (betas 0.9/0.98, eps 1e-6: CLIP's ViT-L setting; decay 0.1 on matrices only),
+Recipe (`dualenc.settings.ClipConfig`): AdamW (betas 0.9/0.98, eps 1e-6: CLIP's ViT-L setting; decay 0.1 on matrices only),
 linear warm-up over 10% of the steps then cosine to 0, lr 1e-6 at batch 40 for 6 epochs, early stop on validation
 loss: a ViT-L/14 pre-trained on 400M pairs forgets fast at the lr of from-scratch training, and 2k captions are a
 few hundred steps.

@@ -45,9 +45,9 @@ class ClipConfig:
     pretrain_batch_size: int = setting(64, "pocket-clip only", at_least=1)
 
 
-
 @dataclass
-class SiglipConfig:
+class SiglipConfig(ClipConfig):
+    """CLIP's section with SigLIP's values where they differ (the rest, field order included, is inherited)."""
     model: str = setting("google/siglip-base-patch16-224",
         "hub id or HF dir (SiglipModel; its SiglipTokenizer needs sentencepiece), "
         "replica:google/siglip-base-patch16-224, random:siglip-base-patch16-224, or \"pocket-siglip\" (demo: "
@@ -61,24 +61,11 @@ class SiglipConfig:
         "L/14 and the sigmoid loss's gradient does not grow with the negatives, so batch 40 needs no smaller step",
         positive=True)
     weight_decay: float = setting(0.1, "decoupled, matrices only (gains, biases, logit_scale/logit_bias spared)")
-    warmup: float = setting(0.1, "share of steps warming up linearly, then cosine decay to 0", within=(0.0, 0.99))
     grad_accum: int = setting(1, "micro-batches per step (does not add pairs to the loss)", at_least=1)
-    precision: str = setting("auto",
-        "auto (bf16 autocast on GPUs that have it) | bf16 | fp32",
-        choices=('auto', 'bf16', 'fp32'))
-    patience: int = setting(1, "early stop after this many epochs without val-loss improvement; 0 = never")
-    max_grad_norm: float = setting(0.0, "gradient clipping; 0 = none")
     score: str = setting("sigmoid",
         "sigmoid (the pair logit exp(logit_scale) * cosine + logit_bias, SigLIP's own) | cosine; both rank alike (the "
         "scale is positive)",
         choices=('sigmoid', 'cosine'))
-    score_precision: str = setting("fp32",
-        "test scoring: fp32 (exact; 333 test images cost nothing) | fp16 | bf16 | auto",
-        choices=('fp32', 'fp16', 'bf16', 'auto'))
-    eval_batch_size: int = setting(64, at_least=1)
-    num_workers: int = setting(4, "data-loader processes")
-    threads: int = setting(0, "torch intra-op threads (0 = torch's default); pocket models: 1")
-    keep_checkpoint: bool = setting(False, "keep the optimiser-state checkpoint after a finished fine-tune")
     pretrain_epochs: int = setting(24,
         "pocket-siglip only: epochs on the demo pre-training pool (= the baseline); demo test R@1 0.15 of 200 (8 "
         "epochs: 0.015), ~30 s on 1 thread")
@@ -86,4 +73,3 @@ class SiglipConfig:
         "pocket-siglip only: from random weights (t = 10, b = -log(batch) to start)",
         positive=True)
     pretrain_batch_size: int = setting(64, "pocket-siglip only", at_least=1)
-

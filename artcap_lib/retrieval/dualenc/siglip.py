@@ -7,7 +7,7 @@ a mask (`data.TextInputs(64, pad_to_max_length=True, attention_mask=False)`). Th
 unless asked: padding is set here for training and scoring alike.
 Objective: the pairwise sigmoid loss with its learnt temperature `logit_scale` (t = exp) and bias `logit_bias`
 (`objectives.sigmoid_step`; features gathered across processes under DDP, each process's images against all texts).
-Recipe (`config.SiglipConfig`): AdamW with betas 0.9/0.95 (the SigLIP paper lowers beta2 from 0.999 for stability),
+Recipe (`dualenc.settings.SiglipConfig`): AdamW with betas 0.9/0.95 (the SigLIP paper lowers beta2 from 0.999 for stability),
 eps 1e-8, decay 0.1 on matrices only, warm-up over 10% then cosine to 0, lr 1e-5 at batch 40, 6 epochs, early stop
 on validation loss. 1e-5 rather than CLIP-L's 1e-6: a B/16 (203M parameters, 12 layers of width 768) is moved less by
 a step than an L/14, and the sigmoid loss's gradient does not grow with the number of negatives, so a small batch
