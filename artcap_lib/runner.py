@@ -12,18 +12,26 @@ Nothing half-written is left under a final name: a notebook executes into `.NN_n
 the manifest is written atomically. One Ctrl-C interrupts the running notebooks' kernels (they start in their own
 session, so the terminal's SIGINT never reaches them), waits a few seconds for them to stop, records what finished
 and what was interrupted, and raises `RunInterrupted`.
+
+While notebooks run, the terminal shows what each is doing (`progress`: the captioner's images with rate and ETA, a
+fine-tune's epoch and step, the metrics still being computed), read from a status file each kernel writes. Kernels
+talk to the runner over local IPC sockets, not TCP: nothing is exposed on the network, and ipykernel's warning about
+unencrypted TCP has nothing to warn about.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from artcap_lib import progress as progress_files
 from artcap_lib.files import LOCK_ENV, RunLock, read_json, sha256_file, write_json
 from artcap_lib.config import MODEL_KEYS, NOTEBOOKS_DIR, PATH_KEYS, RunPaths, profile_path
 from artcap_lib.config import load_profile
@@ -31,6 +39,8 @@ from artcap_lib.provenance import environment
 
 KERNEL_NAME = "artcap"
 INTERRUPT_GRACE_S = 20     # after a Ctrl-C, how long an interrupted kernel may take to stop before it is killed
+POLL_S = 0.5               # how often the running notebooks' status files are read
+LOG_EVERY_S = 30           # in a log (not a terminal) a notebook's unchanged task is reprinted at most this often
 
 
 class NotebookFailed(RuntimeError):
@@ -163,16 +173,16 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
     manifest.setdefault("notebooks", {})
     manifest.pop("failed", None)
     manifest.pop("interrupted", None)
-    # per-cell progress bars of notebooks running side by side would garble each other
-    bars = progress and cfg.jobs == 1
     n = len(notebooks)
     index = {nb.stem: i for i, nb in enumerate(notebooks, 1)}
+    board = StatusBoard(log, shown=progress)
+    log = board.log
 
     kernels: dict[str, Any] = {}                 # notebook stem -> its kernel manager, to interrupt it
 
     def run_one(notebook: Path) -> float:
         began = time.perf_counter()
-        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, bars,
+        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, status_file(paths, notebook),
                  lambda km: kernels.__setitem__(notebook.stem, km))
         return time.perf_counter() - began
 
@@ -184,6 +194,8 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
         nonlocal failure
         nb = running.pop(future)
         kernels.pop(nb.stem, None)
+        board.finished(nb.stem)
+        status_file(paths, nb).unlink(missing_ok=True)
         try:
             wall = future.result()
         except Exception as err:     # a cell's error, a disk that filled, a kernel that died: the run stops here
@@ -208,10 +220,13 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
                 for nb in [nb for nb in pending if needs[nb.stem] <= done][:cfg.jobs - len(running)]:
                     pending.remove(nb)
                     log(f"[{index[nb.stem]}/{n}] {nb.stem} ...")
+                    status_file(paths, nb).unlink(missing_ok=True)    # a killed run's last status is not this one's
+                    board.started(nb.stem, status_file(paths, nb))
                     running[pool.submit(run_one, nb)] = nb
             if not running:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            board.poll()
             for future in sorted(finished, key=lambda f: running[f].name):
                 collect(future)
     except KeyboardInterrupt:
@@ -230,6 +245,7 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
                              f"{', '.join(sorted(manifest['notebooks'])) or 'none'} "
                              f"({paths.manifest})") from None
     finally:
+        board.clear()
         pool.shutdown(wait=not running, cancel_futures=True)     # a kernel that survived SIGKILL is not waited for
     if failure is not None:
         raise failure
@@ -240,6 +256,67 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
     manifest["input_hashes"] = input_hashes(profile, paths)
     write_json(paths.manifest, manifest)
     return manifest
+
+
+class StatusBoard:
+    """What the running notebooks are doing, on the terminal: on an interactive terminal one line rewritten in place
+    (cleared before each log line), in a log (CI, `| tee`) a line when a notebook's task (a stage such as one
+    fine-tune, a bar, a message) changes or, unchanged, every LOG_EVERY_S. `shown=False` (`--no-progress`) prints only the log lines."""
+
+    def __init__(self, log: Callable[[str], None], shown: bool = True, stream=None):
+        self._print, self.shown = log, shown
+        self.stream = stream or sys.stdout
+        self.live = shown and log is print and self.stream.isatty()
+        self.files: dict[str, Path] = {}
+        self.began: dict[str, float] = {}
+        self.last: dict[str, tuple[str, float]] = {}     # stem -> (task printed, when) in log mode
+        self._drawn = False
+
+    def started(self, stem: str, status: Path) -> None:
+        self.files[stem], self.began[stem] = status, time.monotonic()
+
+    def finished(self, stem: str) -> None:
+        for table in (self.files, self.began, self.last):
+            table.pop(stem, None)
+
+    def log(self, message: str) -> None:
+        self.clear()
+        self._print(message)
+
+    def clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+    def lines(self) -> dict[str, tuple[str, str]]:
+        """Each running notebook's (task, line): what its kernel last reported as one line after the notebook's
+        elapsed time, and the task that line is about (its outermost stage, else its bar or message)."""
+        now, out = time.monotonic(), {}
+        for stem, path in self.files.items():
+            state = progress_files.read_status(path)
+            task = (state or {}).get("stage") or (state or {}).get("task") or (state or {}).get("message") or ""
+            line = progress_files.status_line(state) or "starting"
+            out[stem] = (task, f"{progress_files._clock(now - self.began[stem])} {line}")
+        return out
+
+    def poll(self) -> None:
+        if not self.shown or not self.files:
+            return
+        lines = self.lines()
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            text = " | ".join(f"{stem[:2]} {line}" for stem, (_, line) in lines.items())
+            self.stream.write("\r\x1b[K" + text[:width])
+            self.stream.flush()
+            self._drawn = True
+            return
+        now = time.monotonic()
+        for stem, (task, line) in lines.items():
+            printed, when = self.last.get(stem, ("", 0.0))
+            if task and (task != printed or now - when >= LOG_EVERY_S):
+                self.last[stem] = (task, now)
+                self._print(f"    {stem}: {line}")
 
 
 def _stop(running: dict[Future, Path], kernels: dict[str, Any]) -> None:
@@ -276,17 +353,34 @@ def _dotted(cfg, key: str) -> Any:
     return node
 
 
-def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides: dict[str, Any], bars: bool,
+def status_file(paths: RunPaths, notebook: Path) -> Path:
+    """Where `notebook`'s kernel writes its progress (`artcap_lib.progress`) while the runner runs it."""
+    return paths.root / ".progress" / f"{notebook.stem}.json"
+
+
+def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides: dict[str, Any], status: Path,
              on_kernel: Callable[[Any], None] = lambda km: None) -> None:
-    """Run one notebook with papermill into `output`, atomically (see the module docstring); `on_kernel` gets its
-    kernel manager as the kernel starts."""
+    """Run one notebook with papermill into `output`, atomically (see the module docstring); its kernel writes its
+    progress into `status`; `on_kernel` gets its kernel manager as the kernel starts."""
     import papermill as pm
     from jupyter_client import AsyncKernelManager
 
+    status.parent.mkdir(parents=True, exist_ok=True)
+
     class Manager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
+            if os.name == "posix":       # local sockets (see the module docstring), named by an absolute path:
+                # the default name is relative to each process's directory, and the kernel runs in notebooks/
+                from jupyter_core.paths import jupyter_runtime_dir
+                kwargs.setdefault("transport", "ipc")
+                kwargs.setdefault("ip", os.path.join(jupyter_runtime_dir(), f"artcap-{uuid.uuid4().hex[:12]}"))
+                os.makedirs(jupyter_runtime_dir(), exist_ok=True)
             super().__init__(*args, **kwargs)
             on_kernel(self)
+
+        async def start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), progress_files.ENV: str(status)}
+            return await super().start_kernel(**kw)
 
     partial = output.with_name(f".{output.stem}.running.ipynb")
     try:
@@ -294,7 +388,7 @@ def _execute(notebook: Path, output: Path, kernel: str, profile: str, overrides:
         # this whole process's directory, under notebooks running side by side too
         pm.execute_notebook(str(notebook), str(partial), kernel_name=kernel,
                             parameters={"profile": str(profile), "overrides": overrides},
-                            progress_bar=bars, log_output=False, kernel_manager_class=Manager,
+                            progress_bar=False, log_output=False, kernel_manager_class=Manager,
                             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     except pm.PapermillExecutionError as err:
         _publish(partial, output)        # the executed copy with the error, written whole before papermill raised

@@ -37,6 +37,7 @@ from PIL import Image
 
 from artcap_lib.captioning.prompts import chat_prompt, model_inputs
 from artcap_lib.checkpoints import load_pretrained
+from artcap_lib.progress import Bar
 from artcap_lib.runtime import distributed_rank
 from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
 
@@ -255,10 +256,7 @@ def caption_into(captioner: Captioner, items: Sequence[tuple[str, Path]], store:
     captioned = failed = new_tokens = 0
     generate_seconds = 0.0
     start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(todo), desc=f"captioning ({captioner.model_name})", unit="img")
+    bar = Bar(len(todo), f"captioning ({captioner.model_name})", unit="img", show=progress)
     for prepared in prefetch(batches, lambda b: _prepare_batch(captioner, b)):
         failed += store.append({**f, "model": captioner.model_name, "prompt": captioner.prompt}
                                for f in prepared["failures"])
@@ -273,10 +271,8 @@ def caption_into(captioner: Captioner, items: Sequence[tuple[str, Path]], store:
                                        "seconds": seconds / len(results)}
                                       for art_id, (text, n) in zip(prepared["ids"], results))
             new_tokens += sum(n for _, n in results)
-        if bar is not None:
-            bar.update(len(prepared["ids"]) + len(prepared["failures"]))
-    if bar is not None:
-        bar.close()
+        bar.update(len(prepared["ids"]) + len(prepared["failures"]))
+    bar.close()
     wall = time.perf_counter() - start
     return {"images": len(items), "already_done": len(items) - len(todo), "captioned": captioned, "failed": failed,
             "new_tokens": new_tokens, "seconds": wall, "generate_seconds": generate_seconds,

@@ -15,7 +15,7 @@ def add_cli(sub) -> None:
     p.add_argument("--only", action="append", metavar="NN", help="run only notebook NN (repeatable)")
     p.add_argument("--from", dest="start", metavar="NN", help="first notebook to run")
     p.add_argument("--to", dest="stop", metavar="NN", help="last notebook to run")
-    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.add_argument("--no-progress", action="store_true", help="print only when a notebook starts and ends, not what it is doing")
     add_profile_options(p, *RUN_FIELDS)
     p.set_defaults(func=_reproduce)
 

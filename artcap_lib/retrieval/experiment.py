@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from artcap_lib.config import primary_captioner
 from artcap_lib.files import read_json, write_json
+from artcap_lib.progress import say, stage
 from artcap_lib.retrieval import registry, runs
 from artcap_lib.retrieval.inputs import Inputs, load_inputs, pretraining_pool, synthetic_captions
 from artcap_lib.retrieval.protocol import FineTuneDirs, RetrievalModel
@@ -48,7 +49,7 @@ def fine_tuned_variants(cfg) -> list[str]:
 
 
 def run(cfg, paths, model: str, variants: Sequence[str] | None = None,
-        progress: Progress = print) -> dict[str, Any]:
+        progress: Progress = say) -> dict[str, Any]:
     """Notebooks 04/05's one call: Experiment 2 for `model` (a registry name), from our models
     (retrieval.source "model") or the authors' stored runs ("reference"); variants default to `variants_of(cfg)`.
     Returns the `outcome` dict."""
@@ -69,7 +70,7 @@ def _start(cfg, model: str):
 
 
 def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = None,
-                    progress: Progress = print) -> dict[str, Any]:
+                    progress: Progress = say) -> dict[str, Any]:
     """Fine-tune (where needed) and score the variants; write the files of the module docstring."""
     from artcap_lib.retrieval import distributed
     known = variants_of(cfg)
@@ -117,7 +118,8 @@ def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress =
         pool = pretraining_pool(paths)
         say(f"pre-training {spec} on the pre-training pool ({len(pool.train_ids)} artworks)")
         dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec))
-        adapter.pretrain_pocket(cfg, pool, dirs, paths.pocket_pretraining(spec), dist, say)
+        with stage(f"pre-training {spec}"):
+            adapter.pretrain_pocket(cfg, pool, dirs, paths.pocket_pretraining(spec), dist, say)
         distributed.barrier(dist)
         if dist.is_main:
             _copy_dir(dirs.model, out)
@@ -133,7 +135,7 @@ def _copy_dir(source: Path, target: Path) -> None:
     tmp.rename(target)
 
 
-def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = print) -> dict[str, Any]:
+def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = say) -> dict[str, Any]:
     """One fine-tune (`artcap blip finetune`): the baseline (pre-trained first in the demo), then the variant."""
     if variant not in fine_tuned_variants(cfg):
         raise ValueError(f"variant {variant!r} is not fine-tuned in this profile (fine-tuned: "
@@ -154,7 +156,8 @@ def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inp
     if record_path.is_file() and dirs.model.is_dir():     # the record is written after the model is saved
         return read_json(record_path)
     say(f"fine-tuning {adapter.title} on {variant} captions")
-    extras = adapter.fine_tune(cfg, base, inputs.training_data(variant), dirs, dist, say)
+    with stage(f"fine-tuning {adapter.title} on {variant}"):
+        extras = adapter.fine_tune(cfg, base, inputs.training_data(variant), dirs, dist, say)
     distributed.barrier(dist)             # rank 0 has saved the model and the history: every process may read them
     history = read_json(paths.history(name, variant))
     record = {"variant": variant, "base": base, "world_size": dist.world_size, "monitor": history["monitor"],

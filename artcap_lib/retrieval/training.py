@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from artcap_lib.files import write_json
+from artcap_lib.progress import Bar
 from artcap_lib.retrieval import checkpoint
 from artcap_lib.retrieval.checkpoint import BEST_MODEL, CHECKPOINT, HISTORY, CheckpointError
 from artcap_lib.retrieval.distributed import Distributed, barrier, to_device
@@ -239,7 +240,10 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
         sums: dict[str, float] = {}
         n_batches = len(train_loader)
         optimizer.zero_grad(set_to_none=True)
+        bar = Bar(n_batches, f"epoch {epoch}/{config.epochs}", unit="batch", show=progress is not None and dist.is_main,
+                  leave=False)
         for i, batch in enumerate(train_loader):
+            bar.update()
             batch = to_device(batch, dist.device)
             last_micro = (i + 1) % config.grad_accum == 0 or i + 1 == n_batches
             # inside an accumulation window only the last micro-batch synchronises gradients across processes
@@ -274,6 +278,8 @@ def fit(model: nn.Module, step: StepFn, train_loader, validate: Callable[[nn.Mod
             if global_step % config.log_every == 0:
                 history["steps"].append({"epoch": epoch, "step": global_step, "lr": lr, "grad_norm": grad_norm,
                                          **scaled, **{k: float(v.detach()) for k, v in out.items()}})
+        bar.update(0, note="validating")
+        bar.close()
         # lr: the last rate applied this epoch (a scheduler's value after its final step is never used)
         row = {"epoch": epoch, **{f"train_{k}": v / n_batches for k, v in sums.items()},
                **_validate(model, validate, dist, epoch), "lr": lr, "seconds": time.perf_counter() - t0}

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from artcap_lib.progress import Bar
 from artcap_lib.captioning.prompts import LLAVA_CHAT_TEMPLATE, chat_prompt
 from artcap_lib.data.demo import COLOURS, KINDS
 from artcap_lib.files import write_json
@@ -184,6 +185,7 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
     log, running, start = [], 0.0, time.perf_counter()
     order = torch.randperm(n, generator=generator)
     cursor = 0
+    bar = Bar(steps, "training the pocket captioner", unit="step", leave=False)
     for step in range(steps):
         if cursor + batch_size > n:
             order, cursor = torch.randperm(n, generator=generator), 0
@@ -203,6 +205,8 @@ def train(model, examples: dict[str, torch.Tensor], steps: int, batch_size: int,
             count = (step % log_every) + 1
             log.append({"step": step + 1, "loss": running / count, "seconds": time.perf_counter() - start})
             running = 0.0
+        bar.update()
+    bar.close()
     model.eval()
     return log
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from artcap_lib.progress import Bar
 from artcap_lib.textmetrics.bertscore import BERTSCORE_COLUMNS, PAPER_BERTSCORE_MODEL, BertScore
 from artcap_lib.textmetrics.coco import COCO_COLUMNS, GuardedMeteor, coco_scores, ptb_tokenize, spice_status
 from artcap_lib.textmetrics.paper import (ROUGE_COLUMNS, _meteor_resources, bleu4_scores, meteor_nltk_scores,
@@ -155,6 +156,11 @@ class CaptionScorer:
             jobs["bertscore"] = self._threads.submit(lambda: self._bert.result().score(all_cands, all_refs))
         if "coco" in self.backends:
             jobs["coco"] = self._threads.submit(self._score_coco, references, candidates, control_cands)
+        # the jobs run side by side; the bar says which are still computing
+        with Bar(len(jobs), f"scoring {n} caption pairs", unit="metric groups") as bar:
+            for future in as_completed(jobs.values()):
+                running = [k for k, f in jobs.items() if not f.done()]
+                bar.update(note=f"computing {', '.join(running)}" if running else "")
         columns: dict[str, np.ndarray] = {}
         corpus, spice, bert_info = {}, spice_status(self.spice_jars), None
         for name, future in jobs.items():
