@@ -30,7 +30,7 @@ import yaml
 
 from artcap_lib import settings
 from artcap_lib.retrieval import registry      # each model's section of a profile is declared beside the model
-from artcap_lib.settings import ProfileError, setting
+from artcap_lib.settings import MODEL, PATH, ProfileError, kind, leaves, setting
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -58,7 +58,8 @@ class DataConfig:
         "demo (generated) | artpedia (downloaded) | rehearsal (real paintings, loopback) | reference (authors' "
         "artefacts)",
         choices=('demo', 'artpedia', 'rehearsal', 'reference'))
-    artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip")
+    artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip",
+                                 kind=PATH)
     artpedia_url: str = setting("https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip")
     download_workers: int = setting(4, "concurrent image downloads (polite cap: at most 8)", at_least=1)
     max_side: int = setting(1000, "the authors' normalisation: fit inside max_side x max_side", at_least=1)
@@ -77,7 +78,7 @@ class DataConfig:
 class CaptionerSpec:
     """One captioner of a run (an entry of `captioning.captioners`); unset fields take the section's value."""
     name: str = setting("", "captions/<name>.jsonl; letters, digits, '.', '_', '-'")
-    model: str = setting("", "hub id, local directory, pocket name, random:/replica: spec")
+    model: str = setting("", "hub id, local directory, pocket name, random:/replica: spec", kind=MODEL)
     prompt: str | None = setting(None, "None = captioning.prompt")
     answer_marker: str | None = setting(None, "None = captioning.answer_marker")
 
@@ -89,7 +90,7 @@ class CaptioningConfig:
         choices=('model', 'reference'))
     name: str = setting("llava", "captions/<name>.jsonl")
     model: str = setting("llava-hf/llava-1.5-7b-hf",
-        "hub id or local directory; \"pocket-llava\" = the run's pocket model")
+        "hub id or local directory; \"pocket-llava\" = the run's pocket model", kind=MODEL)
     prompt: str = setting("Caption this image")
     max_new_tokens: int = setting(200, at_least=1)
     dtype: str = setting("auto",
@@ -120,11 +121,13 @@ class CaptioningConfig:
 @dataclass
 class MetricsConfig:
     backends: list[str] = setting(factory=lambda: ["paper", "coco"], choices=('paper', 'coco'))
-    bertscore_model: str = setting("distilbert-base-uncased", "hub id or local directory; \"minilm\" = offline MiniLM")
+    bertscore_model: str = setting("distilbert-base-uncased", "hub id or local directory; \"minilm\" = offline MiniLM",
+                                   kind=MODEL)
     bertscore_num_layers: int = setting(0, "0 = bert-score's default layer for the model")
     split: str = setting("train", "the authors scored the train split", choices=('train', 'val', 'test'))
     bootstrap: int = setting(1000, "bootstrap resamples for the 95% CIs", at_least=1)
-    spice_jars: str = setting("", "directory with stanford-corenlp-3.6.0(-models).jar; \"\" = SPICE skipped")
+    spice_jars: str = setting("", "directory with stanford-corenlp-3.6.0(-models).jar; \"\" = SPICE skipped",
+                              kind=PATH)
 
 
 @dataclass
@@ -163,8 +166,8 @@ class SharedSections:
     device: str = setting("auto",
         "auto | cpu | cuda | cuda:N",
         pattern=r"auto|cpu|mps|cuda(:[0-9]+)?", pattern_means="a device (auto | cpu | cuda | cuda:N | mps)")
-    run_dir: str = setting("", "\"\" = papermill_runs/<profile>")
-    figures_dir: str = setting("", "\"\" = figures/<profile>")
+    run_dir: str = setting("", "\"\" = papermill_runs/<profile>", kind=PATH)
+    figures_dir: str = setting("", "\"\" = figures/<profile>", kind=PATH)
     jobs: int = setting(1, "notebooks run side by side once their needs are met (03/04/05 need 02)", at_least=1)
     data: DataConfig = setting(factory=DataConfig)
     captioning: CaptioningConfig = setting(factory=CaptioningConfig)
@@ -256,13 +259,9 @@ def variant_captioners(cfg: "Profile") -> dict[str, str]:
     return {captioner_variant(cfg, s.name): s.name for s in captioners(cfg)}
 
 
-def _leaves(node, prefix: str = ""):
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        if dataclasses.is_dataclass(value):
-            yield from _leaves(value, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}", value
+def values(node) -> dict[str, Any]:
+    """{dotted key: value} of every field of a built profile (or section)."""
+    return {key: value for key, value, _ in leaves(node)}
 
 
 def available_profiles() -> list[str]:
@@ -387,12 +386,13 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 # ---- the run directory -----------------------------------------------------------------------------------------
 
-# Fields holding a path a user types. One rule for them and for every path option of the CLI: `~` is expanded and a
-# relative path is relative to the current directory of the process that loads the profile, resolved once there
-# (`artcap reproduce` hands its notebooks, which run in notebooks/, the absolute paths).
-PATH_KEYS = ("run_dir", "figures_dir", "data.artpedia_json", "metrics.spice_jars")
-# Model fields are hub ids too: the rule applies where the value `looks_local`.
-MODEL_KEYS = ("captioning.model", "blip.model", "longclip.model", "metrics.bertscore_model")
+# Fields holding a path a user types (declared `kind=PATH`). One rule for them and for every path option of the CLI:
+# `~` is expanded and a relative path is relative to the current directory of the process that loads the profile,
+# resolved once there (`artcap reproduce` hands its notebooks, which run in notebooks/, the absolute paths). Model
+# fields (`kind=MODEL`, each model's own included) are hub ids too: the rule applies where the value `looks_local`.
+def path_fields(profile) -> dict[str, str]:
+    """{dotted key: PATH or MODEL} of every field of a built profile that holds a path or a model."""
+    return {key: kind(f) for key, _, f in leaves(profile) if kind(f)}
 
 
 def user_path(text: str | Path) -> Path:
@@ -407,15 +407,15 @@ def looks_local(value: str) -> bool:
 
 
 def absolute_paths(profile) -> None:
-    """Make the non-empty PATH_KEYS fields, and the MODEL_KEYS fields that look local, of a loaded profile absolute
+    """Make the non-empty path fields, and the model fields that look local, of a loaded profile absolute
     (`user_path`), in place."""
-    for key in PATH_KEYS + MODEL_KEYS:
+    for key, field_kind in path_fields(profile).items():
         *sections, name = key.split(".")
         node = profile
         for section in sections:
             node = getattr(node, section)
         value = getattr(node, name)
-        if value and (key in PATH_KEYS or looks_local(value)):
+        if value and (field_kind == PATH or looks_local(value)):
             setattr(node, name, str(user_path(value)))
 
 
@@ -446,6 +446,8 @@ class RunPaths:
     def splits(self) -> Path: return self.data / "splits.json"
     @property
     def images(self) -> Path: return self.data / "images"
+    @property
+    def data_summary(self) -> Path: return self.data / "summary.json"
     # demo only: the pocket models' pre-training pool and the generator's ground truth
     @property
     def pretrain_pool(self) -> Path: return self.data / "pretrain_pool.json"
@@ -461,6 +463,11 @@ class RunPaths:
         """Where Experiment 1 of a captioner is written: metrics/ for the run's first captioner (where a
         one-captioner run has it), metrics/<captioner>/ for every further one."""
         return self.metrics if primary else self.metrics / captioner
+    # in each such folder (default: the first captioner's, metrics/)
+    def metrics_per_image(self, folder: Path | None = None) -> Path: return (folder or self.metrics) / "per_image.parquet"
+    def metrics_control(self, folder: Path | None = None) -> Path:
+        return (folder or self.metrics) / "control_per_image.parquet"       # the shuffled pairs
+    def metrics_summary(self, folder: Path | None = None) -> Path: return (folder or self.metrics) / "summary.json"
     # 04/05 retrieval (Experiment 2), one folder per registered model:
     #   retrieval/<model>/{summary,truncation,results}.json, qrels_<query set>.json
     #   retrieval/<model>/<variant>/{run,scores}_<query set>.*     the main score kind's runs
@@ -493,6 +500,9 @@ class RunPaths:
     # pocket models and fine-tuned checkpoints
     @property
     def models(self) -> Path: return self.root / "models"
+    # 06 report: the explorer's thumbnail cache, next to what it shows
+    @property
+    def thumbnails(self) -> Path: return self.root / "explore" / "thumbs"
     def pocket_model(self, name: str) -> Path:
         """models/<name>: a pocket model built and trained in this run (demo, tests)."""
         return self.models / name

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from artcap_lib.config import PROFILES_DIR, _leaves, profile_path
+from artcap_lib.config import PROFILES_DIR, profile_path, values
 
 SOURCES_DIR = PROFILES_DIR / "sources"
 
@@ -76,7 +76,7 @@ def origins(cfg, name_or_path: str | Path | None = None) -> list[tuple[str, Any,
     sources = load_sources(Path(name_or_path).stem)
     in_yaml = keys_set_in_yaml(name_or_path)
     rows = []
-    for key, value in _leaves(cfg):
+    for key, value in values(cfg).items():
         if key in sources:
             src = sources[key]
             origin = src.source if same_value(value, src.value) else f"OVERRIDE (source: {src.value!r}, {src.source})"
@@ -90,7 +90,7 @@ def departures(cfg, name_or_path: str | Path | None = None) -> dict[str, dict[st
     """{key: {value, source_value, source}} where a resolved profile departs from its sources table."""
     sources = load_sources(Path(name_or_path or cfg.profile).stem)
     return {key: {"value": value, "source_value": sources[key].value, "source": sources[key].source}
-            for key, value in _leaves(cfg) if key in sources and not same_value(value, sources[key].value)}
+            for key, value in values(cfg).items() if key in sources and not same_value(value, sources[key].value)}
 
 
 def format_origins(rows: list[tuple[str, Any, str]]) -> str:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from artcap_lib import progress as progress_files
 from artcap_lib.files import LOCK_ENV, RunLock, read_json, sha256_file, write_json
-from artcap_lib.config import MODEL_KEYS, NOTEBOOKS_DIR, PATH_KEYS, RunPaths, profile_path
+from artcap_lib.config import NOTEBOOKS_DIR, RunPaths, path_fields, profile_path
 from artcap_lib.config import load_profile
 from artcap_lib.provenance import environment
 
@@ -116,8 +116,7 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, on
     paths = RunPaths.for_profile(cfg)
     # paths resolve where the user typed them (`config.user_path`); the notebooks run in notebooks/, so they get
     # them absolute (as the profile loaded here made them)
-    overrides.update({key: value for key in PATH_KEYS + MODEL_KEYS
-                      if (value := _dotted(cfg, key)) and os.path.isabs(value)})
+    overrides.update({key: value for key in path_fields(cfg) if (value := _dotted(cfg, key)) and os.path.isabs(value)})
     notebooks = select_notebooks(list_notebooks(), only, start, stop)
     problem = run_dir_problem(cfg, paths, notebooks)      # before the lock creates a mistyped run_dir
     if problem:
@@ -153,7 +152,7 @@ def run_dir_problem(cfg, paths: RunPaths, notebooks: list[Path]) -> str | None:
     now = cfg.to_dict()
     changed = [f"seed {before['seed']} -> {now['seed']}"] if "seed" in before and before["seed"] != now["seed"] else []
     changed += [f"data.{k} {v!r} -> {now['data'][k]!r}" for k, v in before.get("data", {}).items()
-                if f"data.{k}" not in PATH_KEYS and k in now["data"] and v != now["data"][k]]
+                if path_fields(cfg).get(f"data.{k}") is None and k in now["data"] and v != now["data"][k]]
     if not changed:
         return None
     return (f"run_dir: {paths.root} holds captions and models made from other data ({'; '.join(changed)}): step 01 "

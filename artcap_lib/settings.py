@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 
 RULE = "artcap.rule"
 HELP = "artcap.help"
+KIND = "artcap.kind"
+PATH, MODEL = "path", "model"     # a field the user types a path into; one that holds a hub id or a path
 
 
 class ProfileError(ValueError):
@@ -35,9 +37,12 @@ class Rule:
 
 def setting(default: Any = MISSING, help: str = "", *, factory: Callable[[], Any] | Any = MISSING,
             choices: tuple = (), at_least: int | None = None, positive: bool = False,
-            within: tuple[float, float] | None = None, pattern: str = "", pattern_means: str = "") -> Any:
-    """A dataclass field carrying its help text and its `Rule` (a mutable default goes in `factory`)."""
-    metadata = {HELP: help, RULE: Rule(tuple(choices), at_least, positive, within, pattern, pattern_means)}
+            within: tuple[float, float] | None = None, pattern: str = "", pattern_means: str = "",
+            kind: str = "") -> Any:
+    """A dataclass field carrying its help text and its `Rule` (a mutable default goes in `factory`); `kind` PATH
+    or MODEL marks a field whose local paths the loader makes absolute (`config.absolute_paths`)."""
+    metadata = {HELP: help, RULE: Rule(tuple(choices), at_least, positive, within, pattern, pattern_means),
+                KIND: kind}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -49,6 +54,10 @@ def rule(f: dataclasses.Field) -> Rule:
 
 def help_text(f: dataclasses.Field) -> str:
     return f.metadata.get(HELP, "")
+
+
+def kind(f: dataclasses.Field) -> str:
+    return f.metadata.get(KIND, "")
 
 
 def leaves(node, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:

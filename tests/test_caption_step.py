@@ -1,7 +1,9 @@
 """Step 02 in the reference profile: the authors' LLaVA captions imported into the common caption file."""
+import pytest
+
 from artcap_lib import reference
 from artcap_lib.captioning.step import import_reference_captions
-from artcap_lib.standins import model_location
+from artcap_lib.model_names import locate
 from artcap_lib.captioning.store import read_captions, read_records
 from artcap_lib.config import RunPaths
 
@@ -22,5 +24,7 @@ def test_reference_captions_import_in_the_common_format(reference_dir, tmp_path)
 
 def test_pocket_model_name_resolves_to_the_run_directory(tmp_path):
     paths = RunPaths(tmp_path / "run", tmp_path / "figures")
-    assert model_location("pocket-llava", paths) == str(tmp_path / "run" / "models" / "pocket-llava")
-    assert model_location("llava-hf/llava-1.5-7b-hf", paths) == "llava-hf/llava-1.5-7b-hf"
+    assert locate("pocket-llava", paths) == str(tmp_path / "run" / "models" / "pocket-llava")
+    assert locate("llava-hf/llava-1.5-7b-hf", paths) == "llava-hf/llava-1.5-7b-hf"
+    with pytest.raises(ValueError, match="pocket model of a run"):
+        locate("pocket-llava")

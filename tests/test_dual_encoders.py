@@ -251,11 +251,11 @@ def replica_root(tmp_path_factory):
 
 @pytest.mark.parametrize("name,hub", [("clip", replicas.CLIP), ("siglip", replicas.SIGLIP)])
 def test_the_replica_loads_and_scores_a_real_painting(name, hub, replica_root, tmp_path, monkeypatch):
-    from artcap_lib.standins import model_location
+    from artcap_lib.model_names import locate
     monkeypatch.setenv("ARTCAP_REPLICAS", str(replica_root))
     cfg = load_profile("paper", {f"{name}.model": f"replica:{hub}"})
     adapter = registry.get(name)
-    base = model_location(adapter.settings(cfg).model, RunPaths.for_profile(cfg))
+    base = locate(adapter.settings(cfg).model, RunPaths.for_profile(cfg))
     assert base == str(replica_root / hub)
     loaded = adapter.load(cfg, base, None, "cpu")
     images = _museum_paintings(tmp_path)

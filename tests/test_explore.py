@@ -64,7 +64,7 @@ def test_thumbnails_are_made_once_into_the_run(run):
     from PIL import Image
     view, paths = run["view"], run["paths"]
     thumbs = explore.thumbnails(view, paths)
-    assert set(thumbs) == set(view.images) and all(t.parent == explore.thumbs_dir(paths) for t in thumbs.values())
+    assert set(thumbs) == set(view.images) and all(t.parent == paths.thumbnails for t in thumbs.values())
     for thumb in thumbs.values():
         with Image.open(thumb) as im:
             assert max(im.size) <= explore.THUMB_SIDE and im.format == "JPEG"

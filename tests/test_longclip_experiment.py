@@ -10,7 +10,7 @@ from artcap_lib.config import RunPaths, load_profile
 from artcap_lib.data.demo import DemoSizes, generate_collection
 from artcap_lib.retrieval import displays, experiment, runs
 from artcap_lib.retrieval.longclip import model as longclip
-from artcap_lib.standins import POCKET_LONGCLIP
+from artcap_lib.model_names import POCKET_LONGCLIP
 
 
 @pytest.fixture(scope="module")

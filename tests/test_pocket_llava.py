@@ -2,10 +2,9 @@
 import pytest
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-from artcap_lib.data.demo import DemoSizes, generate_collection, visual_sentences
+from artcap_lib.data.demo import DemoSizes, generate_collection, main_object_accuracy, visual_sentences
 from artcap_lib.captioning.prompts import chat_prompt
-from artcap_lib.standins.pocket_llava import (PocketSpec, assistant_caption, build_pocket_llava,
-                                     main_object_accuracy, train_pocket_llava)
+from artcap_lib.standins.pocket_llava import PocketSpec, assistant_caption, build_pocket_llava, train_pocket_llava
 
 SCENE = {"background": "sky blue", "objects": [
     {"kind": "circle", "colour": "red", "position": "left", "size": "large"},

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from artcap_lib.cli import main
-from artcap_lib.config import _leaves, load_profile
+from artcap_lib.config import load_profile, values
 from artcap_lib.profile_sources import departures, keys_set_in_yaml, load_sources, origins, same_value
 
 PLUMBING = {"profile", "device", "jobs"}     # where and how fast it runs, not what it computes
@@ -16,7 +16,7 @@ SOURCE = re.compile(r"(authors@(922787d|2fae93c)|authors-BLIP@b994186|BLIP@3a29b
 def test_every_value_the_paper_profile_sets_has_a_source_and_equals_it():
     cfg = load_profile("paper")
     sources = load_sources("paper")
-    resolved = dict(_leaves(cfg))
+    resolved = values(cfg)
     unsourced = sorted(keys_set_in_yaml("paper") - PLUMBING - set(sources))
     assert unsourced == [], f"paper.yaml sets these without a source: {unsourced}"
     unknown = sorted(set(sources) - set(resolved))
@@ -56,7 +56,7 @@ def test_every_value_the_paper_profile_sets_has_a_source_and_equals_it():
     ("longclip.drop_last", False),
 ])
 def test_the_paper_profile_holds_the_authors_values(key, authors_value):
-    assert same_value(dict(_leaves(load_profile("paper")))[key], authors_value)
+    assert same_value(values(load_profile("paper"))[key], authors_value)
 
 
 def test_artcap_profile_shows_each_value_with_its_source_and_marks_overrides(capsys):

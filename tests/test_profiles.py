@@ -92,3 +92,22 @@ def test_a_run_dir_that_is_a_file_is_refused_naming_the_key(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ProfileError, match="run_dir: .* is a file, not a folder"):
         RunPaths.for_profile(load_profile("demo", {"run_dir": str(tmp_path / "f")}))
+
+
+def test_every_model_field_follows_the_path_rule_including_each_models_own(tmp_path, monkeypatch):
+    """Path and model fields are marked where they are declared: a model that owns its settings (clip, siglip) gets
+    the rule without any table to update (a relative clip.model once reached the notebooks unresolved)."""
+    from artcap_lib.config import path_fields
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "my-clip").mkdir(parents=True)
+    cfg = load_profile("zoo", {"clip.model": "./models/my-clip", "siglip.model": "google/siglip-base-patch16-224",
+                               "data.artpedia_json": "artpedia.json"})
+    assert cfg.clip.model == str(tmp_path / "models" / "my-clip")
+    assert cfg.siglip.model == "google/siglip-base-patch16-224"          # a hub id stays a hub id
+    assert cfg.data.artpedia_json == str(tmp_path / "artpedia.json")
+    fields = path_fields(cfg)
+    assert {k for k, v in fields.items() if v == "model"} >= {"captioning.model", "blip.model", "longclip.model",
+                                                              "longclip.tokenizer", "clip.model", "siglip.model",
+                                                              "metrics.bertscore_model"}
+    assert {k for k, v in fields.items() if v == "path"} == {"run_dir", "figures_dir", "data.artpedia_json",
+                                                             "metrics.spice_jars"}

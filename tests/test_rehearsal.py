@@ -8,7 +8,7 @@ from artcap_lib.config import load_profile
 from artcap_lib.data.artpedia import load_artworks, validate_entries
 from artcap_lib.data.download import download_images
 from artcap_lib.data.rehearsal import museum_artpedia, museum_dir, museum_objects, serve_paintings
-from artcap_lib.standins import model_location, replica_location
+from artcap_lib.model_names import locate
 
 
 def test_museum_paintings_in_artpedias_schema_come_through_the_real_downloader(tmp_path):
@@ -29,10 +29,10 @@ def test_museum_paintings_in_artpedias_schema_come_through_the_real_downloader(t
 
 def test_replica_specs_are_built_once_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("ARTCAP_REPLICAS", str(tmp_path / "replicas"))
-    assert replica_location("distilbert-base-uncased") is None          # not a replica spec: left to the caller
-    first = replica_location("replica:distilbert-base-uncased")
+    assert locate("distilbert-base-uncased") == "distilbert-base-uncased"      # not a replica spec: as given
+    first = locate("replica:distilbert-base-uncased")
     stamp = (tmp_path / "replicas" / "distilbert-base-uncased" / "config.json").stat().st_mtime_ns
-    again = model_location("replica:distilbert-base-uncased", paths=None)
+    again = locate("replica:distilbert-base-uncased", paths=None)
     assert first == again and (tmp_path / "replicas" / "distilbert-base-uncased" / "config.json").stat().st_mtime_ns == stamp
 
 

@@ -151,10 +151,10 @@ from twotower_settings import Settings
 from artcap_lib.retrieval import registry
 # the one line a model with settings adds to registry.MODELS (here before the profile class is built, as there)
 registry.MODELS["twotower"] = registry.Entry("twotower:TwoTower", "two-tower", "test", Settings)
-from artcap_lib.config import ProfileError, _leaves, load_profile
+from artcap_lib.config import ProfileError, load_profile, values
 from artcap_lib.cli.options import add_profile_options
 cfg = load_profile("demo", {{"twotower.epochs": 2}})
-print("epochs", cfg.twotower.epochs, "lr", cfg.twotower.lr, "listed", "twotower.max_words" in dict(_leaves(cfg)))
+print("epochs", cfg.twotower.epochs, "lr", cfg.twotower.lr, "listed", "twotower.max_words" in values(cfg))
 try:
     load_profile("demo", {{"twotower.lr": 0}})
 except ProfileError as exc:

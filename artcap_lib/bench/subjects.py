@@ -26,7 +26,7 @@ def bench_model(cfg, paths, workdir: str | Path) -> tuple[str, bool]:
     """(what `from_pretrained` loads, whether its weights are random) for the profile's captioning.model: a random:
     spec materialised under the run's models/; "pocket-llava" = the run's trained pocket model, or, where the run
     has none, one freshly built and untrained in `workdir` (the CPU smoke benchmark); else the hub id or directory."""
-    from artcap_lib.standins import POCKET_LLAVA, model_location
+    from artcap_lib.model_names import POCKET_LLAVA, RANDOM, locate
     spec = cfg.captioning.model
     if spec == POCKET_LLAVA and not (paths.pocket_model(POCKET_LLAVA) / "training.json").is_file():
         import numpy as np
@@ -39,4 +39,4 @@ def bench_model(cfg, paths, workdir: str | Path) -> tuple[str, bool]:
         net.save_pretrained(location)
         processor.save_pretrained(location)
         return location, True
-    return model_location(spec, paths, cfg.device), spec.startswith("random:")
+    return locate(spec, paths, cfg.device), spec.startswith(RANDOM)

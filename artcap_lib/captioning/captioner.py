@@ -37,6 +37,7 @@ from PIL import Image
 
 from artcap_lib.captioning.prompts import chat_prompt, model_inputs
 from artcap_lib.checkpoints import load_pretrained
+from artcap_lib.model_names import locate
 from artcap_lib.progress import Bar
 from artcap_lib.runtime import distributed_rank
 from artcap_lib.captioning.store import CaptionStore, merge_shards, shard_path
@@ -100,11 +101,10 @@ class Captioner:
         from artcap_lib.captioning.processors import load_processor
 
         from artcap_lib.captioning.fast_decode import ENGINES, FastGenerateModel
-        from artcap_lib.standins.random_models import resolve_model
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
         dtype = resolve_dtype(dtype, device)      # before a random: spec materialises a full-size model
-        spec, name_or_path = str(name_or_path), resolve_model(name_or_path, device=device)
+        spec, name_or_path = str(name_or_path), locate(name_or_path, device=device)
         processor = load_processor(name_or_path)      # AutoProcessor, or its image-only form without torchvision
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = load_pretrained(AutoModelForImageTextToText, name_or_path, dtype=DTYPES[dtype], **extra).to(device)

@@ -21,19 +21,18 @@ from artcap_lib.captioning.store import (CaptionFileError, CaptionStore, read_ca
                                         writer_lock, writers)
 from artcap_lib.config import CaptionerSpec, captioners, primary_captioner
 from artcap_lib.files import read_json, write_json
-from artcap_lib.standins import model_location
+from artcap_lib.model_names import POCKET_CAPTIONERS, locate, pocket
 
 
 def ensure_pocket_captioner(cfg, paths, name: str) -> dict[str, Any]:
     """Train and save the run's pocket captioner `name` unless a finished one is there; returns its training
     report."""
-    from artcap_lib.standins.pocket_captioners import train_pocket_captioner
     out = paths.pocket_model(name)
     report = out / "training.json"            # written after the weights: its presence means the model is whole
     if report.is_file():
         return {**read_json(report), "reused": True}
     c = cfg.captioning
-    return train_pocket_captioner(name, paths.pretrain_pool, paths.scenes, out, steps=c.pocket_steps,
+    return pocket(name).train(paths.pretrain_pool, paths.scenes, out, steps=c.pocket_steps,
                                   batch_size=c.pocket_batch_size, lr=c.pocket_lr, image_size=c.pocket_image_size,
                                   prompt=c.prompt, seed=cfg.seed)
 
@@ -106,7 +105,6 @@ def _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, pr
     from artcap_lib.captioning.captioner import (Captioner, Decoding, caption_collection, collection_items,
                                                  resolve_dtype)
     from artcap_lib.runtime import process_device, resolve_device, use_threads
-    from artcap_lib.standins.pocket_captioners import POCKET_CAPTIONERS
     c = cfg.captioning
     use_threads(c.threads)
     device = process_device(resolve_device(cfg.device))
@@ -114,7 +112,7 @@ def _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, pr
     items = collection_items(artworks, splits, limit)     # a bad collection fails before any model is loaded
     training = ensure_pocket_captioner(cfg, paths, spec.model) if spec.model in POCKET_CAPTIONERS else None
     captioner = Captioner.from_pretrained(
-        model_location(spec.model, paths, device), dtype=dtype, device=device, prompt=spec.prompt, engine=c.engine,
+        locate(spec.model, paths, device), dtype=dtype, device=device, prompt=spec.prompt, engine=c.engine,
         answer_marker=spec.answer_marker, model_name=spec.model,
         decoding=Decoding(max_new_tokens=c.max_new_tokens, cache_implementation=c.cache_implementation or None))
     summary = {"source": "model", "captioner": spec.name, "model": spec.model, "prompt": spec.prompt,
@@ -157,7 +155,7 @@ def main_object_accuracy(cfg, paths, split: str = "test", name: str | None = Non
     """Demo only: share of `split` captions of captioner `name` (default: the first) naming the main object's kind
     and colour; writes captions/<name>_accuracy.json."""
     from artcap_lib.data.artpedia import by_split, load_artworks
-    from artcap_lib.standins.pocket_llava import main_object_accuracy as score
+    from artcap_lib.data.demo import main_object_accuracy as score
     spec = captioner_spec(cfg, name)
     ids = set(by_split(load_artworks(paths.artworks), split))
     captions = {i: t for i, t in read_captions(paths.caption_file(spec.name)).items() if i in ids}

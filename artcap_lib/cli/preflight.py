@@ -31,8 +31,8 @@ def check_model(key: str, value: str) -> None:
     """A model field that `from_pretrained` cannot load: a path that does not exist or holds no config.json, or a
     hub id that is not in the local cache while the hub is offline. Stand-in specs (pocket names, random:,
     replica:) are built by the run and pass."""
-    from artcap_lib.standins import POCKET_MODELS, REPLICA
-    if value in POCKET_MODELS or value.startswith((REPLICA, "random:")):
+    from artcap_lib.model_names import POCKET_MODELS, RANDOM, REPLICA
+    if value in POCKET_MODELS or value.startswith((REPLICA, RANDOM)):
         return
     if looks_local(value):
         path = user_path(value)

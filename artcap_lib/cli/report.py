@@ -44,7 +44,7 @@ def not_a_run(paths) -> str | None:
     """Why paths.root is no run directory to report on (missing, or no step 03-05 result in it), else None."""
     if not paths.root.is_dir():
         return f"run_dir: {paths.root} does not exist; check --run-dir (or --set run_dir=...)"
-    results = [paths.metrics / "summary.json", paths.reference_results, *paths.retrieval.glob("*/results.json")]
+    results = [paths.metrics_summary(), paths.reference_results, *paths.retrieval.glob("*/results.json")]
     if not any(f.is_file() for f in results):
         return (f"run_dir: {paths.root} holds no results (no {paths.metrics.name}/summary.json, no "
                 f"{paths.retrieval.name}/<model>/results.json): run steps 03-05 first (artcap reproduce --from 03), "

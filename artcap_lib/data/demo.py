@@ -9,6 +9,7 @@ experiment, playing the role of web-scale pre-training. Everything is a pure fun
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,27 @@ def generate_collection(out_dir: str | Path, sizes: DemoSizes = DemoSizes(), ima
     write_json(paths["pretrain_pool"], pool)
     write_json(paths["scenes"], scenes)
     return paths
+
+
+_MAIN_OBJECT = re.compile(r"\b(" + "|".join(sorted(COLOURS, key=len, reverse=True)) + r") ("
+                          + "|".join(KINDS) + r")\b")
+
+
+def main_object_accuracy(captions: dict[str, str], scenes: dict[str, dict]) -> dict[str, Any]:
+    """The demo's ground truth held to its captions: how often a caption's first "<colour> <kind>" phrase is the scene's main object.
+
+    The first such phrase is the object the caption leads with, i.e. the one it presents as the main subject;
+    background colours ("sky blue background") are never followed by a kind, so they do not count."""
+    rows = {}
+    for art_id, caption in captions.items():
+        truth = scenes[art_id]["objects"][0]
+        found = _MAIN_OBJECT.search(caption.lower())
+        colour, kind = (found.group(1), found.group(2)) if found else (None, None)
+        rows[art_id] = {"colour_right": colour == truth["colour"], "kind_right": kind == truth["kind"],
+                        "said": f"{colour} {kind}" if found else None, "truth": f"{truth['colour']} {truth['kind']}"}
+    n = len(rows)
+    rate = lambda key: sum(r[key] for r in rows.values()) / n if n else float("nan")   # noqa: E731
+    both = sum(r["colour_right"] and r["kind_right"] for r in rows.values()) / n if n else float("nan")
+    return {"n": n, "colour_and_kind": both, "colour": rate("colour_right"), "kind": rate("kind_right"),
+            "chance_colour_and_kind": 1 / (len(KINDS) * (len(COLOURS) - 1.5)),   # ~1.5 colours barred per background
+            "per_image": rows}

@@ -46,7 +46,7 @@ def prepare_data(cfg, paths, progress: bool = True) -> dict[str, Any]:
     write_json(paths.splits, splits)
     summary = {"source": source, "artworks": len(artworks), "splits": {s: len(v) for s, v in splits.items()},
                "excluded": len(read_json(paths.excluded))}
-    write_json(paths.data / "summary.json", summary)
+    write_json(paths.data_summary, summary)
     return summary
 
 

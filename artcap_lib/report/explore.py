@@ -37,11 +37,6 @@ TOP_K = 10                # the query view's depth (the runs keep 100)
 PAGE_NAME = "explore.html"   # the static page's name in figures/<profile>/ (notebook 06, `artcap explore`)
 
 
-def thumbs_dir(paths) -> Path:
-    """<run>/explore/thumbs/: the thumbnail cache lives in the run, next to what it shows."""
-    return paths.root / "explore" / "thumbs"
-
-
 def ident(text: str) -> str:
     """A column-name-safe form of a model, variant, captioner or query-set name (letters, digits, _)."""
     return re.sub(r"[^0-9A-Za-z_]", "_", text)
@@ -118,7 +113,7 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
             captions[name] = read_captions(file)
         else:
             notes.append(f"no captions of {name} ({file.name}: step 02 has not run)")
-        scores = output_dir(cfg, paths, name) / "per_image.parquet"
+        scores = paths.metrics_per_image(output_dir(cfg, paths, name))
         if scores.is_file():
             per_image[name] = pd.read_parquet(scores)
     if not per_image:
@@ -277,10 +272,10 @@ def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str,
 
 
 def thumbnails(view: RunView, paths, ids=None) -> dict[str, Path]:
-    """JPEG thumbnails (THUMB_SIDE) of the paintings' images, made once into `thumbs_dir` and remade only when
+    """JPEG thumbnails (THUMB_SIDE) of the paintings' images, made once into `paths.thumbnails` and remade only when
     the image is newer: the explorer and the page then never decode a full painting twice."""
     from PIL import Image
-    out_dir = thumbs_dir(paths)
+    out_dir = paths.thumbnails
     out_dir.mkdir(parents=True, exist_ok=True)
     made = {}
     for art_id in (view.images if ids is None else [i for i in ids if i in view.images]):

@@ -36,17 +36,17 @@ def collect(cfg, paths) -> RunInputs:
 
 
 def _collect_experiment1(paths, inputs: RunInputs) -> None:
-    summary = paths.metrics / "summary.json"
+    summary = paths.metrics_summary()
     if summary.is_file():
         inputs.experiment1 = read_json(summary)
     else:
         inputs.missing.append(f"Table 1: {summary} not found (step 03, caption metrics, has not run)")
-    per_image = paths.metrics / "per_image.parquet"
+    per_image = paths.metrics_per_image()
     if per_image.is_file():
         inputs.per_image = pd.read_parquet(per_image)
     else:
         inputs.missing.append(f"metric distributions: {per_image} not found (step 03, caption metrics)")
-    control = paths.metrics / "control_per_image.parquet"
+    control = paths.metrics_control()
     if control.is_file():
         inputs.control = pd.read_parquet(control)
 
@@ -59,12 +59,12 @@ def _collect_captioners(cfg, paths, inputs: RunInputs) -> None:
         inputs.captioners.append({"name": spec.name, "model": spec.model, "prompt": spec.prompt,
                                   "variant": captioner_variant(cfg, spec.name)})
         folder = output_dir(cfg, paths, spec.name)
-        if (folder / "summary.json").is_file():
-            inputs.captioner_summaries[spec.name] = read_json(folder / "summary.json")
+        if paths.metrics_summary(folder).is_file():
+            inputs.captioner_summaries[spec.name] = read_json(paths.metrics_summary(folder))
         elif len(inputs.captioners) > 1:
-            inputs.missing.append(f"captioner comparison: {folder / 'summary.json'} not found (step 03)")
-        if (folder / "per_image.parquet").is_file():
-            inputs.captioner_per_image[spec.name] = pd.read_parquet(folder / "per_image.parquet")
+            inputs.missing.append(f"captioner comparison: {paths.metrics_summary(folder)} not found (step 03)")
+        if paths.metrics_per_image(folder).is_file():
+            inputs.captioner_per_image[spec.name] = pd.read_parquet(paths.metrics_per_image(folder))
 
 
 def _collect_experiment2(cfg, paths, inputs: RunInputs) -> None:

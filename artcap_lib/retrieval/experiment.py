@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from artcap_lib.config import primary_captioner
 from artcap_lib.files import read_json, write_json
+from artcap_lib.model_names import locate
 from artcap_lib.progress import say, stage
 from artcap_lib.retrieval import registry, runs
 from artcap_lib.retrieval.inputs import Inputs, load_inputs, pretraining_pool, synthetic_captions
@@ -102,14 +103,13 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = Non
 
 def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress = _quiet) -> str:
     """Where the baseline is: the run's pocket model (pre-trained here first if it is not there yet), or what
-    `standins.model_location` makes of the profile's value (a random: spec is materialised once, by rank 0)."""
+    `model_names.locate` makes of the profile's value (a random: spec is materialised once, by rank 0)."""
     from artcap_lib.retrieval import distributed
-    from artcap_lib.standins import model_location
     spec = adapter.settings(cfg).model
     if adapter.pocket is None or spec != adapter.pocket:
         if not dist.is_main:
             distributed.barrier(dist)
-        location = model_location(spec, paths, cfg.device)
+        location = locate(spec, paths, cfg.device)
         if dist.is_main:
             distributed.barrier(dist)
         return location

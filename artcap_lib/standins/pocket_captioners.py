@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from artcap_lib.standins import POCKET_LLAVA, POCKET_LLAVA_NEXT, POCKET_QWEN2VL
+from artcap_lib.model_names import POCKET_LLAVA, POCKET_LLAVA_NEXT, POCKET_QWEN2VL
 
 
 def _train_llava(pool_json, scenes_json, out_dir, steps, batch_size, lr, image_size, prompt, seed):

@@ -7,16 +7,13 @@ exactly the LLaVA-1.5 prompt ("USER: <image>\\n<prompt> ASSISTANT:"). It learns 
 pool (playing the part of LLaVA's web-scale pre-training) with captions worded like an assistant ("The image
 features a large red circle on the left of a sky blue background."), unlike the human visual sentences, as
 LLaVA's captions differ from Artpedia's. Saved with `save_pretrained`, it is then loaded and run by
-`captioning.py` through exactly the path that runs llava-hf/llava-1.5-7b-hf.
-
-Because the demo painter's scenes are ground truth, `main_object_accuracy` can say how often a caption names
-the right main object (kind and colour): the demo's check that the synthetic captions carry real content.
+`captioning.py` through exactly the path that runs llava-hf/llava-1.5-7b-hf. (How often its captions name
+the scene's main object: `data.demo.main_object_accuracy`.)
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +24,6 @@ from PIL import Image
 
 from artcap_lib.progress import Bar
 from artcap_lib.captioning.prompts import LLAVA_CHAT_TEMPLATE, chat_prompt
-from artcap_lib.data.demo import COLOURS, KINDS
 from artcap_lib.files import write_json
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<image>"]
@@ -61,30 +57,6 @@ def assistant_caption(scene: dict[str, Any]) -> str:
     main = scene["objects"][0]
     return (f"The image features a large {main['colour']} {main['kind']} {_MAIN_PLACE[main['position']]} "
             f"of a {scene['background']} background.")
-
-
-_MAIN_OBJECT = re.compile(r"\b(" + "|".join(sorted(COLOURS, key=len, reverse=True)) + r") ("
-                          + "|".join(KINDS) + r")\b")
-
-
-def main_object_accuracy(captions: dict[str, str], scenes: dict[str, dict]) -> dict[str, Any]:
-    """How often a caption's first "<colour> <kind>" phrase is the scene's main object.
-
-    The first such phrase is the object the caption leads with, i.e. the one it presents as the main subject;
-    background colours ("sky blue background") are never followed by a kind, so they do not count."""
-    rows = {}
-    for art_id, caption in captions.items():
-        truth = scenes[art_id]["objects"][0]
-        found = _MAIN_OBJECT.search(caption.lower())
-        colour, kind = (found.group(1), found.group(2)) if found else (None, None)
-        rows[art_id] = {"colour_right": colour == truth["colour"], "kind_right": kind == truth["kind"],
-                        "said": f"{colour} {kind}" if found else None, "truth": f"{truth['colour']} {truth['kind']}"}
-    n = len(rows)
-    rate = lambda key: sum(r[key] for r in rows.values()) / n if n else float("nan")   # noqa: E731
-    both = sum(r["colour_right"] and r["kind_right"] for r in rows.values()) / n if n else float("nan")
-    return {"n": n, "colour_and_kind": both, "colour": rate("colour_right"), "kind": rate("kind_right"),
-            "chance_colour_and_kind": 1 / (len(KINDS) * (len(COLOURS) - 1.5)),   # ~1.5 colours barred per background
-            "per_image": rows}
 
 
 # ---------------------------------------------------------------------------------------------- building

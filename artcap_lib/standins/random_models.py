@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from artcap_lib.files import write_json
+from artcap_lib.model_names import RANDOM
 
 import torch
 
-PREFIX = "random:"
+PREFIX = RANDOM        # random:<architecture>
 DONE = "random_model.json"       # written last: a directory without it is incomplete and is rebuilt
 PROCESSOR_DONE = "random_processor.json"
 
@@ -256,10 +257,10 @@ def prepare_processor(spec: str, out_dir: str | Path) -> Path:
         from transformers import BlipImageProcessorPil, BlipProcessor
 
         from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
-        from artcap_lib.standins.pocket_blip import blip_tokenizer_offline
+        from artcap_lib.retrieval.blip.model import offline_tokenizer
         BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": shape.image_size, "width": shape.image_size},
                                                             image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)),
-                      tokenizer=blip_tokenizer_offline()).save_pretrained(out)
+                      tokenizer=offline_tokenizer()).save_pretrained(out)
     elif arch == "siglip-base-patch16-224":
         from artcap_lib.standins.pocket_siglip import siglip_image_processor, train_siglip_tokenizer
         train_siglip_tokenizer(tokenizer_corpus(), 2000, shape.max_positions).save_pretrained(out)

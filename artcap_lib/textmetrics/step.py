@@ -74,8 +74,8 @@ def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list[str
 
 def make_scorer(cfg) -> scorer.CaptionScorer:
     from artcap_lib.runtime import resolve_device
-    from artcap_lib.standins import replica_location
-    model = replica_location(cfg.metrics.bertscore_model) or cfg.metrics.bertscore_model or None
+    from artcap_lib.model_names import locate
+    model = locate(cfg.metrics.bertscore_model) if cfg.metrics.bertscore_model else None
     return scorer.CaptionScorer(cfg.metrics.backends, model, cfg.metrics.bertscore_num_layers,
                                          cfg.metrics.spice_jars, resolve_device(cfg.device))
 
@@ -145,10 +145,10 @@ def run(cfg, paths, scorer: scorer.CaptionScorer | None = None, name: str | None
                                                            result.bertscore)}
     out = output_dir(cfg, paths, spec.name)
     out.mkdir(parents=True, exist_ok=True)
-    _write_parquet(result.per_image, out / "per_image.parquet")
+    _write_parquet(result.per_image, paths.metrics_per_image(out))
     if result.control is not None:
-        _write_parquet(result.control, out / "control_per_image.parquet")
-    write_json(out / "summary.json", summary)
+        _write_parquet(result.control, paths.metrics_control(out))
+    write_json(paths.metrics_summary(out), summary)
     return summary
 
 

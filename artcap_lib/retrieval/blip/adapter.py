@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from artcap_lib.retrieval import distributed, training
 from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
-from artcap_lib.standins import POCKET_BLIP
+from artcap_lib.model_names import POCKET_BLIP, locate, pocket
 
 ITC = ScoreKind("itc", "ITC cosine")
 ITM = ScoreKind("itm_rerank", "ITC top-k re-ranked by ITM")
@@ -34,12 +34,11 @@ class Blip:
 
     def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:
         from artcap_lib.retrieval.blip.recipe import train_blip
-        from artcap_lib.standins.pocket_blip import build_pocket_blip
         ids = list(pool.train_ids)
         n_val = max(8, len(ids) // 10)
         init = work_dir / "init"
         if dist.is_main:
-            build_pocket_blip(init, image_size=cfg.blip.image_size, seed=cfg.seed)
+            pocket(POCKET_BLIP).build(init, image_size=cfg.blip.image_size, seed=cfg.seed)
         distributed.barrier(dist)
         train_blip(init, dirs, ids[:-n_val], ids[-n_val:], pool.captions, pool.images, cfg.blip,
                    epochs=cfg.blip.pretrain_epochs, lr=cfg.blip.pretrain_lr, seed=cfg.seed, dist=dist,
@@ -96,8 +95,8 @@ class Blip:
         return loaded[1]
 
     def offline_tokenizer(self, cfg):
-        from artcap_lib.standins.pocket_blip import blip_tokenizer_offline
-        return blip_tokenizer_offline()       # BLIP's BERT uncased vocabulary ships offline
+        from artcap_lib.retrieval.blip.model import offline_tokenizer
+        return offline_tokenizer()
 
     def truncation(self, cfg, tokenizer, training_captions, queries) -> dict[str, Any]:
         from artcap_lib.retrieval.blip.data import truncation_stats
@@ -117,13 +116,12 @@ class Blip:
         import torch
 
         from artcap_lib.retrieval.blip import model as blip
-        from artcap_lib.standins.random_models import resolve_model
         with tempfile.TemporaryDirectory() as tmp:
             label = source
             if source == "pocket":
-                from artcap_lib.standins.pocket_blip import build_pocket_blip
-                source, label = str(build_pocket_blip(Path(tmp) / POCKET_BLIP)), "pocket-blip (untrained)"
-            net, tokenizer, _, _ = blip.load_blip(resolve_model(source, options.models_dir, str(device)), device)
+                source, label = str(pocket(POCKET_BLIP).build(Path(tmp) / POCKET_BLIP)), "pocket-blip (untrained)"
+            net, tokenizer, _, _ = blip.load_blip(locate(source, device=str(device), models_dir=options.models_dir),
+                                                  device)
         if options.grad_checkpointing:
             net.vision_model.activation_checkpointing_enable()
         size = net.config.vision_config.image_size

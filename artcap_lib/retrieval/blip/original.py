@@ -252,7 +252,7 @@ def convert(src: str | Path, out: str | Path, image_size: int | None = None,
 
     from artcap_lib.files import sha256_file, write_json
     from artcap_lib.imaging import CLIP_MEAN, CLIP_STD
-    from artcap_lib.standins.pocket_blip import blip_tokenizer_offline
+    from artcap_lib.retrieval.blip.model import offline_tokenizer
     src, out = Path(src), Path(out)
     say = progress or (lambda _m: None)
     state = read_state(src)
@@ -267,7 +267,7 @@ def convert(src: str | Path, out: str | Path, image_size: int | None = None,
     usable = {k: v for k, v in parts["model"].items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     result = model.load_state_dict(usable, strict=False)
     missing = sorted(k for k in result.missing_keys if not NOT_WEIGHTS.search(k))
-    tokenizer = blip_tokenizer_offline()
+    tokenizer = offline_tokenizer()
     if len(tokenizer) != config.text_config.vocab_size:
         raise OriginalCheckpointError(f"{src}: a text vocabulary of {config.text_config.vocab_size} rows; BLIP's "
                                       f"tokenizer (BERT uncased + [DEC] + [ENC]) has {len(tokenizer)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artcap_lib.settings import setting
+from artcap_lib.settings import MODEL, setting
 
 
 @dataclass
@@ -13,7 +13,7 @@ class BlipConfig:
         "https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_large_retrieval_coco.pth",
         "BLIP's original checkpoint (URL or local .pth: converted once, bringing its temp, momentum encoders and "
         "queues), a hub id or HF dir (e.g. Salesforce/blip-itm-large-coco: no temp, momentum encoders or queues), or "
-        "\"pocket-blip\" (demo: built + pre-trained by 04)")
+        "\"pocket-blip\" (demo: built + pre-trained by 04)", kind=MODEL)
     epochs: int = setting(6, "the authors' recipe (BLIP train_retrieval.py on Artpedia) ...", at_least=1)
     batch_size: int = setting(16, "... per process; the queue and the ITM negatives see the global batch", at_least=1)
     lr: float = setting(5e-6, "AdamW, cosine to 0 over the epochs (set per epoch, as BLIP does)", positive=True)

@@ -215,8 +215,8 @@ class DualEncoderModel(ABC):
             bundle = self.build_pocket(demo_corpus())
             bundle.source = f"pocket {self.title}, untrained"
         else:
-            from artcap_lib.standins.random_models import resolve_model
-            bundle = self.load_bundle(resolve_model(source, options.models_dir, str(device)))
+            from artcap_lib.model_names import locate
+            bundle = self.load_bundle(locate(source, device=str(device), models_dir=options.models_dir))
             bundle.source = source
         model = bundle.model.to(device).train()
         optimizer = recipe.adamw(1e-6, 0.1, self.betas, self.eps)(model)

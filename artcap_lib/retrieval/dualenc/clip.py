@@ -21,7 +21,7 @@ from typing import Any
 from artcap_lib.retrieval.dualenc import objectives
 from artcap_lib.retrieval.dualenc.adapter import DualEncoder, DualEncoderModel, text_positions
 from artcap_lib.retrieval.dualenc.data import TextInputs
-from artcap_lib.standins import POCKET_CLIP
+from artcap_lib.model_names import POCKET_CLIP, pocket
 
 CONTEXT = 77
 
@@ -49,8 +49,7 @@ class Clip(DualEncoderModel):
 
     def build_pocket(self, corpus: list[str], seed: int = 0, batch_size: int = 64) -> DualEncoder:
         # InfoNCE's temperature needs no batch-dependent start (CLIP's 1/0.07 serves any batch)
-        from artcap_lib.standins.pocket_longclip import PocketSpec, build_pocket_longclip
-        model, tokenizer, processor = build_pocket_longclip(corpus, PocketSpec(max_positions=CONTEXT), seed=seed)
+        model, tokenizer, processor = pocket(POCKET_CLIP).build(corpus, seed=seed, max_positions=CONTEXT)
         return DualEncoder(model, tokenizer, processor, source=POCKET_CLIP)
 
     def bench_text(self, bundle: DualEncoder, n: int, tokens: int, generator) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artcap_lib.settings import setting
+from artcap_lib.settings import MODEL, setting
 
 
 @dataclass
 class ClipConfig:
     model: str = setting("openai/clip-vit-large-patch14",
         "hub id or HF dir (77 text positions, never stretched), replica:openai/clip-vit-large-patch14, "
-        "random:clip-vit-large-patch14, or \"pocket-clip\" (demo: pre-trained here)")
+        "random:clip-vit-large-patch14, or \"pocket-clip\" (demo: pre-trained here)", kind=MODEL)
     epochs: int = setting(6, "as Long-CLIP's fine-tunes, so the two differ in the context only", at_least=1)
     batch_size: int = setting(40, "per process; InfoNCE negatives come from the global batch", at_least=1)
     lr: float = setting(1e-6,
@@ -51,7 +51,7 @@ class SiglipConfig(ClipConfig):
     model: str = setting("google/siglip-base-patch16-224",
         "hub id or HF dir (SiglipModel; its SiglipTokenizer needs sentencepiece), "
         "replica:google/siglip-base-patch16-224, random:siglip-base-patch16-224, or \"pocket-siglip\" (demo: "
-        "pre-trained here)")
+        "pre-trained here)", kind=MODEL)
     epochs: int = setting(6, "as the other dual encoders' fine-tunes", at_least=1)
     batch_size: int = setting(40,
         "per process; the sigmoid loss pairs each image with the global batch's texts",

@@ -23,7 +23,7 @@ from typing import Any
 from artcap_lib.retrieval.dualenc import objectives
 from artcap_lib.retrieval.dualenc.adapter import DualEncoder, DualEncoderModel, text_positions
 from artcap_lib.retrieval.dualenc.data import TextInputs
-from artcap_lib.standins import POCKET_SIGLIP
+from artcap_lib.model_names import POCKET_SIGLIP, pocket
 
 CONTEXT = 64
 
@@ -54,8 +54,7 @@ class Siglip(DualEncoderModel):
                                     logit_bias=float(model.logit_bias.detach()))
 
     def build_pocket(self, corpus: list[str], seed: int = 0, batch_size: int = 64) -> DualEncoder:
-        from artcap_lib.standins.pocket_siglip import build_pocket_siglip
-        model, tokenizer, processor = build_pocket_siglip(corpus, seed=seed, batch_size=batch_size)
+        model, tokenizer, processor = pocket(POCKET_SIGLIP).build(corpus, seed=seed, batch_size=batch_size)
         return DualEncoder(model, tokenizer, processor, source=POCKET_SIGLIP)
 
     def bench_text(self, bundle: DualEncoder, n: int, tokens: int, generator) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.data.artpedia import ordered_ids
 from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
-from artcap_lib.standins import POCKET_LONGCLIP
+from artcap_lib.model_names import POCKET_LONGCLIP, locate, pocket
 
 LABELS = {"dot": "raw dot product", "cosine": "cosine"}
 
@@ -63,8 +63,7 @@ class LongClip:
     def _baseline(self, cfg, base: str):
         if self._base is None or self._base[0] != base:
             from artcap_lib.retrieval.longclip.model import load_model
-            from artcap_lib.standins import replica_location
-            tokenizer = replica_location(cfg.longclip.tokenizer) or cfg.longclip.tokenizer
+            tokenizer = locate(cfg.longclip.tokenizer)
             self._base = (base, load_model(base, tokenizer, cfg.longclip.stretch_77))
         return self._base[1]
 
@@ -72,11 +71,9 @@ class LongClip:
         import numpy as np
 
         from artcap_lib.retrieval.longclip import model as longclip
-        from artcap_lib.standins.pocket_longclip import PocketSpec, build_pocket_longclip
         ids = list(pool.train_ids)
         held_out = set(np.random.default_rng(cfg.seed).choice(ids, size=max(1, len(ids) // 10), replace=False))
-        model, tokenizer, processor = build_pocket_longclip([pool.captions[i] for i in ids], PocketSpec(),
-                                                            seed=cfg.seed)
+        model, tokenizer, processor = pocket(POCKET_LONGCLIP).build([pool.captions[i] for i in ids], seed=cfg.seed)
         bundle = longclip.LongClip(model, tokenizer, processor, source=POCKET_LONGCLIP,
                                    note="pocket model, pre-trained here")
         lc = cfg.longclip
@@ -139,13 +136,11 @@ class LongClip:
             import numpy as np
 
             from artcap_lib.data.demo import random_scene, visual_sentences
-            from artcap_lib.standins.pocket_longclip import build_pocket_longclip
             rng = np.random.default_rng(0)
             corpus = [" ".join(visual_sentences(random_scene(rng), rng)) for _ in range(200)]
-            bundle = longclip.LongClip(*build_pocket_longclip(corpus), source="pocket Long-CLIP, untrained")
+            bundle = longclip.LongClip(*pocket(POCKET_LONGCLIP).build(corpus), source="pocket Long-CLIP, untrained")
         else:
-            from artcap_lib.standins.random_models import resolve_model
-            bundle = longclip.load_model(resolve_model(source, options.models_dir, str(device)),
+            bundle = longclip.load_model(locate(source, device=str(device), models_dir=options.models_dir),
                                          tokenizer=options.tokenizer)
             bundle.source = source
         model = bundle.model.to(device).train()

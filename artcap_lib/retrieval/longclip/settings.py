@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from artcap_lib.retrieval.longclip import presets
 from artcap_lib.retrieval.longclip.presets import FROM_PRESET
-from artcap_lib.settings import ProfileError, setting
+from artcap_lib.settings import MODEL, ProfileError, setting
 
 
 @dataclass
@@ -14,9 +14,9 @@ class LongClipConfig:
     """Long-CLIP's section; every recipe value left out of a profile is its preset's (retrieval/longclip/presets.py)."""
     model: str = setting("BeichenZhang/LongCLIP-L/longclip-L.pt",
         "HF dir / hub id, a longclip-*.pt file (path or <hub repo>/<file>.pt), or \"pocket-longclip\" (demo: "
-        "pre-trained here)")
+        "pre-trained here)", kind=MODEL)
     tokenizer: str = setting("openai/clip-vit-large-patch14",
-        "CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)")
+        "CLIP BPE tokenizer for .pt checkpoints (HF models bring theirs)", kind=MODEL)
     stretch_77: bool = setting(True, "a 77-position CLIP is stretched to 248 positions on load (Long-CLIP's recipe)")
     max_length: int = setting(248, "text tokens; longer captions are cut (the cut is logged)", at_least=1)
     preset: str = setting("stored",
