@@ -26,7 +26,7 @@ from artcap_lib.files import read_json, write_json
 from artcap_lib.model_names import locate
 from artcap_lib.progress import say, stage
 from artcap_lib.retrieval import registry, runs
-from artcap_lib.retrieval.inputs import Inputs, load_inputs, pretraining_pool, synthetic_captions
+from artcap_lib.retrieval.inputs import Inputs, load_inputs
 from artcap_lib.retrieval.protocol import FineTuneDirs, RetrievalModel
 
 VARIANTS = runs.VARIANTS                      # baseline, human, synthetic: the paper's three
@@ -86,7 +86,7 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = Non
     inputs = load_inputs(cfg, paths)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    base = baseline_location(cfg, paths, adapter, dist, say)
+    base = baseline_location(cfg, paths, adapter, inputs, dist, say)
     seconds["baseline"] = time.perf_counter() - t0
     records = {}
     for variant in variants:
@@ -101,7 +101,7 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = Non
     return outcome(paths, model)
 
 
-def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress = _quiet) -> str:
+def baseline_location(cfg, paths, adapter: RetrievalModel, inputs: Inputs, dist, say: Progress = _quiet) -> str:
     """Where the baseline is: the run's pocket model (pre-trained here first if it is not there yet), or what
     `model_names.locate` makes of the profile's value (a random: spec is materialised once, by rank 0)."""
     from artcap_lib.retrieval import distributed
@@ -115,7 +115,7 @@ def baseline_location(cfg, paths, adapter: RetrievalModel, dist, say: Progress =
         return location
     out = paths.pocket_model(spec)
     if not out.is_dir():                 # it appears complete (copied, then renamed) or not at all
-        pool = pretraining_pool(paths)
+        pool = inputs.pretraining_pool
         say(f"pre-training {spec} on the pre-training pool ({len(pool.train_ids)} artworks)")
         dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec))
         with stage(f"pre-training {spec}"):
@@ -142,8 +142,9 @@ def fine_tune(cfg, paths, model: str, variant: str, progress: Progress = say) ->
                          f"{', '.join(fine_tuned_variants(cfg))})")
     adapter, dist = _start(cfg, model)
     say = progress if (progress and dist.is_main) else _quiet
-    base = baseline_location(cfg, paths, adapter, dist, say)
-    return _fine_tune(cfg, paths, adapter, base, variant, load_inputs(cfg, paths), dist, say)
+    inputs = load_inputs(cfg, paths)
+    base = baseline_location(cfg, paths, adapter, inputs, dist, say)
+    return _fine_tune(cfg, paths, adapter, base, variant, inputs, dist, say)
 
 
 def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inputs: Inputs, dist,
@@ -248,8 +249,6 @@ def histories(paths, model: str) -> dict[str, dict]:
 def reference(cfg, paths, model: str) -> dict[str, Any]:
     """No training: the authors' stored runs of `model` evaluated by runs.reference_experiment2, plus the
     truncation statistics of the published captions where the model's tokenizer is available offline."""
-    from artcap_lib.data.artpedia import by_split, load_artworks, ordered_ids
-    from artcap_lib.retrieval.inputs import human_captions
     adapter = registry.get(model)
     if model not in runs.REFERENCE_MODELS:
         raise ValueError(f"the authors stored no {adapter.title} runs: the reference profile has none to evaluate")
@@ -259,12 +258,12 @@ def reference(cfg, paths, model: str) -> dict[str, Any]:
     truncation = None
     tokenizer = adapter.offline_tokenizer(cfg)
     if tokenizer is not None:
-        artworks = by_split(load_artworks(paths.artworks, require_urls=False), "train")
-        ids = ordered_ids(artworks)
-        sources = {"human": human_captions(artworks, ids)}
+        inputs = load_inputs(cfg, paths)      # this profile's artworks.json holds the train split only
+        ids = inputs.ids["train"]
+        sources = {"human": {i: inputs.human[i] for i in ids}}
         first = primary_captioner(cfg)
-        if paths.caption_file(first).is_file():
-            sources[first] = synthetic_captions(paths.caption_file(first), ids)
+        if inputs.caption_files[first].is_file():
+            sources[first] = {i: inputs.synthetic(first)[i] for i in ids}
         queries = {}
         if "llama" in r.query_sets:
             from artcap_lib import reference as authors

@@ -68,7 +68,9 @@ def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequen
 
 @dataclass
 class Inputs:
-    """One run's Experiment-2 inputs; a captioner's captions are read when first needed."""
+    """One run's Experiment-2 inputs, resolved from the run directory once (`load_inputs`) and handed down: the
+    split ids, queries, caption files, images and the pre-training pool. What a step may not need is read when
+    first asked for, then kept: a captioner's captions, the images (the reference profile has none), the pool."""
     artworks_json: Path
     artworks: dict[str, dict]
     ids: dict[str, list[str]]                   # split -> ids, ordered_ids order
@@ -76,6 +78,7 @@ class Inputs:
     missing_query_sets: list[str]
     captioners: dict[str, str]                  # synthetic variant -> captioner name (first: "synthetic")
     caption_files: dict[str, Path]              # captioner name -> its captions/<name>.jsonl
+    pool_json: Path                             # the demo's pre-training pool (data/pretrain_pool.json)
 
     @cached_property
     def human(self) -> dict[str, str]:
@@ -92,8 +95,13 @@ class Inputs:
                                                             self.ids["train"] + self.ids["val"])
         return self._synthetic[captioner]
 
+    @cached_property
+    def image_files(self) -> dict[str, Path]:
+        """{id: image} of every split's artworks, checked once (a missing image is an error naming it)."""
+        return image_files(self.artworks_json, self.artworks, [i for ids in self.ids.values() for i in ids])
+
     def images(self, ids: Sequence[str]) -> dict[str, Path]:
-        return image_files(self.artworks_json, self.artworks, ids)
+        return {i: self.image_files[i] for i in ids}
 
     def captions(self, variant: str) -> dict[str, str]:
         """The captions a variant is fine-tuned on."""
@@ -108,6 +116,16 @@ class Inputs:
         train, val = self.ids["train"], self.ids["val"]
         return TrainingData(train, val, self.captions(variant), self.images(train + val))
 
+    @cached_property
+    def pretraining_pool(self) -> TrainingData:
+        """The demo's pre-training pool (disjoint from the splits) with its human captions; every id is in
+        train_ids: each pocket model holds out its own validation share."""
+        pool = load_artworks(self.pool_json, require_urls=False)
+        if not pool:
+            raise ValueError(f"{self.pool_json}: the pre-training pool is empty (data.demo_pretrain = 0?)")
+        ids = ordered_ids(pool)
+        return TrainingData(ids, [], human_captions(pool, ids), image_files(self.pool_json, pool, ids))
+
 
 def load_inputs(cfg, paths) -> Inputs:
     from artcap_lib.config import variant_captioners
@@ -116,14 +134,4 @@ def load_inputs(cfg, paths) -> Inputs:
     queries = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
     variants = variant_captioners(cfg)
     return Inputs(paths.artworks, artworks, ids, queries, sorted(set(cfg.retrieval.query_sets) - set(queries)),
-                  variants, {name: paths.caption_file(name) for name in variants.values()})
-
-
-def pretraining_pool(paths) -> TrainingData:
-    """The demo's pre-training pool (disjoint from Artpedia's splits) with its human captions; every id is in
-    train_ids: each pocket model holds out its own validation share."""
-    pool = load_artworks(paths.pretrain_pool, require_urls=False)
-    if not pool:
-        raise ValueError(f"{paths.pretrain_pool}: the pre-training pool is empty (data.demo_pretrain = 0?)")
-    ids = ordered_ids(pool)
-    return TrainingData(ids, [], human_captions(pool, ids), image_files(paths.pretrain_pool, pool, ids))
+                  variants, {name: paths.caption_file(name) for name in variants.values()}, paths.pretrain_pool)
