@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from artcap_lib.textmetrics import coco, scorer
-from artcap_lib.data import prepare as data_prep
+from artcap_lib.data import step as data_step
 from artcap_lib.retrieval import runs
 from artcap_lib.files import read_json, write_json
 from artcap_lib.config import RunPaths
@@ -36,7 +36,7 @@ def make_run_dir(root: Path, steps=STEPS, second: bool = False) -> dict:
                                               {"name": SECOND, "model": "pocket-llava", "prompt": "Describe"}]
     cfg = load_profile("demo", overrides)
     paths = RunPaths.for_profile(cfg)
-    data_prep.prepare_data(cfg, paths)
+    data_step.run(cfg, paths)
     artworks = read_json(paths.artworks)
     ids = {split: [i for i, a in artworks.items() if a["split"] == split] for split in ("train", "val", "test")}
     if "captions" in steps:

@@ -33,7 +33,7 @@ def paintings():
 @pytest.fixture(scope="module")
 def zoo_run(tmp_path_factory):
     """A demo run whose captioner is the pocket Qwen2-VL, trained briefly by the captioning step on first use."""
-    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.captioning.step import run as run_captioning
     from artcap_lib.config import RunPaths, load_profile
     from artcap_lib.data.demo import DemoSizes, generate_collection
     root = tmp_path_factory.mktemp("zoo")

@@ -200,7 +200,7 @@ def test_both_backends_with_control(scorer):
 @needs_java
 def test_experiment1_run_writes_outputs(scorer, tmp_path):
     from artcap_lib.captioning.store import CaptionStore
-    from artcap_lib.textmetrics.step import run
+    from artcap_lib.textmetrics.step import run_captioner as run
     from artcap_lib.config import RunPaths
     from artcap_lib.config import load_profile
     cfg = load_profile("demo", {"run_dir": str(tmp_path), "metrics.split": "test", "metrics.bootstrap": 50})

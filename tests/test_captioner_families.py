@@ -324,7 +324,7 @@ def test_a_task_token_family_names_its_task_tokens_when_given_another_prompt(tmp
 
 
 def test_the_zoos_pocket_llava_next_trains_on_the_pool_and_captions_through_the_profile(tmp_path):
-    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.captioning.step import run as run_captioning
     from artcap_lib.config import RunPaths, load_profile
     from artcap_lib.data.demo import DemoSizes, generate_collection
     cfg = load_profile("zoo", {"run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "fig"),

@@ -102,7 +102,7 @@ def test_cli_resumes_after_a_crash_without_duplicates(collection, pocket_dir, tm
 def test_cli_with_a_profile_captions_the_run_exactly_as_step_02(collection, pocket_dir, tmp_path):
     import shutil
 
-    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.captioning.step import run as run_captioning
     from artcap_lib.config import RunPaths, load_profile
     for run in ("cli", "step"):
         shutil.copytree(collection["artworks"].parent, tmp_path / run / "data")

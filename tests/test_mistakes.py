@@ -9,7 +9,7 @@ import pytest
 from artcap_lib import runner
 from artcap_lib.cli import main
 from artcap_lib.config import RunPaths, load_profile
-from artcap_lib.data import prepare as data_prep
+from artcap_lib.data import step as data_step
 from test_runner import another_run_holding
 
 TINY = {"data.demo_train": 3, "data.demo_val": 1, "data.demo_test": 2, "data.demo_pretrain": 0,
@@ -54,7 +54,7 @@ def test_captioning_part_of_a_run_into_its_own_caption_file_takes_the_runs_lock(
 def collection(tmp_path):
     cfg = load_profile("demo", {"run_dir": str(tmp_path / "run"), **TINY})
     paths = RunPaths.for_profile(cfg)
-    data_prep.prepare_data(cfg, paths)
+    data_step.run(cfg, paths)
     return paths.artworks
 
 

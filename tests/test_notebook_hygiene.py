@@ -166,3 +166,20 @@ def test_the_filter_passes_what_it_does_not_understand_through():
     assert nbclean.clean_text(conflict) == conflict
     assert nbclean.clean_text('{"nbformat": 3, "worksheets": []}') == '{"nbformat": 3, "worksheets": []}'
     assert nbclean.clean_text("") == ""
+
+
+def test_each_notebook_calls_its_stages_one_entry_point():
+    """The notebook <-> module map is uniform: notebook NN runs its stage with `<stage module>.run(cfg, paths...)`."""
+    import re
+    import nbformat
+    from artcap_lib.runner import list_notebooks
+    stage = {"01": "data.step", "02": "captioning.step", "03": "textmetrics.step", "04": "retrieval.experiment",
+             "05": "retrieval.experiment", "06": "report.step"}
+    for path in list_notebooks():
+        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        module = stage[path.name[:2]]
+        package, name = module.rsplit(".", 1)
+        alias = re.search(rf"from artcap_lib\.{package} import [^\n]*\b{name}\b(?: as (\w+))?", source)
+        assert alias, (path.name, module)
+        name = alias.group(1) or name
+        assert re.search(rf"\b{name}\.run\(cfg, paths\b", source), (path.name, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from artcap_lib import reference
-from artcap_lib.captioning.step import run_captioning
+from artcap_lib.captioning.step import run as run_captioning
 from artcap_lib.captioning.store import CaptionStore, read_records
 from artcap_lib.config import RunPaths, load_profile
 from artcap_lib.files import write_json

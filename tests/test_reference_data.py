@@ -8,7 +8,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from artcap_lib import reference
-from artcap_lib.data.prepare import align_splits, prepare_data
+from artcap_lib.data.step import align_splits, run as prepare_data
 from artcap_lib.files import read_json
 from artcap_lib.config import RunPaths
 from artcap_lib.config import load_profile

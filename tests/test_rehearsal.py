@@ -54,9 +54,9 @@ def test_blip_finetune_and_longclip_run_on_the_replicas_under_torchrun(tmp_path)
     import subprocess
     import sys
 
-    from artcap_lib.captioning.step import run_captioning
+    from artcap_lib.captioning.step import run as run_captioning
     from artcap_lib.config import RunPaths
-    from artcap_lib.data.prepare import prepare_data
+    from artcap_lib.data.step import run as prepare_data
     from artcap_lib.files import read_json
     sets = {"run_dir": str(tmp_path / "run"), "data.demo_train": 4, "data.demo_val": 2, "data.demo_test": 2,
             "captioning.max_new_tokens": 4, "blip.queue_size": 4, "blip.k_test": 2, "blip.batch_size": 2,

@@ -14,7 +14,7 @@ from report_rundir import METRIC_MEANS, SECOND, SECOND_SHIFT, make_run_dir
 def full_run(tmp_path_factory):
     overrides = make_run_dir(tmp_path_factory.mktemp("report"))
     cfg, paths = setup("demo", overrides)
-    return cfg, paths, step.build(cfg, paths)
+    return cfg, paths, step.run(cfg, paths)
 
 
 def test_tables_figures_results_and_readme_are_written(full_run):
@@ -141,7 +141,7 @@ def test_table1_shows_the_authors_mean_when_the_summary_has_parity():
 def test_missing_steps_are_reported_not_raised(tmp_path):
     overrides = make_run_dir(tmp_path, steps=())
     cfg, paths = setup("demo", overrides)
-    built = step.build(cfg, paths)
+    built = step.run(cfg, paths)
     assert built.table1 is None and built.table2 is None and built.figures == {}
     text = "\n".join(built.inputs.missing)
     for needed in ("step 03", "step 04", "step 05", "step 02", "training curves", "gallery"):
@@ -203,7 +203,7 @@ def test_readme_says_whether_the_packages_were_the_locked_ones_and_where_the_rec
 def two_captioners(tmp_path_factory):
     overrides = make_run_dir(tmp_path_factory.mktemp("report2"), second=True)
     cfg, paths = setup("demo", overrides)
-    return cfg, paths, step.build(cfg, paths)
+    return cfg, paths, step.run(cfg, paths)
 
 
 def test_two_captioners_are_compared_in_a_table_a_figure_and_results_json(two_captioners):

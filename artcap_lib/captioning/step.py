@@ -125,7 +125,7 @@ def _caption_artworks(cfg, paths, artworks, out, splits, limit, retry_failed, pr
     return summary
 
 
-def run_captioning(cfg, paths, progress: bool = True, retry_failed: bool = False,
+def run(cfg, paths, progress: bool = True, retry_failed: bool = False,
                    only: str | None = None) -> dict[str, dict[str, Any]]:
     """Step 02: captions for every artwork of the run from every captioner (or the one named `only`), by the
     configured source; writes captions/<name>_run.json per captioner. Returns {captioner: its figures}."""

@@ -39,7 +39,7 @@ def add_cli(sub) -> None:
 
 def _caption(args) -> int:
     from artcap_lib.captioning.captioner import collection_items
-    from artcap_lib.captioning.step import caption_artworks, captioner_spec, run_captioning
+    from artcap_lib.captioning.step import caption_artworks, captioner_spec, run as run_captioning
     from artcap_lib.config import ProfileError, captioners
     from artcap_lib.files import write_json
 

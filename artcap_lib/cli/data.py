@@ -72,7 +72,7 @@ def _download(args) -> int:
 
 
 def _prepare(args) -> int:
-    from artcap_lib.data.prepare import prepare_data
+    from artcap_lib.data import step as data_step
     cfg, paths = writing_run(args, "artcap data prepare")
-    print(prepare_data(cfg, paths, progress=sys.stderr.isatty()))
+    print(data_step.run(cfg, paths, progress=sys.stderr.isatty()))
     return 0

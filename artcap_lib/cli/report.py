@@ -27,7 +27,7 @@ def _report(args) -> int:
         return 2
     cfg, paths = notebook.setup(args.profile, profile_overrides(args))     # as notebook 06 starts
     try:
-        built = report.build(cfg, paths)
+        built = report.run(cfg, paths)
     except ValueError as err:
         print(f"artcap report: {err}", file=sys.stderr)
         return 2

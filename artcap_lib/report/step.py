@@ -45,7 +45,7 @@ class Report:
     captioners: pd.DataFrame | None = None      # the captioner comparison (runs with several captioners)
 
 
-def build(cfg, paths) -> Report:
+def run(cfg, paths) -> Report:
     """Collect the run's results, write both tables, every figure, results.json and the README."""
     decimals, test, alpha = cfg.report.decimals, cfg.report.significance_test, cfg.report.alpha
     if test not in ("ttest", "randomisation"):

@@ -102,13 +102,13 @@ def summarise(result: scorer.ScoreResult, references, candidates, resamples: int
             "seconds": result.seconds}
 
 
-def run_all(cfg, paths) -> dict[str, dict]:
+def run(cfg, paths) -> dict[str, dict]:
     """Experiment 1 for every captioner of the run, with one scorer (BERTScore's model loads once):
     {captioner: summary}."""
     names = [spec.name for spec in captioners(cfg)]
     shared = make_scorer(cfg)
     try:
-        return {name: run(cfg, paths, shared, name) for name in names}
+        return {name: run_captioner(cfg, paths, shared, name) for name in names}
     finally:
         shared.close()
 
@@ -119,7 +119,7 @@ def output_dir(cfg, paths, name: str | None = None):
     return paths.captioner_metrics(name or first, primary=(name or first) == first)
 
 
-def run(cfg, paths, scorer: scorer.CaptionScorer | None = None, name: str | None = None) -> dict:
+def run_captioner(cfg, paths, scorer: scorer.CaptionScorer | None = None, name: str | None = None) -> dict:
     """Score captioner `name`'s captions (default: the first captioner's), write {per_image,
     control_per_image}.parquet and summary.json into its folder (`output_dir`)."""
     from artcap_lib.captioning.step import captioner_spec

@@ -22,7 +22,7 @@ from artcap_lib.data.download import USER_AGENT, download_images
 from artcap_lib.files import atomic_write_bytes, read_json, write_json
 
 
-def prepare_data(cfg, paths, progress: bool = True) -> dict[str, Any]:
+def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
     """Run step 01 for a Profile into RunPaths; return a summary (also written as data/summary.json)."""
     source = cfg.data.source
     paths.data.mkdir(parents=True, exist_ok=True)
