@@ -55,9 +55,15 @@ FIGURES_DIR = PROJECT_ROOT / "figures"
 @dataclass
 class DataConfig:
     source: str = setting("demo",
-        "demo (generated) | artpedia (downloaded) | rehearsal (real paintings, loopback) | reference (authors' "
-        "artefacts)",
-        choices=('demo', 'artpedia', 'rehearsal', 'reference'))
+        "demo (generated) | artpedia (downloaded) | imagefolder (a folder in Hugging Face's ImageFolder layout, "
+        "data.path) | rehearsal (real paintings, loopback) | reference (authors' artefacts)",
+        choices=('demo', 'artpedia', 'imagefolder', 'rehearsal', 'reference'))
+    path: str = setting("", "imagefolder: the collection's folder (metadata.jsonl / metadata.csv + images)", kind=PATH)
+    caption_column: str = setting("", "imagefolder: the caption column (\"\" = text, caption, captions or "
+                                  "description, the first there is)")
+    id_column: str = setting("", "imagefolder: the id column (\"\" = the image's file name without extension)")
+    split_fractions: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1],
+        help="imagefolder: train/val/test shares of the images whose metadata names no split (seeded by seed)")
     artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip",
                                  kind=PATH)
     artpedia_url: str = setting("https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip")

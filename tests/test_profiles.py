@@ -109,5 +109,5 @@ def test_every_model_field_follows_the_path_rule_including_each_models_own(tmp_p
     assert {k for k, v in fields.items() if v == "model"} >= {"captioning.model", "blip.model", "longclip.model",
                                                               "longclip.tokenizer", "clip.model", "siglip.model",
                                                               "metrics.bertscore_model"}
-    assert {k for k, v in fields.items() if v == "path"} == {"run_dir", "figures_dir", "data.artpedia_json",
+    assert {k for k, v in fields.items() if v == "path"} == {"run_dir", "figures_dir", "data.artpedia_json", "data.path",
                                                              "metrics.spice_jars"}

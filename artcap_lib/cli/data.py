@@ -2,6 +2,7 @@
 
     artcap data prepare --profile demo                 # step 01 into the run directory, as notebook 01
     artcap data validate artpedia.json                 # or, without a path, the run's data/artworks.json
+    artcap data museum-folder --out DIR                # a real collection in the ImageFolder layout, to try
     artcap data download --artpedia artpedia.json --out DIR --workers 4"""
 from __future__ import annotations
 
@@ -28,9 +29,23 @@ def add_cli(sub) -> None:
                         flag_names={"data.artpedia_json": "--artpedia", "data.download_workers": "--workers"})
     p.set_defaults(func=_download)
 
+    p = dsub.add_parser("museum-folder", help="174 public-domain paintings with their museum records as a collection "
+                                              "in the ImageFolder layout (images + metadata.jsonl), to try "
+                                              "data.source imagefolder on")
+    p.add_argument("--out", required=True, help="the folder to write")
+    p.add_argument("--limit", type=int, default=None, help="only the first N paintings")
+    p.set_defaults(func=_museum_folder)
+
     p = dsub.add_parser("prepare", help="step 01 of a profile into its run directory")
     add_profile_options(p, "data", "seed")
     p.set_defaults(func=_prepare)
+
+
+def _museum_folder(args) -> int:
+    from artcap_lib.config import user_path
+    from artcap_lib.data.rehearsal import museum_imagefolder
+    print(museum_imagefolder(user_path(args.out), args.limit))
+    return 0
 
 
 def _validate(args) -> int:

@@ -21,7 +21,7 @@ REQUIRED = {
     "contextual_sentences": list,
     "split": str,
 }
-OPTIONAL = {"file_path": str}
+OPTIONAL = {"file_path": str, "human_captions": list}      # several human captions (imagefolder)
 # An id names the artwork's files (images/<id>.<ext>) and keys every run and score file, so it must never be able to
 # act as a path, a hidden file or a glob: letters, digits, '.', '_' and '-', starting with a letter or digit, at
 # most 128 characters (Artpedia's ids are integers).
@@ -97,7 +97,9 @@ def validate_entries(data: Any, require_urls: bool = True) -> list[Problem]:
         if isinstance(split, str) and split not in SPLITS:
             problems.append(Problem(key, "split", f"unknown split {split!r} (expected one of {', '.join(SPLITS)})"))
         url = entry.get("img_url")
-        if isinstance(url, str) and require_urls:
+        # an image on disk (a local collection's) needs no URL: "" is how such an entry says it has none
+        local = url == "" and isinstance(entry.get("file_path"), str) and bool(entry["file_path"])
+        if isinstance(url, str) and require_urls and not local:
             if not url.lower().startswith(("http://", "https://")):
                 problems.append(Problem(key, "img_url", f"not an http(s) URL: {url!r}"))
             elif url in seen_urls:

@@ -59,6 +59,36 @@ def museum_artpedia(base_url: str, train: int, val: int, test: int) -> dict[str,
     return out
 
 
+def museum_imagefolder(out_dir: str | Path, n: int | None = None) -> Path:
+    """The museum's paintings as a user would lay out their own collection for `data.source: imagefolder`:
+    images/<objectID>.jpg (copied) + metadata.jsonl with the caption a curator's record gives (what it is, its
+    title, artist, date, medium and subject tags), no split. Returns out_dir."""
+    import shutil
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for record in museum_objects()[:n]:
+        name = f"images/{record['objectID']}.jpg"
+        shutil.copyfile(museum_dir() / f"{record['objectID']}.jpg", out / name)
+        what = (record.get("objectName") or "Painting").strip()
+        parts = [f"{what} titled \"{record['title'].strip()}\"" if record.get("title") else what]
+        if record.get("artistDisplayName"):
+            parts.append(f"by {record['artistDisplayName'].strip()}")
+        if record.get("objectDate"):
+            parts.append(f"dated {record['objectDate'].strip()}")
+        caption = ", ".join(parts) + "."
+        if record.get("medium"):
+            caption += f" {record['medium'].strip().rstrip('.')}."
+        tags = [t["term"] for t in record.get("tags") or [] if t.get("term")]
+        if tags:
+            caption += f" It shows {', '.join(t.lower() for t in tags)}."
+        year = record.get("objectBeginDate")
+        lines.append(json.dumps({"file_name": name, "text": caption, "title": record.get("title") or "",
+                                 "year": year if isinstance(year, int) and not isinstance(year, bool) else None}))
+    (out / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 @contextlib.contextmanager
 def serve_paintings() -> Iterator[str]:
     """A loopback HTTP server over the museum's files while the block runs; yields its base URL."""

@@ -1,8 +1,11 @@
 """Step 01: put a profile's collection into the run directory, in the Artpedia schema.
 
-demo       generate the procedural collection (+ pre-training pool and ground-truth scenes)
-artpedia   artpedia.json (local, or artpedia.zip downloaded), images downloaded, splits aligned with the authors'
-reference  no images: the authors' split ids and the human captions of their Experiment 1 table
+demo         generate the procedural collection (+ pre-training pool and ground-truth scenes)
+artpedia     artpedia.json (local, or artpedia.zip downloaded), images downloaded, splits aligned with the authors'
+imagefolder  a folder in Hugging Face's ImageFolder layout (data.path; `imagefolder.py`), images left where they
+             are, split by its own split column / folders or by data.split_fractions; with data.demo_pretrain > 0 the
+             demo's procedural pre-training pool is generated too, for the pocket models of the collection profile
+reference    no images: the authors' split ids and the human captions of their Experiment 1 table
 
 Writes data/artworks.json, data/excluded.json, data/splits.json (and data/split_alignment.json for artpedia).
 """
@@ -36,10 +39,12 @@ def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
         artworks = _prepare_artpedia(cfg, paths, progress)
     elif source == "rehearsal":
         artworks = _prepare_rehearsal(cfg, paths, progress)
+    elif source == "imagefolder":
+        artworks = _prepare_imagefolder(cfg, paths)
     elif source == "reference":
         artworks = _prepare_reference(paths)
     else:
-        raise ValueError(f"data.source must be demo, artpedia, rehearsal or reference, not {source!r}")
+        raise ValueError(f"data.source must be demo, artpedia, imagefolder, rehearsal or reference, not {source!r}")
     splits = {s: [k for k, v in artworks.items() if v["split"] == s] for s in SPLITS}
     if source == "reference":
         splits = reference.split_ids()
@@ -83,6 +88,24 @@ def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
         path = paths.data / "artpedia.json"
         write_json(path, museum_artpedia(url, d.demo_train, d.demo_val, d.demo_test))
         return _download_collection(load_artworks(path), cfg, paths, progress)
+
+
+def _prepare_imagefolder(cfg, paths) -> dict[str, Any]:
+    from artcap_lib.data.imagefolder import assign_splits, read_imagefolder
+    d = cfg.data
+    if not d.path:
+        raise ValueError("data.source imagefolder needs data.path: the collection's folder (--set data.path=DIR)")
+    artworks = read_imagefolder(d.path, d.caption_column, d.id_column)      # fails before anything is written
+    assigned = assign_splits(artworks, d.split_fractions, cfg.seed)
+    if d.demo_pretrain:             # the pocket models' pre-training pool (procedural, disjoint by construction)
+        generate_collection(paths.data, DemoSizes(0, 0, 0, d.demo_pretrain), image_size=d.demo_image_size,
+                            seed=cfg.seed)
+    write_json(paths.excluded, [])
+    write_json(paths.artworks, artworks)
+    write_json(paths.data / "split_assignment.json",
+               {"fractions": d.split_fractions, "seed": cfg.seed, "assigned": assigned,
+                "kept_from_source": len(artworks) - sum(assigned.values())})
+    return artworks
 
 
 def _download_collection(artpedia: dict[str, Any], cfg, paths, progress: bool) -> dict[str, Any]:
