@@ -64,6 +64,8 @@ class DataConfig:
     id_column: str = setting("", "imagefolder: the id column (\"\" = the image's file name without extension)")
     split_fractions: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1],
         help="imagefolder: train/val/test shares of the images whose metadata names no split (seeded by seed)")
+    splits_file: str = setting("", "a collection's splits taken from a file: a former run's data/splits.json "
+                               "(or {id: split}); \"\" = the source's own, else data.split_fractions", kind=PATH)
     artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip",
                                  kind=PATH)
     artpedia_url: str = setting("https://aimagelab.ing.unimore.it/imagelab/uploadedFiles/artpedia.zip")

@@ -40,7 +40,7 @@ def test_a_folder_of_paintings_with_metadata_jsonl_becomes_a_run(museum, tmp_pat
     data_step.run(cfg2, RunPaths.for_profile(cfg2), progress=False)
     assert {i: a["split"] for i, a in load_artworks(again / "data" / "artworks.json").items()} == \
         {i: a["split"] for i, a in artworks.items()}             # the seeded split is reproducible
-    assert json.loads((paths.data / "split_assignment.json").read_text())["assigned"] == {"train": 19, "val": 2,
+    assert json.loads((paths.data / "split_assignment.json").read_text())["counts"] == {"train": 19, "val": 2,
                                                                                           "test": 3}
 
 
@@ -117,3 +117,30 @@ def test_duplicate_ids_no_caption_column_and_no_metadata_are_refused(tmp_path):
         read_imagefolder(tmp_path, caption_column="title")
     with pytest.raises(CollectionError, match="not an ImageFolder collection"):
         read_imagefolder(tmp_path / "x")
+
+
+def test_a_former_runs_splits_file_gives_the_next_run_the_same_splits(museum, tmp_path):
+    """data/splits.json of one run, handed to another with other split fractions and seed, fixes its splits; a file
+    of another collection is refused naming the ids."""
+    first = load_profile("collection", {"run_dir": str(tmp_path / "one"), "data.path": str(museum),
+                                        "data.demo_pretrain": 0})
+    data_step.run(first, RunPaths.for_profile(first), progress=False)
+    splits_file = tmp_path / "one" / "data" / "splits.json"
+    second = load_profile("collection", {"run_dir": str(tmp_path / "two"), "data.path": str(museum),
+                                         "data.demo_pretrain": 0, "seed": 7, "data.split_fractions": [0.5, 0.25, 0.25],
+                                         "data.splits_file": str(splits_file)})
+    data_step.run(second, RunPaths.for_profile(second), progress=False)
+    assert json.loads((tmp_path / "two" / "data" / "splits.json").read_text()) == json.loads(splits_file.read_text())
+    record = json.loads((tmp_path / "two" / "data" / "split_assignment.json").read_text())
+    assert record["source"] == "data.splits_file" and record["counts"] == {"train": 19, "val": 2, "test": 3}
+    # the same seed with other fractions would have drawn other splits: the file, not the draw, decided
+    drawn = load_profile("collection", {"run_dir": str(tmp_path / "three"), "data.path": str(museum),
+                                        "data.demo_pretrain": 0, "seed": 7, "data.split_fractions": [0.5, 0.25, 0.25]})
+    assert data_step.run(drawn, RunPaths.for_profile(drawn), progress=False)["splits"] == {"train": 12, "val": 6,
+                                                                                         "test": 6}
+    by_hand = tmp_path / "by_hand.json"
+    by_hand.write_text(json.dumps({"999999": "train"}))
+    wrong = load_profile("collection", {"run_dir": str(tmp_path / "four"), "data.path": str(museum),
+                                        "data.demo_pretrain": 0, "data.splits_file": str(by_hand)})
+    with pytest.raises(ValueError, match=r"lists no split for 24 id\(s\)"):
+        data_step.run(wrong, RunPaths.for_profile(wrong), progress=False)

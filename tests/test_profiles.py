@@ -110,4 +110,5 @@ def test_every_model_field_follows_the_path_rule_including_each_models_own(tmp_p
                                                               "longclip.tokenizer", "clip.model", "siglip.model",
                                                               "metrics.bertscore_model"}
     assert {k for k, v in fields.items() if v == "path"} == {"run_dir", "figures_dir", "data.artpedia_json", "data.path",
+                                                             "data.splits_file",
                                                              "metrics.spice_jars"}

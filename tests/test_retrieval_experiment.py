@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from artcap_lib.config import RunPaths, captioners, load_profile
@@ -251,3 +252,44 @@ def test_each_further_captioner_gets_its_own_fine_tune_beside_human(tmp_path):
     assert set(read_json(paths.truncation("twotower"))["training"]) == {"human", "first", "second"}
     with pytest.raises(ValueError, match="not fine-tuned in this profile"):
         experiment.fine_tune(cfg, paths, "twotower", "synthetic-third", progress=None)
+
+
+def test_several_captions_per_painting_are_each_a_query_of_their_painting(tmp_path):
+    """A collection with several human captions per image: every caption is a query (id#k) whose one relevant item
+    is its painting, image-to-text finds a painting by any of its captions, and the explorer shows per-query ranks
+    and, per painting, their mean."""
+    from artcap_lib.report import explore
+    cfg, paths = make_run(tmp_path / "run")
+    artworks = read_json(paths.artworks)
+    for n, entry in enumerate(artworks.values()):
+        first = " ".join(entry["visual_sentences"])
+        entry["human_captions"] = [first, f"another view: {entry['title'].lower()}"][: 1 + n % 2]
+    paths.artworks.write_text(json.dumps(artworks))
+    test_ids = ordered_ids(i for i, a in artworks.items() if a["split"] == "test")
+    out = experiment.run(cfg, paths, "twotower", progress=None)
+    captions = {i: artworks[i]["human_captions"] for i in test_ids}
+    expected = {f"{i}#{k}": {i: 1} for i in test_ids for k in range(1, len(captions[i]) + 1)}
+    assert runs.load_qrels(paths.score_dir("twotower") / "qrels_artpedia.json") == expected
+    run = runs.load_run(paths.variant("twotower", "human") / "run_artpedia.json")
+    assert set(run) == set(expected) and len(expected) > len(test_ids)
+    assert out["summary"]["n_queries"] == {"artpedia": len(expected)}
+    assert out["results"]["query_sets"]["artpedia"]["variants"]["human"]["n_queries"] == len(expected)
+
+    view = explore.load(cfg, paths)
+    ranks = view.query_ranks[("twotower", "human", "artpedia")]
+    assert set(ranks) == set(expected)
+    several = next(i for i in test_ids if len(captions[i]) == 2)
+    assert view.queries_of("artpedia", several) == [f"{several}#1", f"{several}#2"]
+    assert view.queries["artpedia"][f"{several}#2"] == captions[several][1]
+    column = view.rank_column("twotower", "human", "artpedia")
+    assert view.table.loc[several, column] == pytest.approx((ranks[f"{several}#1"] + ranks[f"{several}#2"]) / 2)
+    with np.load(paths.variant("twotower", "human") / "scores_artpedia.npz") as data:
+        scores, query_ids = data["scores"], list(data["query_ids"])
+    row = query_ids.index(f"{several}#2")
+    assert ranks[f"{several}#2"] == 1 + int((scores[row] > scores[row, test_ids.index(several)]).sum())
+    # image-to-text: an image is found at the best rank of any of its captions (the hit convention)
+    found = []
+    for j, painting in enumerate(test_ids):
+        own = [q for q, qid in enumerate(query_ids) if qid.split("#")[0] == painting]
+        found.append(1 + int((scores[:, j] > scores[own, j].max()).sum()) <= 1)
+    assert out["summary"]["image_to_text"]["human"]["artpedia"]["recall@1"] == pytest.approx(np.mean(found))

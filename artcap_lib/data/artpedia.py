@@ -63,6 +63,19 @@ def human_caption(entry: dict[str, Any]) -> str:
     return " ".join(entry["visual_sentences"])
 
 
+def human_captions(entry: dict[str, Any]) -> list[str]:
+    """Every human caption of an artwork: a collection's `human_captions` where it gives several (ArtCap, an
+    ImageFolder with caption lists), else the one `human_caption` (Artpedia)."""
+    return list(entry.get("human_captions") or [human_caption(entry)])
+
+
+def reference_of(entry: dict[str, Any]) -> str | list[str]:
+    """Experiment 1's reference: the text where the artwork has one human caption, the list where it has
+    several (scored in each metric's multi-reference form)."""
+    texts = human_captions(entry)
+    return texts[0] if len(texts) == 1 else texts
+
+
 def validate_entries(data: Any, require_urls: bool = True) -> list[Problem]:
     """Every problem of a parsed artpedia.json, errors and warnings, in file order."""
     if not isinstance(data, dict):

@@ -14,7 +14,8 @@ id is `data.id_column` (empty: the image's file name without extension, which mu
 column becomes the title, a `year` (or `date`) column the year where it is an integer.
 
 Each artwork keeps its image where it is (`file_path` absolute: a 100k-image folder is not copied) and its
-captions as `visual_sentences` (the first caption: what Experiments 1 and 2 use today) plus `human_captions` (all).
+captions as `visual_sentences` (the first caption, cut into sentences) plus `human_captions` (all of them: both
+Experiments use every one).
 Rows without a split are split by `data.split_fractions` with `seed`. A row, file or column this reader does not
 understand is an error naming the file, the row (1-based, after the CSV header) and the column.
 """

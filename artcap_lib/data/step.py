@@ -3,7 +3,8 @@
 demo         generate the procedural collection (+ pre-training pool and ground-truth scenes)
 artpedia     artpedia.json (local, or artpedia.zip downloaded), images downloaded, splits aligned with the authors'
 imagefolder  a folder in Hugging Face's ImageFolder layout (data.path; `imagefolder.py`), images left where they
-             are, split by its own split column / folders or by data.split_fractions; with data.demo_pretrain > 0 the
+             are, split by its own split column / folders, by data.split_fractions or by data.splits_file (`splits.py`:
+             a former run's data/splits.json); with data.demo_pretrain > 0 the
              demo's procedural pre-training pool is generated too, for the pocket models of the collection profile
 reference    no images: the authors' split ids and the human captions of their Experiment 1 table
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from artcap_lib import reference
+from artcap_lib.data import splits
 from artcap_lib.data.artpedia import ArtpediaError, SPLITS, load_artworks, validate_entries
 from artcap_lib.data.demo import DemoSizes, generate_collection
 from artcap_lib.data.download import USER_AGENT, download_images
@@ -45,11 +47,11 @@ def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
         artworks = _prepare_reference(paths)
     else:
         raise ValueError(f"data.source must be demo, artpedia, imagefolder, rehearsal or reference, not {source!r}")
-    splits = {s: [k for k, v in artworks.items() if v["split"] == s] for s in SPLITS}
+    by_split = {s: [k for k, v in artworks.items() if v["split"] == s] for s in SPLITS}
     if source == "reference":
-        splits = reference.split_ids()
-    write_json(paths.splits, splits)
-    summary = {"source": source, "artworks": len(artworks), "splits": {s: len(v) for s, v in splits.items()},
+        by_split = reference.split_ids()
+    write_json(paths.splits, by_split)
+    summary = {"source": source, "artworks": len(artworks), "splits": {s: len(v) for s, v in by_split.items()},
                "excluded": len(read_json(paths.excluded))}
     write_json(paths.data_summary, summary)
     return summary
@@ -96,15 +98,19 @@ def _prepare_imagefolder(cfg, paths) -> dict[str, Any]:
     if not d.path:
         raise ValueError("data.source imagefolder needs data.path: the collection's folder (--set data.path=DIR)")
     artworks = read_imagefolder(d.path, d.caption_column, d.id_column)      # fails before anything is written
-    assigned = assign_splits(artworks, d.split_fractions, cfg.seed)
+    if d.splits_file:
+        splits.reuse(artworks, d.splits_file)
+        how = {"source": "data.splits_file", "file": str(Path(d.splits_file).resolve())}
+    else:
+        assigned = assign_splits(artworks, d.split_fractions, cfg.seed)
+        how = {"source": "collection" if not sum(assigned.values()) else "seeded draw", "fractions": d.split_fractions,
+               "seed": cfg.seed, "assigned": assigned, "kept_from_source": len(artworks) - sum(assigned.values())}
     if d.demo_pretrain:             # the pocket models' pre-training pool (procedural, disjoint by construction)
         generate_collection(paths.data, DemoSizes(0, 0, 0, d.demo_pretrain), image_size=d.demo_image_size,
                             seed=cfg.seed)
     write_json(paths.excluded, [])
     write_json(paths.artworks, artworks)
-    write_json(paths.data / "split_assignment.json",
-               {"fractions": d.split_fractions, "seed": cfg.seed, "assigned": assigned,
-                "kept_from_source": len(artworks) - sum(assigned.values())})
+    splits.record(paths.data, artworks, how)
     return artworks
 
 

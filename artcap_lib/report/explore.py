@@ -71,6 +71,13 @@ class RunView:
     top: dict[tuple[str, str, str], dict[str, list[str]]]   # (model, variant, query set) -> query id -> top-k ids
     images: dict[str, Path]                            # id -> its image file (absent: no image in this run)
     notes: list[str] = field(default_factory=list)     # what this run lacks, said once to the user
+    # (model, variant, query set) -> query id -> rank of its relevant painting. The table's rank columns are per
+    # painting: the same where a painting is one query (Artpedia), the mean over its captions where it has several
+    query_ranks: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
+
+    def queries_of(self, query_set: str, art_id: str) -> list[str]:
+        """The query ids whose relevant painting is art_id (its own caption(s))."""
+        return [q for q, docs in self.relevant.get(query_set, {}).items() if art_id in docs]
 
     def rank_column(self, model: str, variant: str, query_set: str) -> str:
         suffix = "" if query_set == self.query_sets[0] else f"_{ident(query_set)}"
@@ -97,7 +104,7 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
     partial run can be explored."""
     from artcap_lib.captioning.store import read_captions
     from artcap_lib.config import captioners as run_captioners
-    from artcap_lib.data.artpedia import human_caption, image_path, load_artworks, ordered_ids
+    from artcap_lib.data.artpedia import human_captions, image_path, load_artworks, ordered_ids
     from artcap_lib.textmetrics.step import output_dir
 
     notes: list[str] = []
@@ -122,8 +129,8 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
     retrieval = _retrieval(cfg, paths, top_k, notes)
     test_ids = [i for i, a in artworks.items() if a.get("split") == "test"]
     scored = {str(i) for frame in per_image.values() for i in frame.index}
-    # the runs' queries are test paintings too: the reference profile's artworks.json holds only the train split
-    queried = {q for block in retrieval["relevant"].values() for q in block}
+    # the runs' queries are of test paintings too: the reference profile's artworks.json holds only the train split
+    queried = {d for block in retrieval["relevant"].values() for docs in block.values() for d in docs}
     ids = ordered_ids(set(test_ids) | (scored & set(artworks)) | queried)
     unknown = [i for i in ids if i not in artworks]
     if unknown:
@@ -147,13 +154,13 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
             columns[column] = Column("metric", metric if n == 0 else f"{metric} ({name})", captioner=name,
                                      backend="coco" if metric.startswith("coco_") else "paper")
     query_sets = retrieval["query_sets"]
-    human = {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")}
+    human = {i: " | ".join(human_captions(a)) for i, a in artworks.items() if a.get("visual_sentences")}
     view = RunView(cfg.profile, paths.root, names, retrieval["models"], query_sets, retrieval["variants"], table,
                    columns, human, captions, _queries(query_sets, retrieval["relevant"], artworks),
-                   retrieval["relevant"], retrieval["top"], {}, notes)
+                   retrieval["relevant"], retrieval["top"], {}, notes, retrieval["ranks"])
     for (model, variant, query_set), ranks in retrieval["ranks"].items():
         column = view.rank_column(model, variant, query_set)
-        table[column] = pd.Series(ranks, dtype=float).reindex(ids).to_numpy()
+        table[column] = _painting_ranks(ranks, retrieval["relevant"][query_set]).reindex(ids).to_numpy()
         columns[column] = Column("rank", f"rank {model} {variant}" + _set_suffix(query_set, query_sets),
                                  model=model, variant=variant, query_set=query_set)
     for model in view.models:
@@ -176,6 +183,14 @@ def load(cfg, paths, top_k: int = TOP_K) -> RunView:
         notes.append("this run has no images (the reference profile imports the authors' captions and runs, not "
                      "the paintings): everything else is shown")
     return view
+
+
+def _painting_ranks(ranks: dict[str, float], relevant: dict[str, list[str]]) -> pd.Series:
+    """Per painting: its query's rank, or the mean over its queries where it has several (a query below the run's
+    depth, NaN, makes the mean NaN: "below depth" for one of them)."""
+    queries = pd.Series(ranks, dtype=float)
+    painting = pd.Series({q: relevant[q][0] for q in queries.index if relevant.get(q)})
+    return queries.groupby(painting.reindex(queries.index)).agg(lambda r: r.mean(skipna=False))
 
 
 def _set_suffix(query_set: str, query_sets: list[str]) -> str:
@@ -263,10 +278,12 @@ def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str,
     (`retrieval.inputs.query_sets`); a query whose text the run lacks is named by its id."""
     from artcap_lib import reference
     from artcap_lib.data.artpedia import human_caption
+    from artcap_lib.retrieval.inputs import human_queries
     llama = (reference.llama_queries() if "llama" in query_sets
              and reference.is_available("captions/generated_queries.json") else {})
-    texts = {"artpedia": {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")},
-             "llama": llama}
+    human = {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")}
+    human.update(human_queries(artworks, [i for i, a in artworks.items() if a.get("split") == "test"])[0])
+    texts = {"artpedia": human, "llama": llama}
     return {qs: {q: texts.get(qs, {}).get(q, f"query {q} (its text is not in this run)")
                  for q in relevant.get(qs, {})} for qs in query_sets}
 

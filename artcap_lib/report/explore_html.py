@@ -40,6 +40,7 @@ def page_data(view: "explore.RunView", thumbs: dict[str, Path]) -> dict[str, Any
         "captions": {n: {i: t for i, t in c.items() if i in shown} for n, c in view.captions.items()},
         "queries": view.queries, "relevant": view.relevant,
         "top": {"|".join(key): tops for key, tops in view.top.items()},
+        "query_ranks": {"|".join(key): {q: number(r) for q, r in ranks.items()} for key, ranks in view.query_ranks.items()},
         "thumbs": {i: base64.b64encode(p.read_bytes()).decode("ascii") for i, p in thumbs.items() if i in shown},
         "page_rows": PAGE_ROWS,
     }
@@ -222,9 +223,11 @@ function paintingView(id) {
       parts.push("</table>");
     }
   }
-  const queries = D.query_sets.filter((q) => (D.queries[q] || {})[id] !== undefined);
-  parts.push(queries.map((q) => `<button class="open-query" data-qs="${esc(q)}" data-id="${esc(id)}">` +
-    `query view: ${esc(q)} query of ${esc(id)}</button>`).join(" "));
+  // its own queries: one per human caption (query id = painting id, or id#k where a painting has several)
+  const own = D.query_sets.flatMap((q) => Object.keys(D.relevant[q] || {})
+    .filter((qid) => (D.relevant[q][qid] || []).includes(id)).map((qid) => [q, qid]));
+  parts.push(own.map(([q, qid]) => `<button class="open-query" data-qs="${esc(q)}" data-id="${esc(qid)}">` +
+    `query view: ${esc(q)} query ${esc(qid)}</button>`).join(" "));
   $("view-painting").innerHTML = parts.join("");
   show("painting");
 }
@@ -244,7 +247,7 @@ function queryView() {
   for (const model of D.models) for (const variant of D.variants[model] || []) {
     const top = (D.top[`${model}|${variant}|${qs}`] || {})[q];
     if (!top) continue;
-    const rank = q in ROW && COLUMNS[rankColumn(model, variant, qs)] ? value(ROW[q], rankColumn(model, variant, qs)) : null;
+    const rank = ((D.query_ranks || {})[`${model}|${variant}|${qs}`] || {})[q] ?? null;
     parts.push(`<div class="column" data-model="${esc(model)}" data-variant="${esc(variant)}"><h3>${esc(model)} · ${esc(variant)}` +
       `<br><small>relevant at rank ${rank === null ? "?" : fmt(rank)}</small></h3>`);
     top.forEach((id, r) => parts.push(`<div class="hit${relevant.has(id) ? " relevant" : ""}" data-id="${esc(id)}">` +
@@ -253,11 +256,6 @@ function queryView() {
   }
   parts.push("</div>");
   $("query-body").innerHTML = parts.join("");
-}
-
-function rankColumn(model, variant, qs) {
-  const id = (s) => s.replace(/[^0-9A-Za-z_]/g, "_");
-  return `rank_${id(model)}_${id(variant)}` + (qs === D.query_sets[0] ? "" : `_${id(qs)}`);
 }
 
 function show(name) {

@@ -187,8 +187,9 @@ class Explorer:
         self._show_query()
 
     def _open_query(self, art_id: str) -> None:
-        if art_id in self.view.queries.get(self.query_set.value, {}):
-            self.query_id.value = art_id
+        own = self.view.queries_of(self.query_set.value, art_id)      # its caption(s); the first one opens
+        if own:
+            self.query_id.value = own[0]
             self._show_query()
             self.tabs.selected_index = 2
 
@@ -206,8 +207,7 @@ class Explorer:
                 top = view.top.get((model, variant, qs), {}).get(q)
                 if top is None:
                     continue
-                column = view.rank_column(model, variant, qs)
-                rank = view.table.loc[q, column] if q in view.table.index and column in view.table else None
+                rank = view.query_ranks.get((model, variant, qs), {}).get(q)
                 parts.append(f"<div class='column'><b>{model} · {variant}</b><br><small>relevant at rank "
                              f"{_fmt(rank)}</small><br>")
                 for n, art_id in enumerate(top[:self.k.value]):

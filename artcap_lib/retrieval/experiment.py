@@ -181,9 +181,18 @@ def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: S
     name, kinds, r = adapter.name, list(adapter.score_kinds(cfg)), cfg.retrieval
     main = kinds[0].name
     test_ids = inputs.ids["test"]
-    texts = {qs: [q[i] for i in test_ids] for qs, q in inputs.queries.items()}
+    texts = {qs: list(q.values()) for qs, q in inputs.queries.items()}
     images = list(inputs.images(test_ids).values())
-    own = [{i} for i in range(len(test_ids))]          # image i's relevant text is its own query
+    # each query's one relevant painting; image-to-text: an image's relevant texts are its queries (one each in
+    # Artpedia, every human caption in a collection with several)
+    position = {i: n for n, i in enumerate(test_ids)}
+    qrels, own = {}, {}
+    for qs, paintings in inputs.query_paintings.items():
+        identity = all(q == p for q, p in paintings.items())
+        qrels[qs] = None if identity else {q: {p: 1} for q, p in paintings.items()}
+        own[qs] = [set() for _ in test_ids]
+        for n, p in enumerate(paintings.values()):
+            own[qs][position[p]].add(n)
     test_metrics: dict[str, dict] = {k.name: {} for k in kinds}
     image_to_text: dict[str, dict] = {}
     tokenizer = None
@@ -196,8 +205,9 @@ def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: S
             for kind in kinds:
                 folder = paths.score_dir(name, None if kind.name == main else kind.name)
                 test_metrics[kind.name].setdefault(variant, {})[qs] = runs.write_variant(
-                    folder, variant, qs, by_kind[kind.name], test_ids, test_ids, depth=r.run_depth)
-            image_to_text.setdefault(variant, {})[qs] = retrieval_metrics(by_kind[main].T, own)
+                    folder, variant, qs, by_kind[kind.name], list(inputs.queries[qs]), test_ids, qrels[qs],
+                    depth=r.run_depth)
+            image_to_text.setdefault(variant, {})[qs] = retrieval_metrics(by_kind[main].T, own[qs])
         del loaded
     seconds["score"] = time.perf_counter() - t0
     settings = dict(bootstrap=r.bootstrap, randomisation=r.randomisation, seed=cfg.seed, depth=r.run_depth)
@@ -216,6 +226,7 @@ def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: S
                "score_kinds": [{"name": k.name, "label": k.label} for k in kinds],
                "n": {split: len(ids) for split, ids in inputs.ids.items()},
                "query_sets": sorted(inputs.queries), "missing_query_sets": inputs.missing_query_sets,
+               "n_queries": {qs: len(q) for qs, q in inputs.queries.items()},
                "chance_recall@1": 1 / len(test_ids), "variants": list(variants),
                "test_metrics": test_metrics, "image_to_text": image_to_text, "fine_tunes": records,
                "results": results, "truncation": str(paths.truncation(name).relative_to(paths.root)),

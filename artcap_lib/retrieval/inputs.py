@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from artcap_lib.data.artpedia import SPLITS, by_split, human_caption, image_path, load_artworks, ordered_ids
+from artcap_lib.data.artpedia import SPLITS, by_split, human_captions, image_path, load_artworks, ordered_ids
 from artcap_lib.retrieval.protocol import TrainingData
 
 
@@ -29,8 +29,28 @@ def image_files(artworks_json: str | Path, artworks: dict[str, dict], ids: Seque
     return files
 
 
-def human_captions(artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, str]:
-    return {i: human_caption(artworks[i]) for i in ids}
+def first_human_captions(artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, str]:
+    """{id: its human caption} (the first, where a collection gives several)."""
+    return {i: human_captions(artworks[i])[0] for i in ids}
+
+
+def several_captions(artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, list[str]]:
+    """{id: every human caption} of the ids that have more than one (empty for Artpedia)."""
+    return {i: texts for i in ids if len(texts := human_captions(artworks[i])) > 1}
+
+
+def human_queries(artworks: dict[str, dict], test_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """({query id: text}, {query id: its painting}): one query per human caption. Where every test painting has one
+    caption (Artpedia) the query id is the painting's id; where any has several, query ids are `<id>#<k>`, k = 1..n
+    in the collection's caption order, so each caption is a query with its painting the one relevant item."""
+    several = several_captions(artworks, test_ids)
+    if not several:
+        return first_human_captions(artworks, test_ids), {i: i for i in test_ids}
+    texts, painting = {}, {}
+    for i in test_ids:
+        for k, text in enumerate(human_captions(artworks[i]), 1):
+            texts[f"{i}#{k}"], painting[f"{i}#{k}"] = text, i
+    return texts, painting
 
 
 def synthetic_captions(caption_file: str | Path, ids: Sequence[str]) -> dict[str, str]:
@@ -47,23 +67,26 @@ def synthetic_captions(caption_file: str | Path, ids: Sequence[str]) -> dict[str
     return {i: captions[i] for i in ids}
 
 
-def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """{query set: {test id: query}} for the configured names; "llama" only where the authors' queries cover
-    every test id (the paper profile), otherwise left out (the summary's `missing_query_sets`)."""
-    out = {}
+def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequence[str]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """({query set: {query id: query}}, {query set: {query id: its painting}}) for the configured names; "llama"
+    only where the authors' queries cover every test id (the paper profile), otherwise left out (the summary's
+    `missing_query_sets`). "artpedia" is the collection's human captions, every one of them (`human_queries`)."""
+    out, paintings = {}, {}
     for name in names:
         if name == "artpedia":
-            out[name] = human_captions(artworks, test_ids)
+            out[name], paintings[name] = human_queries(artworks, test_ids)
+            continue
         elif name == "llama":
             from artcap_lib import reference
             if not reference.is_available("captions/generated_queries.json"):
                 continue
             queries = reference.llama_queries()
             if set(test_ids) <= set(queries):
-                out[name] = {i: queries[i] for i in test_ids}
+                out[name], paintings[name] = {i: queries[i] for i in test_ids}, {i: i for i in test_ids}
         else:
             raise ValueError(f"retrieval.query_sets: unknown query set {name!r} (known: artpedia, llama)")
-    return out
+    return out, paintings
 
 
 @dataclass
@@ -74,7 +97,8 @@ class Inputs:
     artworks_json: Path
     artworks: dict[str, dict]
     ids: dict[str, list[str]]                   # split -> ids, ordered_ids order
-    queries: dict[str, dict[str, str]]          # query set -> {test id: query}
+    queries: dict[str, dict[str, str]]          # query set -> {query id: query}
+    query_paintings: dict[str, dict[str, str]]  # query set -> {query id: the test id it is of}
     missing_query_sets: list[str]
     captioners: dict[str, str]                  # synthetic variant -> captioner name (first: "synthetic")
     caption_files: dict[str, Path]              # captioner name -> its captions/<name>.jsonl
@@ -82,7 +106,7 @@ class Inputs:
 
     @cached_property
     def human(self) -> dict[str, str]:
-        return human_captions(self.artworks, self.ids["train"] + self.ids["val"] + self.ids["test"])
+        return first_human_captions(self.artworks, self.ids["train"] + self.ids["val"] + self.ids["test"])
 
     @cached_property
     def _synthetic(self) -> dict[str, dict[str, str]]:
@@ -113,8 +137,11 @@ class Inputs:
                          f"{', '.join(self.captioners)}")
 
     def training_data(self, variant: str) -> TrainingData:
+        """A variant's pairs. Human captions: where an image has several, a fine-tune draws one of them each time
+        it reads the image (`choices`); validation uses the first."""
         train, val = self.ids["train"], self.ids["val"]
-        return TrainingData(train, val, self.captions(variant), self.images(train + val))
+        choices = several_captions(self.artworks, train) if variant == "human" else {}
+        return TrainingData(train, val, self.captions(variant), self.images(train + val), choices)
 
     @cached_property
     def pretraining_pool(self) -> TrainingData:
@@ -124,14 +151,14 @@ class Inputs:
         if not pool:
             raise ValueError(f"{self.pool_json}: the pre-training pool is empty (data.demo_pretrain = 0?)")
         ids = ordered_ids(pool)
-        return TrainingData(ids, [], human_captions(pool, ids), image_files(self.pool_json, pool, ids))
+        return TrainingData(ids, [], first_human_captions(pool, ids), image_files(self.pool_json, pool, ids))
 
 
 def load_inputs(cfg, paths) -> Inputs:
     from artcap_lib.config import variant_captioners
     artworks = load_artworks(paths.artworks, require_urls=False)
     ids = {split: ordered_ids(by_split(artworks, split)) for split in SPLITS}
-    queries = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
+    queries, paintings = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
     variants = variant_captioners(cfg)
-    return Inputs(paths.artworks, artworks, ids, queries, sorted(set(cfg.retrieval.query_sets) - set(queries)),
+    return Inputs(paths.artworks, artworks, ids, queries, paintings, sorted(set(cfg.retrieval.query_sets) - set(queries)),
                   variants, {name: paths.caption_file(name) for name in variants.values()}, paths.pretrain_pool)

@@ -26,11 +26,33 @@ class ScoreKind:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """A fine-tune's pairs: train ids (trained on), val ids (model selection), one caption and one image per id."""
+    """A fine-tune's pairs: train ids (trained on), val ids (model selection), one caption and one image per id;
+    `choices` holds every caption of the train ids that have several (a collection with several human captions
+    per image): each time an image is read for training, one of them is drawn (`pick_caption`)."""
     train_ids: Sequence[str]
     val_ids: Sequence[str]
     captions: Mapping[str, str]
     images: Mapping[str, Path]
+    choices: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+def training_pairs(data: TrainingData, ids: Sequence[str]) -> tuple[list[Path], list]:
+    """(images, captions) of ids in order; an image with several captions gets the tuple of them in place of its
+    caption, for the dataset to draw from (`pick_caption`)."""
+    return ([data.images[i] for i in ids],
+            [tuple(data.choices[i]) if i in data.choices else data.captions[i] for i in ids])
+
+
+def pick_caption(entry: str | Sequence[str]) -> str:
+    """The caption a training step reads: the caption, or one of an image's several drawn with torch's generator
+    (which the training loop checkpoints, so a resumed fine-tune draws what an uninterrupted one would). A single
+    caption draws nothing: collections with one caption per image train exactly as before."""
+    if isinstance(entry, str):
+        return entry
+    if len(entry) == 1:
+        return entry[0]
+    import torch
+    return entry[int(torch.randint(0, len(entry), (1,)))]
 
 
 @dataclass(frozen=True)

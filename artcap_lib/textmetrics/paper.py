@@ -88,14 +88,16 @@ def _recon_lcs(x, y, exclusive=True):
     return Ngrams(tokens[::-1], exclusive=exclusive)
 
 
-def bleu4_scores(candidates: Sequence[str], references: Sequence[str]) -> np.ndarray:
+def bleu4_scores(candidates: Sequence[str], references: Sequence) -> np.ndarray:
     """Sentence BLEU-4 per pair, torcheval's `bleu_score(cand, [ref], n_gram=4)`: whitespace tokens, case kept,
-    uniform weights, no smoothing (what the authors' BleuMetric computes with reset/update/compute)."""
+    uniform weights, no smoothing (what the authors' BleuMetric computes with reset/update/compute). A reference
+    may be a list of texts: torcheval's multi-reference BLEU (n-gram counts clipped by their most frequent
+    occurrence in any reference, brevity penalty against the shortest reference)."""
     from torcheval.metrics.functional import bleu_score
     # torcheval refuses a candidate of fewer than 4 words (no 4-gram to count); unsmoothed BLEU-4 of a text
     # without a single 4-gram match is 0, which is what such a caption gets here (the authors' data had none)
-    return np.array([float(bleu_score(c, [r], n_gram=4)) if len(c.split()) >= 4 else 0.0
-                     for c, r in zip(candidates, references)])
+    return np.array([float(bleu_score(c, [r] if isinstance(r, str) else [list(r)], n_gram=4))
+                     if len(c.split()) >= 4 else 0.0 for c, r in zip(candidates, references)])
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,9 +32,9 @@ class MetricInputError(ValueError):
 # ---------------------------------------------------------------------------------------------------------
 # inputs
 
-def check_pairs(ids: Sequence[str], references: Sequence[str], candidates: Sequence[str], where: str = "pairs"):
-    """Every pair must have a non-blank reference and candidate: the `rouge` package and METEOR 1.5 fail on
-    empty text deep inside, and a 0 would silently pull the mean down."""
+def check_pairs(ids: Sequence[str], references: Sequence, candidates: Sequence[str], where: str = "pairs"):
+    """Every pair must have a non-blank reference (each of them, where an image has several) and candidate: the
+    `rouge` package and METEOR 1.5 fail on empty text deep inside, and a 0 would silently pull the mean down."""
     if not (len(ids) == len(references) == len(candidates)):
         raise MetricInputError(f"{where}: {len(ids)} ids, {len(references)} references, {len(candidates)} candidates")
     if len(ids) == 0:
@@ -43,22 +43,63 @@ def check_pairs(ids: Sequence[str], references: Sequence[str], candidates: Seque
     if duplicates:
         raise MetricInputError(f"{where}: duplicate ids {', '.join(duplicates[:10])}")
     for field_name, texts in (("reference", references), ("candidate", candidates)):
-        empty = [i for i, t in zip(ids, texts) if not isinstance(t, str) or not t.strip()]
+        empty = [i for i, t in zip(ids, texts) if not _filled(t, several=field_name == "reference")]
         if empty:
             more = f" (and {len(empty) - 10} more)" if len(empty) > 10 else ""
             raise MetricInputError(f"{where}: empty {field_name} for id(s) {', '.join(map(str, empty[:10]))}{more}")
 
 
+def _filled(text, several: bool) -> bool:
+    if several and isinstance(text, (list, tuple)):
+        return bool(text) and all(_filled(t, False) for t in text)
+    return isinstance(text, str) and bool(text.strip())
+
+
+def reference_lists(references: Sequence) -> list[list[str]]:
+    """Each image's references as a list (a single text is a list of one)."""
+    return [[r] if isinstance(r, str) else list(r) for r in references]
+
+
+def _best_of(groups: list[list[str]], candidates: list[str], per_pair, pick: str | None = None) -> dict:
+    """A per-pair metric over several references: every (candidate, reference) pair scored, then per image the
+    best one. `pick` names the column whose best reference every column reports (ROUGE: the F1's reference, so P,
+    R and F stay one reference's, as rouge-score's multi-reference form does); without it each column's maximum
+    (NLTK's `meteor_score`, and bert-score's multi-reference form, which maximises P, R and F separately)."""
+    flat_c = [c for c, g in zip(candidates, groups) for _ in g]
+    flat_r = [r for g in groups for r in g]
+    scores = per_pair(flat_c, flat_r)
+    bounds = np.cumsum([0] + [len(g) for g in groups])
+    out = {}
+    for column, values in scores.items():
+        out[column] = np.empty(len(groups))
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            best = lo + int(np.argmax(scores[pick][lo:hi])) if pick else None
+            out[column][k] = values[best] if pick else values[lo:hi].max()
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the scorer: both backends, real pairs and the shuffled control, concurrently
 
-def _paper_lexical(kind: str, candidates: list[str], references: list[str]) -> dict[str, np.ndarray]:
-    """One worker process's share of the paper backend (pure Python, so it needs its own process to overlap)."""
+def _paper_lexical(kind: str, candidates: list[str], references: list) -> dict[str, np.ndarray]:
+    """One worker process's share of the paper backend (pure Python, so it needs its own process to overlap).
+    References are texts (one per image, the authors' case: their calls exactly) or lists of texts."""
+    if all(isinstance(r, str) for r in references):
+        if kind == "meteor":
+            return {"meteor": meteor_nltk_scores(candidates, references)}
+        out = rouge_scores(candidates, references)
+        out["bleu4"] = bleu4_scores(candidates, references)
+        return out
+    groups = reference_lists(references)
     if kind == "meteor":
-        return {"meteor": meteor_nltk_scores(candidates, references)}
-    out = rouge_scores(candidates, references)
-    out["bleu4"] = bleu4_scores(candidates, references)
-    return out
+        return _best_of(groups, candidates, lambda c, r: {"meteor": meteor_nltk_scores(c, r)})
+    out = {}
+    for n in ("1", "2", "L"):
+        out.update(_best_of(groups, candidates, lambda c, r, n=n: {k: v for k, v in rouge_scores(c, r).items()
+                                                                   if k.startswith(f"rouge{n}_")},
+                            pick=f"rouge{n}_f"))
+    out["bleu4"] = bleu4_scores(candidates, groups)         # torcheval's BLEU pools clipped counts over them
+    return {k: out[k] for k in ROUGE_COLUMNS + ["bleu4"]}
 
 
 def _warm_worker(kind: str) -> None:
@@ -131,9 +172,11 @@ class CaptionScorer:
             pool.shutdown(wait=True)
         self._threads.shutdown(wait=True)
 
-    def score(self, ids: Sequence[str], references: Sequence[str], candidates: Sequence[str],
+    def score(self, ids: Sequence[str], references: Sequence, candidates: Sequence[str],
               control_permutation: Sequence[int] | None = None) -> ScoreResult:
-        """Score the pairs; with `control_permutation` also the pairs (references[i], candidates[perm[i]])."""
+        """Score the pairs; with `control_permutation` also the pairs (references[i], candidates[perm[i]]).
+        A reference is a text or, for an image with several human captions, a list of them (each metric's
+        multi-reference form: `docs` in the README, "Several human captions per image")."""
         import time
         import pandas as pd
         ids, references, candidates = list(map(str, ids)), list(references), list(candidates)
@@ -153,7 +196,7 @@ class CaptionScorer:
 
         jobs = {kind: pool.submit(_paper_lexical, kind, all_cands, all_refs) for kind, pool in self._workers.items()}
         if self._bert is not None:
-            jobs["bertscore"] = self._threads.submit(lambda: self._bert.result().score(all_cands, all_refs))
+            jobs["bertscore"] = self._threads.submit(self._score_bert, all_cands, all_refs)
         if "coco" in self.backends:
             jobs["coco"] = self._threads.submit(self._score_coco, references, candidates, control_cands)
         # the jobs run side by side; the bar says which are still computing
@@ -183,15 +226,21 @@ class CaptionScorer:
         seconds["total"] = round(time.perf_counter() - start, 3)
         return ScoreResult(per_image, control, corpus, bert_info, spice, meteor_word_tokenizer()[1], seconds)
 
+    def _score_bert(self, candidates, references):
+        if all(isinstance(r, str) for r in references):
+            return self._bert.result().score(candidates, references)
+        return _best_of(reference_lists(references), candidates, self._bert.result().score)
+
     def _score_coco(self, references, candidates, control_cands):
         """PTB-tokenize every text once (one Java start), then score real and control pairs as separate sets
         (CIDEr's document frequencies and corpus BLEU/METEOR belong to the set being scored), with METEOR 1.5
         working in Java meanwhile."""
-        texts = {f"r{i}": t for i, t in enumerate(references)}
+        groups = reference_lists(references)
+        texts = {f"r{i}.{j}": t for i, g in enumerate(groups) for j, t in enumerate(g)}
         texts.update({f"c{i}": t for i, t in enumerate(candidates)})
         tokens = ptb_tokenize(texts)
         keys = [f"{i:08d}" for i in range(len(references))]   # sorted order = input order
-        gts = {k: [tokens[f"r{i}"]] for i, k in enumerate(keys)}
+        gts = {k: [tokens[f"r{i}.{j}"] for j in range(len(groups[i]))] for i, k in enumerate(keys)}
         sets = {"": {k: [tokens[f"c{i}"]] for i, k in enumerate(keys)}}
         if control_cands is not None:
             position = {t: i for i, t in enumerate(candidates)}   # the control's candidates are the same texts

@@ -1,7 +1,8 @@
 """Experiment 1 (notebook 03): score the captioner's captions against the human captions, write the results.
 
 Inputs (run directory): `data/artworks.json` (human caption = visual sentences joined, for the ids of
-`cfg.metrics.split`) and `captions/<captioner>.jsonl` (successful captions only) of each captioner of the run.
+`cfg.metrics.split`; a collection with several human captions per image gives them all, as references of one
+pair) and `captions/<captioner>.jsonl` (successful captions only) of each captioner of the run.
 
 Outputs, read by notebook 06, in `metrics/` for the run's first captioner (the paper's synthetic captions) and in
 `metrics/<captioner>/` for every further one (`RunPaths.captioner_metrics`):
@@ -17,6 +18,7 @@ Outputs, read by notebook 06, in `metrics/` for the run's first captioner (the p
     "schema_version": 1,
     "profile": str, "split": str, "captioner": str, "model": str, "prompt": str,
     "n_pairs": int,                       # images scored
+    "references_per_image": {"min", "max", "mean"},   # human captions per image (Artpedia: 1)
     "n_missing_captions": int,            # images of the split with no caption (not scored)
     "backends": ["paper", "coco"],
     "metrics": {                          # one entry per column of per_image.parquet
@@ -53,10 +55,10 @@ from artcap_lib.files import write_json
 SCHEMA_VERSION = 1
 
 
-def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(ids, human captions, candidate captions of captioner `name` (default: the first), ids of the split without
-    a caption), in artworks.json order."""
-    from artcap_lib.data.artpedia import by_split, human_caption, load_artworks
+def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list, list[str], list[str]]:
+    """(ids, references, candidate captions of captioner `name` (default: the first), ids of the split without
+    a caption), in artworks.json order. A reference is the human caption, or the list of an image's several."""
+    from artcap_lib.data.artpedia import by_split, load_artworks, reference_of
     from artcap_lib.captioning.store import read_captions
     caption_file = paths.caption_file(name or primary_captioner(cfg))
     if not caption_file.is_file():
@@ -69,7 +71,7 @@ def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list[str
     missing = [i for i in artworks if i not in captions]
     if not ids:
         raise ValueError(f"{caption_file}: no caption for any of the {len(artworks)} {cfg.metrics.split} artworks")
-    return ids, [human_caption(artworks[i]) for i in ids], [captions[i] for i in ids], missing
+    return ids, [reference_of(artworks[i]) for i in ids], [captions[i] for i in ids], missing
 
 
 def make_scorer(cfg) -> scorer.CaptionScorer:
@@ -93,9 +95,13 @@ def summarise(result: scorer.ScoreResult, references, candidates, resamples: int
             "control_mean": float(np.nanmean(control[column])) if control is not None else None,
             "corpus": result.corpus.get(column),
         }
-    return {"n_pairs": len(per_image), "metrics": metrics, "bertscore": result.bertscore, "spice": result.spice,
+    counts = [len(r) for r in scorer.reference_lists(references)]
+    return {"n_pairs": len(per_image), "references_per_image": {"min": min(counts), "max": max(counts),
+                                                                "mean": float(np.mean(counts))},
+            "metrics": metrics, "bertscore": result.bertscore, "spice": result.spice,
             "meteor_punkt": result.meteor_punkt,
-            "lengths": {"reference": metric_statistics.length_stats(references),
+            "lengths": {"reference": metric_statistics.length_stats(
+                            [t for r in scorer.reference_lists(references) for t in r]),
                         "candidate": metric_statistics.length_stats(candidates)},
             "control": {"method": "derangement", "seed": seed} if control is not None else None,
             "bootstrap": {"method": "percentile", "resamples": resamples, "seed": seed, "level": 0.95},
@@ -170,9 +176,10 @@ def summary_frame(summary: dict) -> "pd.DataFrame":
 
 
 def extremes(per_image, references, candidates, metric: str, k: int = 3) -> "pd.DataFrame":
-    """The k most and k least similar pairs by one metric, with their texts."""
+    """The k most and k least similar pairs by one metric, with their texts (several references joined by |)."""
     import pandas as pd
-    frame = pd.DataFrame({metric: per_image[metric], "reference": references, "candidate": candidates},
+    shown = [r if isinstance(r, str) else " | ".join(r) for r in references]
+    frame = pd.DataFrame({metric: per_image[metric], "reference": shown, "candidate": candidates},
                          index=per_image.index).sort_values(metric, ascending=False)
     return pd.concat([frame.head(k).assign(rank="most similar"), frame.tail(k).assign(rank="least similar")])
 

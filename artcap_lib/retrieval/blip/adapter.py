@@ -62,7 +62,8 @@ class Blip:
         from artcap_lib.retrieval.blip.recipe import train_blip
         init = self.model_dir(cfg, base, dist, progress)
         train_blip(init, dirs, data.train_ids, data.val_ids, data.captions, data.images, cfg.blip,
-                   epochs=cfg.blip.epochs, lr=cfg.blip.lr, seed=cfg.seed, dist=dist, progress=progress)
+                   epochs=cfg.blip.epochs, lr=cfg.blip.lr, seed=cfg.seed, dist=dist, choices=data.choices,
+                   progress=progress)
         out = {"settings": dataclasses.asdict(cfg.blip)}
         record = original.read_record(init)
         if record is not None:

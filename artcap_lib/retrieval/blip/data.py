@@ -13,13 +13,14 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from artcap_lib.imaging import CLIP_MEAN, CLIP_STD, resize      # BLIP normalises with CLIP's statistics
+from artcap_lib.retrieval.protocol import pick_caption
 
 TRAIN_MAX_WORDS = 30       # BLIP's retrieval configs cut training captions to 30 words ...
 MAX_TOKENS = 35            # ... and the tokenizer to 35 tokens, in training and evaluation
@@ -148,7 +149,8 @@ class BlipTransform:
 
 
 class BlipPairs(torch.utils.data.Dataset):
-    """(image tensor, caption, integer id) per artwork: BLIP's retrieval training set, one caption per image.
+    """(image tensor, caption, integer id) per artwork: BLIP's retrieval training set, one caption per image (drawn
+    among `choices` where an image has several).
 
     The integer id (the position in `ids`) is what makes queue entries of the same image positives. Each item's
     augmentation draws its seed from torch's generator, which the training loop checkpoints, so a resumed run
@@ -156,12 +158,18 @@ class BlipPairs(torch.utils.data.Dataset):
     """
 
     def __init__(self, ids: Sequence[str], image_files: dict[str, Path], captions: dict[str, str],
-                 transform: BlipTransform, max_words: int | None = TRAIN_MAX_WORDS):
+                 transform: BlipTransform, max_words: int | None = TRAIN_MAX_WORDS,
+                 choices: Mapping[str, Sequence[str]] | None = None):
         missing = [i for i in ids if i not in captions or i not in image_files]
         if missing:
             raise KeyError(f"BlipPairs: {len(missing)} id(s) lack a caption or an image, e.g. {missing[:5]}")
         self.ids, self.image_files, self.transform = list(ids), image_files, transform
-        self.captions = [pre_caption(captions[i], max_words) if max_words is not None else captions[i]
+        choices = choices or {}
+
+        def prepared(text: str) -> str:
+            return pre_caption(text, max_words) if max_words is not None else text
+        # an image with several captions keeps them all (a tuple): one is drawn each time the image is read
+        self.captions = [tuple(prepared(t) for t in choices[i]) if i in choices else prepared(captions[i])
                          for i in self.ids]
 
     def __len__(self) -> int:
@@ -175,7 +183,7 @@ class BlipPairs(torch.utils.data.Dataset):
                 pixels = self.transform(img, rng)
         except OSError as exc:
             raise OSError(f"artwork {self.ids[index]}: cannot read image {path}: {exc}") from exc
-        return pixels, self.captions[index], index
+        return pixels, pick_caption(self.captions[index]), index
 
 
 class BlipImages(torch.utils.data.Dataset):

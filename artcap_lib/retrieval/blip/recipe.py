@@ -80,10 +80,11 @@ def _digest(obj: Any) -> str:
 def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str], val_ids: Sequence[str],
                captions: Mapping[str, str], files: Mapping[str, Path], bcfg, *, epochs: int, lr: float,
                seed: int = 0, dist: distributed.Distributed | None = None, select_with: str | None = None,
-               momentum: float | None = None, augment: bool = True,
+               momentum: float | None = None, augment: bool = True, choices: Mapping[str, Sequence[str]] | None = None,
                progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Fine-tune the BLIP at init_dir on (image, caption) pairs; rank 0 writes dirs.model (best epoch, Hugging
-    Face format); dirs.training holds the loop's checkpoints and history. Run again after a kill: it resumes."""
+    Face format); dirs.training holds the loop's checkpoints and history. Run again after a kill: it resumes.
+    `choices`: every caption of the train images that have several (one is drawn each time the image is read)."""
     dist = dist or distributed.Distributed()
     select_with = select_with or bcfg.select_with
     momentum = bcfg.momentum if momentum is None else momentum
@@ -96,7 +97,7 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
         model.vision_model.activation_checkpointing_enable()
     size = model.config.vision_config.image_size
     train_set = blip_data.BlipPairs(train_ids, files, captions, blip_data.BlipTransform(size, augment, mean, std),
-                                    bcfg.max_words)
+                                    bcfg.max_words, choices)
     train_loader = distributed.make_loader(train_set, bcfg.batch_size, dist, shuffle=True, drop_last=True,
                                         collate_fn=blip_data.collate(tokenizer, bcfg.max_tokens), seed=seed,
                                         num_workers=bcfg.num_workers)
@@ -123,6 +124,8 @@ def train_blip(init_dir: str | Path, dirs: FineTuneDirs, train_ids: Sequence[str
                    "text_dropout": bcfg.text_dropout, "temp_init": bcfg.temp_init, "drop_path": bcfg.drop_path,
                    "extras": taken, "world_size": dist.world_size,
                    "captions": _digest([(i, captions[i]) for i in train_ids]), "val": _digest(list(val_ids))}
+    if choices:          # (absent otherwise, so the fingerprints of single-caption runs stay what they were)
+        fingerprint["choices"] = _digest(sorted((i, list(c)) for i, c in choices.items()))
     result = training.fit(
         objective, step=lambda obj, batch: obj(**batch), train_loader=train_loader, validate=validate,
         make_optimizer=lambda obj: torch.optim.AdamW([p for p in obj.parameters() if p.requires_grad], lr=lr,

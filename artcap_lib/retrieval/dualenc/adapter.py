@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from artcap_lib.data.artpedia import ordered_ids
-from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
+from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData, training_pairs
 
 
 @dataclass
@@ -59,10 +59,6 @@ def demo_corpus(n: int = 200, seed: int = 0) -> list[str]:
     from artcap_lib.data.demo import random_scene, visual_sentences
     rng = np.random.default_rng(seed)
     return [" ".join(visual_sentences(random_scene(rng), rng)) for _ in range(n)]
-
-
-def _pairs(data: TrainingData, ids: Sequence[str]) -> tuple[list[Path], list[str]]:
-    return [data.images[i] for i in ids], [data.captions[i] for i in ids]
 
 
 class DualEncoderModel(ABC):
@@ -160,13 +156,13 @@ class DualEncoderModel(ABC):
         bundle = self.build_pocket([pool.captions[i] for i in ids], seed=cfg.seed,
                                    batch_size=settings.batch_size * dist.world_size)
         bundle.source, bundle.note = self.pocket, "pocket model, pre-trained here"
-        self._fit(bundle, _pairs(pool, [i for i in ids if i not in held_out]), _pairs(pool, ordered_ids(held_out)),
+        self._fit(bundle, training_pairs(pool, [i for i in ids if i not in held_out]), training_pairs(pool, ordered_ids(held_out)),
                   settings, dirs, dist, progress)
 
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist, progress) -> dict[str, Any]:
         baseline = self._baseline(base)
         bundle = dataclasses.replace(baseline, model=copy.deepcopy(baseline.model))
-        return self._fit(bundle, _pairs(data, data.train_ids), _pairs(data, data.val_ids),
+        return self._fit(bundle, training_pairs(data, data.train_ids), training_pairs(data, data.val_ids),
                          self.fine_tune_settings(cfg), dirs, dist, progress)
 
     def load(self, cfg, base: str, fine_tuned: Path | None, device):

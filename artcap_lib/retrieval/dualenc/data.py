@@ -19,6 +19,8 @@ from typing import Any, Iterable, Sequence
 import torch
 from PIL import Image
 
+from artcap_lib.retrieval.protocol import pick_caption
+
 
 @dataclass(frozen=True)
 class TextInputs:
@@ -39,9 +41,10 @@ class TextInputs:
 
 
 class ImageTextDataset(torch.utils.data.Dataset):
-    """(image, caption) pairs; images are preprocessed by the model's processor (optionally kept in memory)."""
+    """(image, caption) pairs; images are preprocessed by the model's processor (optionally kept in memory). A
+    caption may be a tuple of an image's several captions (`protocol.training_pairs`)."""
 
-    def __init__(self, image_paths: Sequence[Path], captions: Sequence[str], image_processor, cache: bool = False):
+    def __init__(self, image_paths: Sequence[Path], captions: Sequence, image_processor, cache: bool = False):
         if len(image_paths) != len(captions):
             raise ValueError(f"{len(image_paths)} images but {len(captions)} captions")
         self.image_paths, self.captions, self.processor = list(image_paths), list(captions), image_processor
@@ -63,7 +66,8 @@ class ImageTextDataset(torch.utils.data.Dataset):
         return pixels
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"pixel_values": self.pixels(i), "caption": self.captions[i]}
+        # an image with several captions (a tuple) gets one drawn each time it is read
+        return {"pixel_values": self.pixels(i), "caption": pick_caption(self.captions[i])}
 
 
 class Collate:

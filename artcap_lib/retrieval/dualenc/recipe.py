@@ -92,7 +92,9 @@ def fine_tune(bundle, train_pairs: Pairs, val_pairs: Pairs, settings, dirs: Fine
     validate = Validation(getattr(settings, "val_protocol", "ours"), val_set, settings.batch_size, dist,
                           val_step or step, settings.precision, collate, seed=settings.seed,
                           num_workers=settings.num_workers)
-    truncation = {"train": token_truncation(bundle.tokenizer, train_pairs[1], text.max_length),
+    # every caption counts, an image's several ones too (a tuple in train_pairs: `protocol.training_pairs`)
+    train_texts = [t for c in train_pairs[1] for t in ((c,) if isinstance(c, str) else c)]
+    truncation = {"train": token_truncation(bundle.tokenizer, train_texts, text.max_length),
                   "val": token_truncation(bundle.tokenizer, val_pairs[1], text.max_length)}
     if progress and dist.is_main:
         t = truncation["train"]

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from artcap_lib.checkpoints import load_pretrained
 from artcap_lib.data.artpedia import ordered_ids
-from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData
+from artcap_lib.retrieval.protocol import BenchOptions, BenchStep, FineTuneDirs, ScoreKind, TrainingData, training_pairs
 from artcap_lib.model_names import POCKET_LONGCLIP, locate, pocket
 
 LABELS = {"dot": "raw dot product", "cosine": "cosine"}
@@ -36,10 +36,6 @@ def fine_tune_settings(cfg):
         max_grad_norm=lc.max_grad_norm or None, max_length=lc.max_length, num_workers=lc.num_workers,
         # small demo collections stay in memory; worker processes would each hold (and lose) their own copy
         cache_images=cfg.data.source == "demo" and lc.num_workers == 0, seed=cfg.seed)
-
-
-def _pairs(data: TrainingData, ids: Sequence[str]) -> tuple[list[Path], list[str]]:
-    return [data.images[i] for i in ids], [data.captions[i] for i in ids]
 
 
 class LongClip:
@@ -81,14 +77,14 @@ class LongClip:
                                              batch_size=lc.pretrain_batch_size, lr=lc.pretrain_lr, weight_decay=0.1,
                                              warmup=0.1, patience=None, precision=lc.precision, cache_images=True,
                                              seed=cfg.seed)
-        longclip.fine_tune(bundle, _pairs(pool, [i for i in ids if i not in held_out]),
-                           _pairs(pool, ordered_ids(held_out)), settings, dirs, dist=dist, progress=progress)
+        longclip.fine_tune(bundle, training_pairs(pool, [i for i in ids if i not in held_out]),
+                           training_pairs(pool, ordered_ids(held_out)), settings, dirs, dist=dist, progress=progress)
 
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist, progress) -> dict[str, Any]:
         from artcap_lib.retrieval.longclip import model as longclip
         baseline = self._baseline(cfg, base)
         bundle = dataclasses.replace(baseline, model=copy.deepcopy(baseline.model))
-        return longclip.fine_tune(bundle, _pairs(data, data.train_ids), _pairs(data, data.val_ids),
+        return longclip.fine_tune(bundle, training_pairs(data, data.train_ids), training_pairs(data, data.val_ids),
                                   fine_tune_settings(cfg), dirs, dist, progress=progress)
 
     def load(self, cfg, base: str, fine_tuned: Path | None, device):
