@@ -32,6 +32,7 @@ METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 CAPTION_COLUMNS = ("text", "caption", "captions", "description")
 SPLIT_FOLDERS = {"train": "train", "validation": "val", "val": "val", "valid": "val", "dev": "val", "test": "test"}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_YEAR = re.compile(r"(?<![0-9])[0-9]{3,4}(?![0-9])")
 
 
 class CollectionError(ValueError):
@@ -96,6 +97,15 @@ def captions_of(value: Any, where: str) -> list[str]:
 def sentences(caption: str) -> list[str]:
     """A caption cut into sentences (Artpedia's visual sentences joined with one space give it back)."""
     return [s for s in _SENTENCE_END.split(caption.strip()) if s]
+
+
+def first_year(date: Any) -> int | None:
+    """The year a catalogue's date gives: an integer as it is; in text the first number of three or four digits
+    ("c. 1503" -> 1503, "1525-30" -> 1525, "1480s" -> 1480), else None ("16th century", "-", "")."""
+    if isinstance(date, int) and not isinstance(date, bool):
+        return date
+    found = _YEAR.search(date) if isinstance(date, str) else None
+    return int(found.group()) if found else None
 
 
 def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: str = "") -> dict[str, dict[str, Any]]:
