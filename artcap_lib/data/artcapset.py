@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from artcap_lib.data.artpedia import id_problem
 from artcap_lib.data.download import IMAGE_EXTENSIONS
-from artcap_lib.data.imagefolder import CollectionError, _split, captions_of, sentences
+from artcap_lib.data.imagefolder import CollectionError, captions_of, sentences, split_name
 
 CAPTION_FILE = "ArtCap.json"
 NAME_KEYS = ("image", "file_name", "filename", "image_name")
@@ -68,7 +68,7 @@ def entries(path: Path, data: Any) -> Iterator[tuple[int, str, Any, str]]:
             if name_key is None or caption_key is None:
                 missing = "/".join(NAME_KEYS) if name_key is None else "/".join(CAPTION_KEYS)
                 raise CollectionError(f"{where}: column {missing}: missing (keys: {', '.join(item)})")
-            yield number, item[name_key], item[caption_key], _split(item.get("split"), f"{where}: column split")
+            yield number, item[name_key], item[caption_key], split_name(item.get("split"), f"{where}: column split")
         else:
             raise CollectionError(f"{where}: an entry must be [image name, captions] or a record, "
                                   f"got {json.dumps(item)[:80]}")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from artcap_lib.data.artpedia import id_problem
-from artcap_lib.data.imagefolder import CAPTION_COLUMNS, CollectionError, _split, first_year, sentences
+from artcap_lib.data.imagefolder import CAPTION_COLUMNS, CollectionError, first_year, sentences, split_name
 
 DELIMITERS = {"\t": "tab", ";": "semicolon", ",": "comma"}   # on a tie, the earlier one: tab before ';' before ','
 IMAGE_COLUMNS = ("image", "file_name", "filename", "file", "path", "image_path", "image_url", "img_url", "url")
@@ -173,7 +173,7 @@ def read_csv_collection(path: str | Path, caption_column: str = "", id_column: s
             "img_url": image if file_path is None else "",
             "year": first_year(row[year_col]) if year_col else None,
             "visual_sentences": sentences(texts[0]), "contextual_sentences": [],
-            "split": _split(row[split_col].strip(), f"{where}: column {split_col}") if split_col else "",
+            "split": split_name(row[split_col].strip(), f"{where}: column {split_col}") if split_col else "",
             "human_captions": texts}
         if file_path is not None:
             artworks[art_id]["file_path"] = file_path

@@ -139,7 +139,7 @@ def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: st
                 raise CollectionError(f"{where}: id {art_id!r} again (first at {where_seen[art_id]}); ids come from "
                                       f"{'column ' + id_column if id_column else 'the file names'}: set data.id_column "
                                       "to a unique column")
-            split = folder_split or _split(row.get("split"), f"{where}: column split")
+            split = folder_split or split_name(row.get("split"), f"{where}: column split")
             texts = captions_of(row[column], f"{where}: column {column}")
             year = row.get("year", row.get("date"))
             artworks[art_id] = {
@@ -154,7 +154,8 @@ def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: st
     return artworks
 
 
-def _split(value: Any, where: str) -> str:
+def split_name(value: Any, where: str) -> str:
+    """train, val or test for a split as a source names it ("validation", "TEST"), "" for none."""
     if value in (None, ""):
         return ""
     name = SPLIT_FOLDERS.get(str(value).strip().lower())

@@ -47,6 +47,7 @@ def read_semart(folder: str | Path, encoding: str = "") -> dict[str, dict[str, A
     first_seen: dict[str, str] = {}
     for split, name in FILES.items():
         path = folder / name
+        # csv's default quoting, as pandas' read_csv (the authors' reader) has it: a cell that opens with '"' is quoted
         header, rows = table(path, read_text(path, encoding, fallback=ENCODING), "\t")
         if len(header) == 1 and "," in header[0]:
             raise CollectionError(f"{path}: header: one column {header[0][:60]!r}...: SemArt's files are "
