@@ -290,3 +290,31 @@ def test_csv_errors_name_file_row_and_column(tmp_path):
     path.write_text("\n".join(text) + "\n", encoding="cp1252")
     with pytest.raises(CollectionError, match=r"row 4: a cell after the last column Split"):
         read_csv_collection(path, "Label Text", "Object ID", encoding="cp1252")
+
+
+@pytest.mark.parametrize("date, year", [("c. 1503", 1503), ("1525-30", 1525), ("1480s", 1480), ("after 1520", 1520),
+                                        ("16th century", None), ("-", None), ("", None), (1888, 1888), (None, None)])
+def test_the_year_of_a_catalogue_date(date, year):
+    assert first_year(date) == year
+
+
+def test_csv_ids_from_file_names_must_be_unique_and_an_image_column_must_exist(tmp_path):
+    record = museum_objects()[0]
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copyfile(museum_dir() / f"{record['objectID']}.jpg", tmp_path / sub / "scan.jpg")
+    (tmp_path / "t.csv").write_text("file,caption\na/scan.jpg,one\nb/scan.jpg,two\n", encoding="utf-8")
+    with pytest.raises(CollectionError, match=r"t\.csv: row 2: column file: id 'scan' again \(first at row 1\)"):
+        read_csv_collection(tmp_path / "t.csv")
+    (tmp_path / "u.csv").write_text("picture,caption\na/scan.jpg,one\n", encoding="utf-8")
+    with pytest.raises(CollectionError, match=r"u\.csv: header: no image column .*data\.image_column"):
+        read_csv_collection(tmp_path / "u.csv")
+    assert read_csv_collection(tmp_path / "u.csv", image_column="Picture")["scan"]["human_captions"] == ["one"]
+
+
+@pytest.mark.parametrize("source", ["semart", "artcap", "csv"])
+def test_a_collection_source_without_data_path_says_what_to_point_it_at(tmp_path, source):
+    cfg = load_profile("collection", {"run_dir": str(tmp_path / "run"), "data.source": source})
+    with pytest.raises(ValueError, match=f"data.source {source} needs data.path"):
+        data_step.run(cfg, RunPaths.for_profile(cfg), progress=False)
+    assert not (tmp_path / "run" / "data" / "artworks.json").exists()
