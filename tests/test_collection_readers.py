@@ -318,3 +318,15 @@ def test_a_collection_source_without_data_path_says_what_to_point_it_at(tmp_path
     with pytest.raises(ValueError, match=f"data.source {source} needs data.path"):
         data_step.run(cfg, RunPaths.for_profile(cfg), progress=False)
     assert not (tmp_path / "run" / "data" / "artworks.json").exists()
+
+
+def test_the_cli_reports_a_collection_that_does_not_fit_in_one_line(tmp_path, capsys):
+    from artcap_lib.cli import main
+    folder = _semart(tmp_path)
+    (folder / "semart_val.csv").unlink()
+    status = main(["data", "prepare", "--profile", "collection", "--set", "data.source=semart",
+                   "--set", f"data.path={folder}", "--set", f"run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.strip().splitlines() == [
+        f"artcap data prepare: {folder}: no semart_val.csv: this is not SemArt's folder (unzip SemArt.zip and point "
+        "data.path at its SemArt/ folder)"]

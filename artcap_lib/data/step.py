@@ -104,9 +104,11 @@ def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
 
 def read_collection(cfg) -> dict[str, Any]:
     """The artworks of data.path as data.source's reader reads them (checked before anything is written)."""
+    from artcap_lib.data.imagefolder import CollectionError
     d = cfg.data
     if not d.path:
-        raise ValueError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} (--set data.path=...)")
+        raise CollectionError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} "
+                              "(--set data.path=...)")
     if d.source == "semart":
         from artcap_lib.data.semart import read_semart
         return read_semart(d.path, d.encoding)
