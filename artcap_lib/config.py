@@ -56,14 +56,24 @@ FIGURES_DIR = PROJECT_ROOT / "figures"
 class DataConfig:
     source: str = setting("demo",
         "demo (generated) | artpedia (downloaded) | imagefolder (a folder in Hugging Face's ImageFolder layout, "
-        "data.path) | rehearsal (real paintings, loopback) | reference (authors' artefacts)",
-        choices=('demo', 'artpedia', 'imagefolder', 'rehearsal', 'reference'))
-    path: str = setting("", "imagefolder: the collection's folder (metadata.jsonl / metadata.csv + images)", kind=PATH)
-    caption_column: str = setting("", "imagefolder: the caption column (\"\" = text, caption, captions or "
-                                  "description, the first there is)")
-    id_column: str = setting("", "imagefolder: the id column (\"\" = the image's file name without extension)")
+        "data.path) | semart (SemArt's folder) | artcap (ArtCap's ArtCap.json + images) | csv (one CSV/TSV table, "
+        "a museum export) | rehearsal (real paintings, loopback) | reference (authors' artefacts)",
+        choices=('demo', 'artpedia', 'imagefolder', 'semart', 'artcap', 'csv', 'rehearsal', 'reference'))
+    path: str = setting("", "imagefolder, semart, artcap: the collection's folder; csv: the CSV/TSV file",
+                        kind=PATH)
+    caption_column: str = setting("", "imagefolder, csv: the caption column (\"\" = text, caption, captions or "
+                                  "description, the first there is); csv: several, comma-separated, each cell one "
+                                  "human caption")
+    id_column: str = setting("", "imagefolder, csv: the id column (\"\" = the image's file name without extension; "
+                             "csv: a column named id first)")
+    image_column: str = setting("", "csv: the image column: a path relative to the file's folder, an absolute path "
+                                "or an http(s) URL (downloaded); \"\" = image, file_name, filename, file, path, "
+                                "image_path, image_url, img_url or url, the first there is")
+    encoding: str = setting("", "csv, semart: the text encoding (\"\" = UTF-8, BOM or not; semart: else SemArt's "
+                            "cp1252)")
     split_fractions: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1],
-        help="imagefolder: train/val/test shares of the images whose metadata names no split (seeded by seed)")
+        help="imagefolder, artcap, csv: train/val/test shares of the images the source gives no split (seeded by "
+             "seed)")
     splits_file: str = setting("", "a collection's splits taken from a file: a former run's data/splits.json "
                                "(or {id: split}); \"\" = the source's own, else data.split_fractions", kind=PATH)
     artpedia_json: str = setting("", "artpedia: local artpedia.json / artpedia.zip, or \"\" to download the zip",

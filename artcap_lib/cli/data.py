@@ -34,6 +34,7 @@ def add_cli(sub) -> None:
                                               "data.source imagefolder on")
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("--limit", type=int, default=None, help="only the first N paintings")
+    add_profile_options(p)              # like every command (it reads no profile value)
     p.set_defaults(func=_museum_folder)
 
     p = dsub.add_parser("prepare", help="step 01 of a profile into its run directory")

@@ -14,6 +14,7 @@ import sys
 
 from artcap_lib.captioning.store import CaptionFileError
 from artcap_lib.config import ProfileError
+from artcap_lib.data.imagefolder import CollectionError
 from artcap_lib.files import FileLockedError, RunLockedError
 
 DEBUG_ENV = "ARTCAP_DEBUG"
@@ -42,7 +43,7 @@ def report(err: Exception, args) -> int:
 
 def explain(err: Exception, args) -> tuple[str, int] | None:
     """(the line, the exit status) for a known mistake or fault, else None."""
-    if isinstance(err, (ProfileError, RunLockedError, FileLockedError, CaptionFileError, UserError)):
+    if isinstance(err, (ProfileError, RunLockedError, FileLockedError, CaptionFileError, UserError, CollectionError)):
         return str(err), 2
     if not isinstance(err, OSError):
         return None

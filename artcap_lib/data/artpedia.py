@@ -21,7 +21,7 @@ REQUIRED = {
     "contextual_sentences": list,
     "split": str,
 }
-OPTIONAL = {"file_path": str, "human_captions": list}      # several human captions (imagefolder)
+OPTIONAL = {"file_path": str, "human_captions": list}      # all human captions (the collection readers)
 # An id names the artwork's files (images/<id>.<ext>) and keys every run and score file, so it must never be able to
 # act as a path, a hidden file or a glob: letters, digits, '.', '_' and '-', starting with a letter or digit, at
 # most 128 characters (Artpedia's ids are integers).

@@ -33,6 +33,7 @@ METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 CAPTION_COLUMNS = ("text", "caption", "captions", "description")
 SPLIT_FOLDERS = {"train": "train", "validation": "val", "val": "val", "valid": "val", "dev": "val", "test": "test"}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_YEAR = re.compile(r"(?<![0-9])[0-9]{3,4}(?![0-9])")
 
 
 class CollectionError(ValueError):
@@ -99,6 +100,15 @@ def sentences(caption: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(caption.strip()) if s]
 
 
+def first_year(date: Any) -> int | None:
+    """The year a catalogue's date gives: an integer as it is; in text the first number of three or four digits
+    ("c. 1503" -> 1503, "1525-30" -> 1525, "1480s" -> 1480), else None ("16th century", "-", "")."""
+    if isinstance(date, int) and not isinstance(date, bool):
+        return date
+    found = _YEAR.search(date) if isinstance(date, str) else None
+    return int(found.group()) if found else None
+
+
 def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: str = "") -> dict[str, dict[str, Any]]:
     """{id: Artpedia entry} of an ImageFolder directory; entries whose metadata names no split get split ""
     (`assign_splits` gives them one)."""
@@ -130,7 +140,7 @@ def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: st
                 raise CollectionError(f"{where}: id {art_id!r} again (first at {where_seen[art_id]}); ids come from "
                                       f"{'column ' + id_column if id_column else 'the file names'}: set data.id_column "
                                       "to a unique column")
-            split = folder_split or _split(row.get("split"), f"{where}: column split")
+            split = folder_split or split_name(row.get("split"), f"{where}: column split")
             texts = captions_of(row[column], f"{where}: column {column}")
             year = row.get("year", row.get("date"))
             artworks[art_id] = {
@@ -145,7 +155,8 @@ def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: st
     return artworks
 
 
-def _split(value: Any, where: str) -> str:
+def split_name(value: Any, where: str) -> str:
+    """train, val or test for a split as a source names it ("validation", "TEST"), "" for none."""
     if value in (None, ""):
         return ""
     name = SPLIT_FOLDERS.get(str(value).strip().lower())

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from artcap_lib.data.artpedia import SPLITS
+from artcap_lib.data.imagefolder import CollectionError
 from artcap_lib.files import write_json
 
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "valid": "val", "dev": "val", "test": "test"}
 
 
-class SplitsFileError(ValueError):
+class SplitsFileError(CollectionError):
     """A splits file that does not fit the collection: the message names the file and the ids."""
 
 

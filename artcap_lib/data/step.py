@@ -6,6 +6,12 @@ imagefolder  a folder in Hugging Face's ImageFolder layout (data.path; `imagefol
              are, split by its own split column / folders, by data.split_fractions or by data.splits_file (`splits.py`:
              a former run's data/splits.json); with data.demo_pretrain > 0 the
              demo's procedural pre-training pool is generated too, for the pocket models of the collection profile
+semart       SemArt's folder (semart_train/val/test.csv + Images/; `semart.py`), its own splits
+artcap       ArtCap's ArtCap.json + images (`artcapset.py`), split by data.split_fractions
+csv          one CSV/TSV table, a museum export (`csvtable.py`): local images left in place, http(s) ones downloaded
+             into data/images/ by the Artpedia downloader; split by its split column or data.split_fractions
+             (semart, artcap and csv, like imagefolder, also generate the demo's pre-training pool when
+             data.demo_pretrain > 0)
 reference    no images: the authors' split ids and the human captions of their Experiment 1 table
 
 Writes data/artworks.json, data/excluded.json, data/splits.json (and data/split_alignment.json for artpedia).
@@ -27,6 +33,11 @@ from artcap_lib.data.download import USER_AGENT, download_images
 from artcap_lib.files import atomic_write_bytes, read_json, write_json
 
 
+# the collections a reader turns into artworks (data.path is what each reads)
+COLLECTIONS = {"imagefolder": "the collection's folder", "semart": "SemArt's folder (semart_train.csv, ..., Images/)",
+               "artcap": "the folder holding ArtCap.json", "csv": "the CSV/TSV file"}
+
+
 def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
     """Run step 01 for a Profile into RunPaths; return a summary (also written as data/summary.json)."""
     source = cfg.data.source
@@ -41,12 +52,13 @@ def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
         artworks = _prepare_artpedia(cfg, paths, progress)
     elif source == "rehearsal":
         artworks = _prepare_rehearsal(cfg, paths, progress)
-    elif source == "imagefolder":
-        artworks = _prepare_imagefolder(cfg, paths)
+    elif source in COLLECTIONS:
+        artworks = _prepare_collection(cfg, paths, progress)
     elif source == "reference":
         artworks = _prepare_reference(paths)
     else:
-        raise ValueError(f"data.source must be demo, artpedia, imagefolder, rehearsal or reference, not {source!r}")
+        raise ValueError(f"data.source must be demo, artpedia, {', '.join(COLLECTIONS)}, rehearsal or reference, "
+                         f"not {source!r}")
     by_split = {s: [k for k, v in artworks.items() if v["split"] == s] for s in SPLITS}
     if source == "reference":
         by_split = reference.split_ids()
@@ -92,34 +104,64 @@ def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
         return _download_collection(load_artworks(path), cfg, paths, progress)
 
 
-def _prepare_imagefolder(cfg, paths) -> dict[str, Any]:
-    from artcap_lib.data.imagefolder import assign_splits, read_imagefolder
+def read_collection(cfg) -> dict[str, Any]:
+    """The artworks of data.path as data.source's reader reads them (checked before anything is written)."""
+    from artcap_lib.data.imagefolder import CollectionError
     d = cfg.data
     if not d.path:
-        raise ValueError("data.source imagefolder needs data.path: the collection's folder (--set data.path=DIR)")
-    artworks = read_imagefolder(d.path, d.caption_column, d.id_column)      # fails before anything is written
+        raise CollectionError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} "
+                              "(--set data.path=...)")
+    if d.source == "semart":
+        from artcap_lib.data.semart import read_semart
+        return read_semart(d.path, d.encoding)
+    if d.source == "artcap":
+        from artcap_lib.data.artcapset import read_artcap
+        return read_artcap(d.path)
+    if d.source == "csv":
+        from artcap_lib.data.csvtable import read_csv_collection
+        return read_csv_collection(d.path, d.caption_column, d.id_column, d.image_column, d.encoding)
+    from artcap_lib.data.imagefolder import read_imagefolder
+    return read_imagefolder(d.path, d.caption_column, d.id_column)
+
+
+def _prepare_collection(cfg, paths, progress: bool) -> dict[str, Any]:
+    from artcap_lib.data.imagefolder import assign_splits
+    d = cfg.data
+    artworks = read_collection(cfg)
+    # before any download: an image that fails to arrive must not move the others to another split
     if d.splits_file:
         splits.reuse(artworks, d.splits_file)
         how = {"source": "data.splits_file", "file": str(Path(d.splits_file).resolve())}
     else:
         assigned = assign_splits(artworks, d.split_fractions, cfg.seed)
-        how = {"source": "collection" if not sum(assigned.values()) else "seeded draw", "fractions": d.split_fractions,
-               "seed": cfg.seed, "assigned": assigned, "kept_from_source": len(artworks) - sum(assigned.values())}
+        how = {"source": "the collection's own" if not sum(assigned.values()) else "seeded draw",
+               "fractions": d.split_fractions, "seed": cfg.seed, "assigned": assigned,
+               "kept_from_source": len(artworks) - sum(assigned.values())}
     if d.demo_pretrain:             # the pocket models' pre-training pool (procedural, disjoint by construction)
         generate_collection(paths.data, DemoSizes(0, 0, 0, d.demo_pretrain), image_size=d.demo_image_size,
                             seed=cfg.seed)
-    write_json(paths.excluded, [])
+    remote = {k: v for k, v in artworks.items() if not v.get("file_path")}     # csv rows that name a URL
+    excluded: list[dict[str, Any]] = []
+    if remote:
+        kept, excluded = _download(remote, cfg, paths, progress)
+        artworks = {k: kept.get(k, v) for k, v in artworks.items() if k in kept or k not in remote}
+    write_json(paths.excluded, excluded)
     write_json(paths.artworks, artworks)
     splits.record(paths.data, artworks, how)
     return artworks
 
 
-def _download_collection(artpedia: dict[str, Any], cfg, paths, progress: bool) -> dict[str, Any]:
-    report = download_images(artpedia, paths.data, workers=cfg.data.download_workers, progress=progress,
+def _download(artworks: dict[str, Any], cfg, paths, progress: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(kept entries with file_path, exclusion records) of the images downloaded into the run."""
+    report = download_images(artworks, paths.data, workers=cfg.data.download_workers, progress=progress,
                              max_side=cfg.data.max_side, max_pixels=cfg.data.max_pixels)
-    kept, excluded = report.kept, report.excluded
     for warning in report.warnings:
         print(f"warning: {warning}")
+    return report.kept, sorted(report.excluded, key=lambda r: r["id"])
+
+
+def _download_collection(artpedia: dict[str, Any], cfg, paths, progress: bool) -> dict[str, Any]:
+    kept, excluded = _download(artpedia, cfg, paths, progress)
     if cfg.data.align_with_authors:
         kept, dropped, alignment = align_splits(kept, reference.split_ids())
         excluded = excluded + dropped
