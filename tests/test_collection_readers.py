@@ -22,7 +22,7 @@ from artcap_lib.data import step as data_step
 from artcap_lib.data.artcapset import read_artcap
 from artcap_lib.data.artpedia import human_caption, image_path, load_artworks, validate_file
 from artcap_lib.data.csvtable import read_csv_collection
-from artcap_lib.data.imagefolder import CollectionError, first_year
+from artcap_lib.data.collection import CollectionError, first_year
 from artcap_lib.data.rehearsal import museum_dir, museum_objects, serve_paintings
 from artcap_lib.data.semart import read_semart
 

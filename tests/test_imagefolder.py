@@ -9,7 +9,8 @@ import pytest
 from artcap_lib.config import RunPaths, load_profile
 from artcap_lib.data import step as data_step
 from artcap_lib.data.artpedia import human_caption, image_path, load_artworks, validate_file
-from artcap_lib.data.imagefolder import CollectionError, assign_splits, read_imagefolder
+from artcap_lib.data.collection import CollectionError, assign_splits
+from artcap_lib.data.imagefolder import read_imagefolder
 from artcap_lib.data.rehearsal import museum_dir, museum_imagefolder, museum_objects
 
 

@@ -14,7 +14,7 @@ import sys
 
 from artcap_lib.captioning.store import CaptionFileError
 from artcap_lib.config import ProfileError
-from artcap_lib.data.imagefolder import CollectionError
+from artcap_lib.data.collection import CollectionError
 from artcap_lib.files import FileLockedError, RunLockedError
 
 DEBUG_ENV = "ARTCAP_DEBUG"

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from artcap_lib.data.artpedia import id_problem
 from artcap_lib.data.download import IMAGE_EXTENSIONS
-from artcap_lib.data.imagefolder import CollectionError, captions_of, sentences, split_name
+from artcap_lib.data.collection import CollectionError, captions_of, sentences, split_name
 
 CAPTION_FILE = "ArtCap.json"
 NAME_KEYS = ("image", "file_name", "filename", "image_name")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from artcap_lib.data.artpedia import id_problem
-from artcap_lib.data.imagefolder import CAPTION_COLUMNS, CollectionError, first_year, sentences, split_name
+from artcap_lib.data.collection import CAPTION_COLUMNS, CollectionError, first_year, sentences, split_name
 
 DELIMITERS = {"\t": "tab", ";": "semicolon", ",": "comma"}   # on a tie, the earlier one: tab before ';' before ','
 IMAGE_COLUMNS = ("image", "file_name", "filename", "file", "path", "image_path", "image_url", "img_url", "url")

@@ -23,28 +23,21 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from artcap_lib.data.artpedia import SPLITS, id_problem
+from artcap_lib.data.artpedia import id_problem
+from artcap_lib.data.collection import (CAPTION_COLUMNS, SPLIT_NAMES, CollectionError, captions_of, first_year,
+                                        sentences, split_name)
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
-CAPTION_COLUMNS = ("text", "caption", "captions", "description")
-SPLIT_FOLDERS = {"train": "train", "validation": "val", "val": "val", "valid": "val", "dev": "val", "test": "test"}
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_YEAR = re.compile(r"(?<![0-9])[0-9]{3,4}(?![0-9])")
-
-
-class CollectionError(ValueError):
-    """A collection file that does not fit its layout: the message names the file, row and column."""
 
 
 def metadata_files(folder: Path) -> list[tuple[Path, str | None]]:
     """(metadata file, split its folder names or None) of an ImageFolder directory."""
     top = [folder / name for name in METADATA_FILES if (folder / name).is_file()]
-    per_split = [(sub / name, SPLIT_FOLDERS[sub.name.lower()]) for sub in sorted(folder.iterdir())
-                 if sub.is_dir() and sub.name.lower() in SPLIT_FOLDERS
+    per_split = [(sub / name, SPLIT_NAMES[sub.name.lower()]) for sub in sorted(folder.iterdir())
+                 if sub.is_dir() and sub.name.lower() in SPLIT_NAMES
                  for name in METADATA_FILES if (sub / name).is_file()]
     if len(top) > 1:
         raise CollectionError(f"{folder}: both metadata.jsonl and metadata.csv: keep one")
@@ -77,36 +70,6 @@ def rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if None in record:
                 raise CollectionError(f"{path}: row {number}: more fields than the header's {len(record) - 1}")
             yield number, record
-
-
-def captions_of(value: Any, where: str) -> list[str]:
-    """One caption or a list of them (a JSON array; in CSV, a cell holding one)."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass                                        # a caption that starts with "[": kept as it is
-    found = [value] if isinstance(value, str) else value if isinstance(value, list) else None
-    if found is None or not all(isinstance(c, str) for c in found):
-        raise CollectionError(f"{where}: a caption must be text or a list of texts, got {type(value).__name__}")
-    found = [c.strip() for c in found if c.strip()]
-    if not found:
-        raise CollectionError(f"{where}: empty caption")
-    return found
-
-
-def sentences(caption: str) -> list[str]:
-    """A caption cut into sentences (Artpedia's visual sentences joined with one space give it back)."""
-    return [s for s in _SENTENCE_END.split(caption.strip()) if s]
-
-
-def first_year(date: Any) -> int | None:
-    """The year a catalogue's date gives: an integer as it is; in text the first number of three or four digits
-    ("c. 1503" -> 1503, "1525-30" -> 1525, "1480s" -> 1480), else None ("16th century", "-", "")."""
-    if isinstance(date, int) and not isinstance(date, bool):
-        return date
-    found = _YEAR.search(date) if isinstance(date, str) else None
-    return int(found.group()) if found else None
 
 
 def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: str = "") -> dict[str, dict[str, Any]]:
@@ -142,44 +105,12 @@ def read_imagefolder(folder: str | Path, caption_column: str = "", id_column: st
                                       "to a unique column")
             split = folder_split or split_name(row.get("split"), f"{where}: column split")
             texts = captions_of(row[column], f"{where}: column {column}")
-            year = row.get("year", row.get("date"))
             artworks[art_id] = {
                 "title": str(row.get("title") or image.stem), "img_url": "",
-                "year": int(year) if isinstance(year, int) or (isinstance(year, str) and year.strip().isdigit())
-                else None,
+                "year": first_year(row.get("year", row.get("date"))),
                 "visual_sentences": sentences(texts[0]), "contextual_sentences": [], "split": split,
                 "file_path": str(image), "human_captions": texts}
             where_seen[art_id] = where
     if not artworks:
         raise CollectionError(f"{folder}: the metadata lists no image")
     return artworks
-
-
-def split_name(value: Any, where: str) -> str:
-    """train, val or test for a split as a source names it ("validation", "TEST"), "" for none."""
-    if value in (None, ""):
-        return ""
-    name = SPLIT_FOLDERS.get(str(value).strip().lower())
-    if name is None:
-        raise CollectionError(f"{where}: {value!r} is not a split (train, validation/val/valid/dev, test)")
-    return name
-
-
-def assign_splits(artworks: dict[str, dict[str, Any]], fractions: list[float], seed: int) -> dict[str, int]:
-    """Give every entry without a split one, shuffled with `seed` and cut by the train/val/test `fractions`; returns
-    how many were assigned to each. A source's own splits are kept."""
-    import numpy as np
-
-    from artcap_lib.data.artpedia import ordered_ids
-    todo = ordered_ids(i for i, a in artworks.items() if not a["split"])
-    order = [todo[k] for k in np.random.default_rng(seed).permutation(len(todo))]
-    total = sum(fractions)
-    n_train = round(len(order) * fractions[0] / total)
-    n_val = round(len(order) * fractions[1] / total)
-    counts = dict(zip(SPLITS, (n_train, n_val, len(order) - n_train - n_val)))
-    start = 0
-    for split, count in counts.items():
-        for art_id in order[start:start + count]:
-            artworks[art_id]["split"] = split
-        start += count
-    return counts

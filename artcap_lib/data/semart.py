@@ -25,7 +25,7 @@ from typing import Any
 
 from artcap_lib.data.artpedia import id_problem
 from artcap_lib.data.csvtable import column, read_text, table
-from artcap_lib.data.imagefolder import CollectionError, first_year, sentences
+from artcap_lib.data.collection import CollectionError, first_year, sentences
 
 FILES = {"train": "semart_train.csv", "val": "semart_val.csv", "test": "semart_test.csv"}
 IMAGES = "Images"

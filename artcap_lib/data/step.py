@@ -3,7 +3,7 @@
 demo         generate the procedural collection (+ pre-training pool and ground-truth scenes)
 artpedia     artpedia.json (local, or artpedia.zip downloaded), images downloaded, splits aligned with the authors'
 imagefolder  a folder in Hugging Face's ImageFolder layout (data.path; `imagefolder.py`), images left where they
-             are, split by its own split column / folders, by data.split_fractions or by data.splits_file (`splits.py`:
+             are, split by its own split column / folders, by data.split_fractions or by data.splits_file (`collection.py`:
              a former run's data/splits.json); with data.demo_pretrain > 0 the
              demo's procedural pre-training pool is generated too, for the pocket models of the collection profile
 semart       SemArt's folder (semart_train/val/test.csv + Images/; `semart.py`), its own splits
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from artcap_lib import reference
-from artcap_lib.data import splits
+from artcap_lib.data import collection
 from artcap_lib.data.artpedia import ArtpediaError, SPLITS, load_artworks, validate_entries
 from artcap_lib.data.demo import DemoSizes, generate_collection
 from artcap_lib.data.download import USER_AGENT, download_images
@@ -106,10 +106,9 @@ def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
 
 def read_collection(cfg) -> dict[str, Any]:
     """The artworks of data.path as data.source's reader reads them (checked before anything is written)."""
-    from artcap_lib.data.imagefolder import CollectionError
     d = cfg.data
     if not d.path:
-        raise CollectionError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} "
+        raise collection.CollectionError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} "
                               "(--set data.path=...)")
     if d.source == "semart":
         from artcap_lib.data.semart import read_semart
@@ -125,15 +124,14 @@ def read_collection(cfg) -> dict[str, Any]:
 
 
 def _prepare_collection(cfg, paths, progress: bool) -> dict[str, Any]:
-    from artcap_lib.data.imagefolder import assign_splits
     d = cfg.data
     artworks = read_collection(cfg)
     # before any download: an image that fails to arrive must not move the others to another split
     if d.splits_file:
-        splits.reuse(artworks, d.splits_file)
+        collection.reuse_splits(artworks, d.splits_file)
         how = {"source": "data.splits_file", "file": str(Path(d.splits_file).resolve())}
     else:
-        assigned = assign_splits(artworks, d.split_fractions, cfg.seed)
+        assigned = collection.assign_splits(artworks, d.split_fractions, cfg.seed)
         how = {"source": "the collection's own" if not sum(assigned.values()) else "seeded draw",
                "fractions": d.split_fractions, "seed": cfg.seed, "assigned": assigned,
                "kept_from_source": len(artworks) - sum(assigned.values())}
@@ -147,7 +145,7 @@ def _prepare_collection(cfg, paths, progress: bool) -> dict[str, Any]:
         artworks = {k: kept.get(k, v) for k, v in artworks.items() if k in kept or k not in remote}
     write_json(paths.excluded, excluded)
     write_json(paths.artworks, artworks)
-    splits.record(paths.data, artworks, how)
+    collection.record_splits(paths.data, artworks, how)
     return artworks
 
 
