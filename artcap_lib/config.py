@@ -57,22 +57,24 @@ class DataConfig:
     source: str = setting("demo",
         "demo (generated) | artpedia (downloaded) | imagefolder (a folder in Hugging Face's ImageFolder layout, "
         "data.path) | semart (SemArt's folder) | artcap (ArtCap's ArtCap.json + images) | csv (one CSV/TSV table, "
-        "a museum export) | rehearsal (real paintings, loopback) | reference (authors' artefacts)",
-        choices=('demo', 'artpedia', 'imagefolder', 'semart', 'artcap', 'csv', 'rehearsal', 'reference'))
-    path: str = setting("", "imagefolder, semart, artcap: the collection's folder; csv: the CSV/TSV file",
-                        kind=PATH)
-    caption_column: str = setting("", "imagefolder, csv: the caption column (\"\" = text, caption, captions or "
+        "a museum export) | parquet (a Hub dataset's Parquet shards) | rehearsal (real paintings, loopback) | "
+        "reference (authors' artefacts)",
+        choices=('demo', 'artpedia', 'imagefolder', 'semart', 'artcap', 'csv', 'parquet', 'rehearsal', 'reference'))
+    path: str = setting("", "imagefolder, semart, artcap, parquet: the collection's folder; csv (parquet): the "
+                        "CSV/TSV (.parquet) file", kind=PATH)
+    caption_column: str = setting("", "imagefolder, csv, parquet: the caption column (\"\" = text, caption, captions or "
                                   "description, the first there is); csv: several, comma-separated, each cell one "
                                   "human caption")
-    id_column: str = setting("", "imagefolder, csv: the id column (\"\" = the image's file name without extension; "
+    id_column: str = setting("", "imagefolder, csv, parquet: the id column (\"\" = the image's file name without extension; "
                              "csv: a column named id first)")
     image_column: str = setting("", "csv: the image column: a path relative to the file's folder, an absolute path "
                                 "or an http(s) URL (downloaded); \"\" = image, file_name, filename, file, path, "
-                                "image_path, image_url, img_url or url, the first there is")
+                                "image_path, image_url, img_url or url, the first there is; parquet: \"\" = the "
+                                "column its datasets features call an Image")
     encoding: str = setting("", "csv, semart: the text encoding (\"\" = UTF-8, BOM or not; semart: else SemArt's "
                             "cp1252)")
     split_fractions: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1],
-        help="imagefolder, artcap, csv: train/val/test shares of the images the source gives no split (seeded by "
+        help="imagefolder, artcap, csv, parquet: train/val/test shares of the images the source gives no split (seeded by "
              "seed)")
     splits_file: str = setting("", "a collection's splits taken from a file: a former run's data/splits.json "
                                "(or {id: split}); \"\" = the source's own, else data.split_fractions", kind=PATH)

@@ -59,15 +59,17 @@ def museum_artpedia(base_url: str, train: int, val: int, test: int) -> dict[str,
     return out
 
 
-def museum_imagefolder(out_dir: str | Path, n: int | None = None) -> Path:
+def museum_imagefolder(out_dir: str | Path, n: int | None = None, caption_lists: bool = False) -> Path:
     """The museum's paintings as a user would lay out their own collection for `data.source: imagefolder`:
     images/<objectID>.jpg (copied) + metadata.jsonl with the caption a curator's record gives (what it is, its
-    title, artist, date, medium and subject tags), no split. Returns out_dir."""
+    title, artist, date, medium and subject tags), no split. `caption_lists`: the column holds lists (as `datasets`
+    wants a column's type the same in every row), of two captions for every third painting (the record's, and its
+    title alone), of one for the others: a collection with several captions per image. Returns out_dir."""
     import shutil
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     lines = []
-    for record in museum_objects()[:n]:
+    for k, record in enumerate(museum_objects()[:n]):
         name = f"images/{record['objectID']}.jpg"
         shutil.copyfile(museum_dir() / f"{record['objectID']}.jpg", out / name)
         what = (record.get("objectName") or "Painting").strip()
@@ -83,7 +85,8 @@ def museum_imagefolder(out_dir: str | Path, n: int | None = None) -> Path:
         if tags:
             caption += f" It shows {', '.join(t.lower() for t in tags)}."
         year = record.get("objectBeginDate")
-        lines.append(json.dumps({"file_name": name, "text": caption, "title": record.get("title") or "",
+        text = ([caption, f"{record.get('title') or what}."][: 1 + (k % 3 == 2)] if caption_lists else caption)
+        lines.append(json.dumps({"file_name": name, "text": text, "title": record.get("title") or "",
                                  "year": year if isinstance(year, int) and not isinstance(year, bool) else None}))
     (out / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out

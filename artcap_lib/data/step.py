@@ -8,6 +8,8 @@ imagefolder  a folder in Hugging Face's ImageFolder layout (data.path; `imagefol
              demo's procedural pre-training pool is generated too, for the pocket models of the collection profile
 semart       SemArt's folder (semart_train/val/test.csv + Images/; `semart.py`), its own splits
 artcap       ArtCap's ArtCap.json + images (`artcapset.py`), split by data.split_fractions
+parquet      a Hugging Face Hub dataset's Parquet shards (`hfparquet.py`): images written into data/images/, split
+             by the shard names, a split column or data.split_fractions
 csv          one CSV/TSV table, a museum export (`csvtable.py`): local images left in place, http(s) ones downloaded
              into data/images/ by the Artpedia downloader; split by its split column or data.split_fractions
              (semart, artcap and csv, like imagefolder, also generate the demo's pre-training pool when
@@ -35,7 +37,8 @@ from artcap_lib.files import atomic_write_bytes, read_json, write_json
 
 # the collections a reader turns into artworks (data.path is what each reads)
 COLLECTIONS = {"imagefolder": "the collection's folder", "semart": "SemArt's folder (semart_train.csv, ..., Images/)",
-               "artcap": "the folder holding ArtCap.json", "csv": "the CSV/TSV file"}
+               "artcap": "the folder holding ArtCap.json", "csv": "the CSV/TSV file",
+               "parquet": "a Hugging Face Hub dataset's folder of Parquet shards (or one .parquet file)"}
 
 
 def run(cfg, paths, progress: bool = True) -> dict[str, Any]:
@@ -104,8 +107,9 @@ def _prepare_rehearsal(cfg, paths, progress: bool) -> dict[str, Any]:
         return _download_collection(load_artworks(path), cfg, paths, progress)
 
 
-def read_collection(cfg) -> dict[str, Any]:
-    """The artworks of data.path as data.source's reader reads them (checked before anything is written)."""
+def read_collection(cfg, paths) -> dict[str, Any]:
+    """The artworks of data.path as data.source's reader reads them (checked before anything is written; Parquet
+    shards then write their images into the run)."""
     d = cfg.data
     if not d.path:
         raise collection.CollectionError(f"data.source {d.source} needs data.path: {COLLECTIONS[d.source]} "
@@ -119,13 +123,16 @@ def read_collection(cfg) -> dict[str, Any]:
     if d.source == "csv":
         from artcap_lib.data.csvtable import read_csv_collection
         return read_csv_collection(d.path, d.caption_column, d.id_column, d.image_column, d.encoding)
+    if d.source == "parquet":
+        from artcap_lib.data.hfparquet import read_hfparquet
+        return read_hfparquet(d.path, paths.data / "images", d.caption_column, d.id_column, d.image_column)
     from artcap_lib.data.imagefolder import read_imagefolder
     return read_imagefolder(d.path, d.caption_column, d.id_column)
 
 
 def _prepare_collection(cfg, paths, progress: bool) -> dict[str, Any]:
     d = cfg.data
-    artworks = read_collection(cfg)
+    artworks = read_collection(cfg, paths)
     # before any download: an image that fails to arrive must not move the others to another split
     if d.splits_file:
         collection.reuse_splits(artworks, d.splits_file)

@@ -74,6 +74,11 @@ def load_pairs(cfg, paths, name: str | None = None) -> tuple[list[str], list, li
     return ids, [reference_of(artworks[i]) for i in ids], [captions[i] for i in ids], missing
 
 
+def reference_texts(references) -> list[str]:
+    """Every human caption of the pairs, an image's several ones each (for lengths and histograms)."""
+    return [t for group in scorer.reference_lists(references) for t in group]
+
+
 def make_scorer(cfg) -> scorer.CaptionScorer:
     from artcap_lib.runtime import resolve_device
     from artcap_lib.model_names import locate
@@ -100,8 +105,7 @@ def summarise(result: scorer.ScoreResult, references, candidates, resamples: int
                                                                 "mean": float(np.mean(counts))},
             "metrics": metrics, "bertscore": result.bertscore, "spice": result.spice,
             "meteor_punkt": result.meteor_punkt,
-            "lengths": {"reference": metric_statistics.length_stats(
-                            [t for r in scorer.reference_lists(references) for t in r]),
+            "lengths": {"reference": metric_statistics.length_stats(reference_texts(references)),
                         "candidate": metric_statistics.length_stats(candidates)},
             "control": {"method": "derangement", "seed": seed} if control is not None else None,
             "bootstrap": {"method": "percentile", "resamples": resamples, "seed": seed, "level": 0.95},
