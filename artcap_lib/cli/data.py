@@ -34,6 +34,8 @@ def add_cli(sub) -> None:
                                               "data.source imagefolder on")
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("--limit", type=int, default=None, help="only the first N paintings")
+    p.add_argument("--caption-lists", action="store_true",
+                   help="captions as lists, two for every third painting (several human captions per image)")
     add_profile_options(p)              # like every command (it reads no profile value)
     p.set_defaults(func=_museum_folder)
 
@@ -45,7 +47,7 @@ def add_cli(sub) -> None:
 def _museum_folder(args) -> int:
     from artcap_lib.config import user_path
     from artcap_lib.data.rehearsal import museum_imagefolder
-    print(museum_imagefolder(user_path(args.out), args.limit))
+    print(museum_imagefolder(user_path(args.out), args.limit, args.caption_lists))
     return 0
 
 
