@@ -164,6 +164,39 @@ def run_from_scores(scores, query_ids: Sequence, item_ids: Sequence, depth: int 
     return {str(q): {items[j]: float(scores[r, j]) for j in order[r]} for r, q in enumerate(query_ids)}
 
 
+
+def run_from_topk(top, query_ids: Sequence, item_ids: Sequence) -> Run:
+    """The run of a `topk.TopK` (what run_from_scores gives for the same scores and depth)."""
+    items = [str(i) for i in item_ids]
+    return {str(q): {items[j]: s for j, s in zip(idx, val)}
+            for q, idx, val in zip(query_ids, top.indices.tolist(), top.scores.astype(np.float64).tolist())}
+
+
+def write_topk_run(path: str | Path, top, query_ids: Sequence, item_ids: Sequence) -> None:
+    """save_run(path, run_from_topk(...)), byte for byte, written query by query: at 100k queries x 100 the
+    dict-of-dicts and its JSON text would hold ~3 GB at once."""
+    path = Path(path)
+    if len(query_ids) != len(top.indices) or not len(query_ids):
+        raise RunError(f"{path}: {len(query_ids)} query ids for {len(top.indices)} ranked queries")
+    for name, ids in (("query_ids", query_ids), ("item_ids", item_ids)):
+        if len({str(i) for i in ids}) != len(ids):
+            raise RunError(f"{name} contain duplicates: a run holds one entry per id")
+    if not np.isfinite(top.scores).all():
+        raise RunError(f"{path}: scores overflowed to infinity: a run holds finite scores")
+    items = [json.dumps(str(i), ensure_ascii=False) for i in item_ids]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # the layout of files.write_json (json.dumps, indent 2): floats are written by repr, as json does
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("{\n")
+        for n, (q, idx, val) in enumerate(zip(query_ids, top.indices.tolist(),
+                                              top.scores.astype(np.float64).tolist())):
+            docs = ",\n".join(f"    {items[j]}: {s!r}" for j, s in zip(idx, val))
+            fh.write(("" if not n else ",\n") + f"  {json.dumps(str(q), ensure_ascii=False)}: {{\n{docs}\n  }}")
+        fh.write("\n}\n")
+    tmp.replace(path)
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
 def parse_metric(name: str) -> tuple[str, int | None]:
     match = _METRIC.match(name.strip())
