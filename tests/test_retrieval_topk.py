@@ -123,3 +123,45 @@ def test_streamed_run_file_refuses_duplicates_and_infinities(tmp_path):
     with pytest.raises(runs.RunError, match="finite"):
         runs.write_topk_run(tmp_path / "r.json", top, ["q"], ["a", "b"])
     assert not (tmp_path / "r.json").exists()
+
+
+def test_large_collections_are_written_from_embeddings_as_the_matrix_would_be(tmp_path, monkeypatch):
+    # the runner's path: a dual encoder's scores as EmbeddingScores; above DENSE_LIMIT they are streamed
+    from artcap_lib.retrieval.dualenc import scoring
+    rng = np.random.default_rng(8)
+    text, image = torch.from_numpy(exact_embeddings(rng, 40, 3, 2)), torch.from_numpy(exact_embeddings(rng, 40, 3, 2))
+    ids = [f"a{i}" for i in range(40)]
+    small = scoring.embedding_scores(text, image, "dot")
+    want = runs.write_variant(tmp_path / "dense", "human", "artpedia", small, ids, ids, depth=5)
+    matrix = np.asarray(small)
+    monkeypatch.setattr(topk, "DENSE_LIMIT", 0)
+    large = scoring.embedding_scores(text, image, "dot")
+    with pytest.raises(MemoryError, match="stream it"):
+        np.asarray(large)
+    got = runs.write_variant(tmp_path / "streamed", "human", "artpedia", large, ids, ids, depth=5)
+    assert got == want
+    for name in ("human/run_artpedia.json", "qrels_artpedia.json"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "dense" / name).read_bytes()
+    assert (tmp_path / "dense/human/scores_artpedia.npz").is_file()
+    assert not (tmp_path / "streamed/human/scores_artpedia.npz").exists()
+    qrels = runs.identity_qrels(ids)
+    dense_ranks, streamed_ranks = (runs.full_ranks(tmp_path / d / "human", "artpedia", qrels)
+                                   for d in ("dense", "streamed"))
+    assert dense_ranks[0] == streamed_ranks[0] and dense_ranks[1].tolist() == streamed_ranks[1].tolist()
+    summaries = [runs.summarise_model(tmp_path / d, bootstrap=50, randomisation=50, depth=5, model="m")
+                 for d in ("dense", "streamed")]
+    assert summaries[0] == summaries[1] and "mean_rank" in summaries[1]["query_sets"]["artpedia"]["variants"]["human"]["metrics"]
+    # image-to-text of the runner: the transposed scores, streamed too
+    own = [{i} for i in range(40)]
+    assert topk.retrieval_metrics(large.T, own) == metrics.retrieval_metrics(matrix.T, own)
+
+
+def test_sigmoid_embedding_scores_match_the_matrix():
+    from artcap_lib.retrieval.dualenc import scoring
+    rng = np.random.default_rng(9)
+    text, image = torch.from_numpy(exact_embeddings(rng, 6, 4)), torch.from_numpy(exact_embeddings(rng, 9, 4))
+    es = scoring.embedding_scores(text, image, "sigmoid", logit_scale=2.0, logit_bias=-10.0)
+    matrix = scoring.score_matrix(text, image, "sigmoid", 2.0, -10.0).numpy()
+    np.testing.assert_array_equal(np.asarray(es), matrix)
+    top = es.topk(depth=9)
+    np.testing.assert_allclose(top.scores, -np.sort(-matrix, axis=1), rtol=1e-6)
