@@ -165,3 +165,15 @@ def test_sigmoid_embedding_scores_match_the_matrix():
     np.testing.assert_array_equal(np.asarray(es), matrix)
     top = es.topk(depth=9)
     np.testing.assert_allclose(top.scores, -np.sort(-matrix, axis=1), rtol=1e-6)
+
+
+def test_scale_benchmark_phases_agree_with_the_dense_path():
+    # `artcap bench retrieval --dim`: what it reports, not how fast (speed is the benchmark's business)
+    from artcap_lib.bench.retrieval import benchmark_scale, embeddings
+    out = benchmark_scale(60, 80, 8, depth=10, seed=1, threads=1)
+    assert {"plain", "streamed", "evaluate"} <= set(out) and out["ratio"] > 0
+    assert all(out[p]["peak_rss_mib"] > 0 for p in ("plain", "streamed", "evaluate"))
+    q, x, planted = embeddings(60, 80, 8, seed=1)
+    assert torch.allclose(q.norm(dim=1), torch.ones(60)) and planted.tolist() == [i % 80 for i in range(60)]
+    want = metrics.retrieval_metrics((q @ x.T).numpy(), [{int(p)} for p in planted], depth=10)
+    assert out["streamed"]["metrics"] == pytest.approx(want, abs=1e-12)
