@@ -12,6 +12,9 @@ for depth + 1 values: when the extra value is below the depth-th one, the top-de
 order is fixed (stable sort by index, then by score). Rows with a tie across the cut (rare outside synthetic
 ties) are redone on their own row. A relevant item in the exact top-depth has its rank read off; the others
 are counted: items scoring higher, plus equal items listed before it.
+
+`EmbeddingScores` is how a dual encoder hands its scores to Experiment 2's runner: the embeddings, plus the model's
+own matrix function for collections small enough to keep a matrix (`DENSE_LIMIT`), whose files stay as they were.
 """
 from __future__ import annotations
 
@@ -166,7 +169,8 @@ class EmbeddingScores:
                               "(EmbeddingScores.topk) instead")
         if self._matrix is None:         # made once: the runs, the metrics and image-to-text read the same one
             self._matrix = np.asarray(self.dense())
-        return self._matrix if dtype is None else self._matrix.astype(dtype)
+        matrix = self._matrix if dtype is None else self._matrix.astype(dtype)
+        return matrix.copy() if copy and matrix is self._matrix else matrix    # np.array(): a copy, not the cache
 
     def topk(self, relevant=None, depth: int | None = 100, budget: int = DEFAULT_BUDGET) -> TopK:
         return stream_topk(self.queries, self.items, relevant, depth, self.scale, self.bias, budget)
