@@ -49,3 +49,17 @@ def test_bootstrap_ci_near_normal_interval():
     assert low == pytest.approx(values.mean() - half, abs=0.004)
     assert high == pytest.approx(values.mean() + half, abs=0.004)
     assert tuple(significance.bootstrap_ci(np.ones(5), 100)) == (1.0, 1.0)
+
+
+def test_shared_draws_give_the_single_calls_numbers():
+    # bootstrap_cis and randomisation_tests draw once for many columns/pairs: the numbers must not move
+    rng = np.random.default_rng(7)
+    columns = [rng.random(300), (rng.random(300) < 0.3).astype(float), rng.normal(size=300)]
+    assert [ci.tolist() for ci in significance.bootstrap_cis(columns, 600, seed=3)] == \
+        [significance.bootstrap_ci(c, 600, seed=3).tolist() for c in columns]
+    pairs = [(columns[0], columns[1]), (columns[1], columns[2]), (columns[2], columns[2] + 1e-3)]
+    assert significance.randomisation_tests(pairs, 700, seed=5) == [significance.randomisation_test(a, b, 700, 5) for a, b in pairs]
+    # pairs of different lengths fall back to one draw each
+    mixed = [(columns[0], columns[1]), (columns[0][:50], columns[2][:50])]
+    assert significance.randomisation_tests(mixed, 300, seed=1) == [significance.randomisation_test(a, b, 300, 1) for a, b in mixed]
+    assert significance.bootstrap_cis([], 10) == [] and significance.randomisation_tests([], 10) == []

@@ -18,13 +18,49 @@ def add_cli(sub) -> None:
 
 
 def _add_retrieval(bsub) -> None:
-    p = bsub.add_parser("retrieval", help="retrieval_metrics over a random score matrix: seconds and peak memory")
+    p = bsub.add_parser("retrieval", help="retrieval_metrics over a random score matrix (or, with --dim, streamed top-k from "
+                       "embeddings vs a plain matmul + topk): seconds and peak memory")
     p.add_argument("--queries", type=int, default=25_000, help="rows (e.g. 5 captions x 5k images, COCO-size)")
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--relevant", type=int, default=1, help="relevant items per query")
+    p.add_argument("--dim", type=int, default=0, help="embeddings mode: streamed exact top-k + ranks from D-dim "
+                   "embeddings (no score matrix) against a plain chunked matmul + torch.topk, each in its own process")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (embeddings mode)")
+    p.add_argument("--budget-mib", type=int, default=0, help="chunk memory budget (embeddings mode; 0 = default)")
     p.add_argument("--json", default="", metavar="PATH")
     add_profile_options(p, "retrieval.run_depth", "seed")
     p.set_defaults(func=_bench_retrieval)
+
+
+def _bench_retrieval_scale(args, cfg) -> int:
+    from artcap_lib.bench.retrieval import benchmark_scale
+    from artcap_lib.files import write_json
+
+    def report(phase, r):
+        if phase == "plain":
+            print(f"  plain matmul + topk:     {r['seconds']:8.2f} s   peak RSS {r['peak_rss_mib']:6.0f} MiB", flush=True)
+        elif phase == "streamed":
+            print(f"  streamed top-k + ranks:  {r['topk_seconds']:8.2f} s\n"
+                  f"  + metrics + run JSON:    {r['seconds']:8.2f} s   peak RSS {r['peak_rss_mib']:6.0f} MiB   "
+                  f"(run {r['run_mib']:.0f} MiB written in {r['write_run_seconds']:.1f} s; "
+                  f"{r['beyond_depth']:.1%} of ranks beyond depth)", flush=True)
+        else:
+            print(f"  evaluate the run:        {r['seconds']:8.2f} s   peak RSS {r['peak_rss_mib']:6.0f} MiB   "
+                  f"(read {r['load_run_seconds']:.1f} s, per-query metrics {r['per_query_seconds']:.1f} s, "
+                  f"bootstrap + paired tests {r['statistics_seconds']:.1f} s)", flush=True)
+
+    from artcap_lib.retrieval.topk import DEFAULT_BUDGET, chunk_rows
+    budget = (args.budget_mib << 20) or DEFAULT_BUDGET
+    print(f"{args.queries} x {args.items}, dim {args.dim}, depth {cfg.retrieval.run_depth}, {args.threads} threads, "
+          f"{chunk_rows(args.items, budget)} queries a chunk (a dense matrix: "
+          f"{args.queries * args.items * 4 / 2**30:.1f} GiB)", flush=True)
+    out = benchmark_scale(args.queries, args.items, args.dim, cfg.retrieval.run_depth, cfg.seed, args.threads,
+                          budget, report)
+    print(f"  ratio to plain: top-k + ranks {out['ratio_topk']:.2f}x, with metrics and the run file "
+          f"{out['ratio']:.2f}x; metrics {out['streamed']['metrics']}")
+    if args.json:
+        write_json(args.json, out)
+    return 0
 
 
 def _bench_retrieval(args) -> int:
@@ -37,6 +73,8 @@ def _bench_retrieval(args) -> int:
     from artcap_lib.retrieval.metrics import retrieval_metrics
 
     cfg, _ = profile_from_args(args)
+    if args.dim:
+        return _bench_retrieval_scale(args, cfg)
     rng = np.random.default_rng(cfg.seed)
     scores = rng.standard_normal((args.queries, args.items), dtype=np.float32)
     relevant = [set(rng.choice(args.items, size=args.relevant, replace=False).tolist()) for _ in range(args.queries)]

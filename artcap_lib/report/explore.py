@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 THUMB_SIDE = 160          # thumbnails fit this square: enough to recognise a painting, ~5 kB as JPEG
@@ -235,9 +234,9 @@ def _retrieval(cfg, paths, top_k: int, notes: list[str]) -> dict[str, Any]:
                 out["relevant"].setdefault(query_set, {}).update(relevant)
                 ordered = {q: [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])] for q, docs in run.items()}
                 out["top"][(model, variant, query_set)] = {q: docs[:top_k] for q, docs in ordered.items()}
-                npz = paths.score_dir(model) / variant / f"scores_{query_set}.npz"
+                full = None if stored else runs.full_ranks(paths.score_dir(model) / variant, query_set, qrels)
                 out["ranks"][(model, variant, query_set)] = (
-                    _full_ranks(npz, relevant) if not stored and npz.is_file() else _run_ranks(ordered, relevant))
+                    {q: float(r) for q, r in zip(*full)} if full is not None else _run_ranks(ordered, relevant))
     return out
 
 
@@ -261,16 +260,6 @@ def _run_ranks(ordered: dict[str, list[str]], relevant: dict[str, list[str]]) ->
         positions = [docs.index(d) + 1 for d in relevant.get(q, []) if d in docs]
         ranks[q] = float(min(positions)) if positions else float("nan")
     return ranks
-
-
-def _full_ranks(npz: Path, relevant: dict[str, list[str]]) -> dict[str, float]:
-    """Rank over every test painting from the score matrix: the ranks results.json's mean_rank averages."""
-    from artcap_lib.retrieval import metrics as retrieval_eval
-    with np.load(npz) as data:
-        scores, query_ids, item_ids = data["scores"], [str(q) for q in data["query_ids"]], list(data["item_ids"])
-    ranks = retrieval_eval.first_relevant_rank(
-        scores, retrieval_eval.relevant_by_id([relevant[q] for q in query_ids], item_ids))
-    return {q: float(r) for q, r in zip(query_ids, ranks)}
 
 
 def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str, dict[str, str]]:

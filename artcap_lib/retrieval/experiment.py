@@ -177,7 +177,7 @@ def _fine_tune(cfg, paths, adapter: RetrievalModel, base: str, variant: str, inp
 
 def _score_and_write(cfg, paths, adapter: RetrievalModel, base: str, variants: Sequence[str], inputs: Inputs,
                      records: dict, device, say, seconds: dict, t_start: float) -> None:
-    from artcap_lib.retrieval.metrics import retrieval_metrics
+    from artcap_lib.retrieval.topk import retrieval_metrics    # a matrix, or a dual encoder's features (streamed when large)
     name, kinds, r = adapter.name, list(adapter.score_kinds(cfg)), cfg.retrieval
     main = kinds[0].name
     test_ids = inputs.ids["test"]

@@ -111,7 +111,8 @@ class RetrievalModel(Protocol):
 
     def score(self, cfg, loaded, queries: Mapping[str, Sequence[str]], images: Sequence[Path],
               device) -> dict[str, dict[str, Any]]:
-        """{query set: {kind name: (n_queries, n_images) scores}} for every kind of score_kinds."""
+        """{query set: {kind name: (n_queries, n_images) scores}} for every kind of score_kinds: a matrix, or, for
+        scores that are products of embeddings, `topk.EmbeddingScores` (the runner streams large ones)."""
 
     def tokenizer(self, cfg, loaded) -> Any:
         """The tokenizer `truncation` counts with."""

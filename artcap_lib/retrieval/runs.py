@@ -17,6 +17,8 @@ Experiment 2 layout (one per score kind of a registered model: retrieval/<model>
 retrieval/<model>/<kind>/ each further one; `RunPaths.score_dir`):
     retrieval/<model>/qrels_<query_set>.json
     retrieval/<model>/<variant>/scores_<query_set>.npz     arrays scores (n_queries, n_items), query_ids, item_ids
+    retrieval/<model>/<variant>/ranks_<query_set>.npz      instead, above topk.DENSE_LIMIT score entries: ranks
+                                                           (n_queries,), top_indices, top_scores (n_queries, depth)
     retrieval/<model>/<variant>/run_<query_set>.json       the top-`depth` run
     retrieval/<model>/results.json                         written by `summarise_model`
     retrieval/reference_results.json                       written by `reference_experiment2` (reference profile)
@@ -91,6 +93,11 @@ def validate_run(run: Any, where: str = "run") -> Run:
     for qid, docs in run.items():
         if not isinstance(docs, Mapping):
             raise RunError(f"{where}: query {qid!r}: expected an object {{doc_id: score}}, got {type(docs).__name__}")
+        # what json.load gives (str ids, float scores) is checked at C speed: a 100k x 100 run in seconds, not a minute
+        if all(type(d) is str for d in docs) and all(type(v) is float for v in docs.values()) \
+                and all(map(math.isfinite, docs.values())):
+            out[str(qid)] = dict(docs)
+            continue
         row = {}
         for doc, score in docs.items():
             if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
@@ -164,6 +171,44 @@ def run_from_scores(scores, query_ids: Sequence, item_ids: Sequence, depth: int 
     return {str(q): {items[j]: float(scores[r, j]) for j in order[r]} for r, q in enumerate(query_ids)}
 
 
+
+def run_from_topk(top, query_ids: Sequence, item_ids: Sequence) -> Run:
+    """The run of a `topk.TopK` (what run_from_scores gives for the same scores and depth)."""
+    items = [str(i) for i in item_ids]
+    return {str(q): {items[j]: s for j, s in zip(idx, val)}
+            for q, idx, val in zip(query_ids, top.indices.tolist(), top.scores.astype(np.float64).tolist())}
+
+
+_entry = "{}: {!r}".format       # one document of a run file: its JSON id, then the float as json writes it
+
+
+def write_topk_run(path: str | Path, top, query_ids: Sequence, item_ids: Sequence) -> None:
+    """save_run(path, run_from_topk(...)), byte for byte, written query by query: at 100k queries x 100 the
+    dict-of-dicts and its JSON text would hold ~3 GB at once."""
+    path = Path(path)
+    if len(query_ids) != len(top.indices) or not len(query_ids):
+        raise RunError(f"{path}: {len(query_ids)} query ids for {len(top.indices)} ranked queries")
+    for name, ids in (("query_ids", query_ids), ("item_ids", item_ids)):
+        if len({str(i) for i in ids}) != len(ids):
+            raise RunError(f"{name} contain duplicates: a run holds one entry per id")
+    if not np.isfinite(top.scores).all():
+        raise RunError(f"{path}: scores overflowed to infinity: a run holds finite scores")
+    items = [json.dumps(str(i), ensure_ascii=False) for i in item_ids]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # the layout of files.write_json (json.dumps, indent 2): floats are written by repr, as json does
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("{\n")
+        for start in range(0, len(query_ids), 4096):        # Python lists of 4096 queries at a time, not 10^7 items
+            rows = zip(query_ids[start:start + 4096], top.indices[start:start + 4096].tolist(),
+                       top.scores[start:start + 4096].astype(np.float64).tolist())
+            for n, (q, idx, val) in enumerate(rows, start):
+                docs = ",\n    ".join(map(_entry, map(items.__getitem__, idx), val))
+                fh.write(("" if not n else ",\n") + f"  {json.dumps(str(q), ensure_ascii=False)}: {{\n    {docs}\n  }}")
+        fh.write("\n}\n")
+    tmp.replace(path)
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
 def parse_metric(name: str) -> tuple[str, int | None]:
     match = _METRIC.match(name.strip())
@@ -230,25 +275,33 @@ def compare(per_query: Mapping[str, Mapping[str, np.ndarray]], metrics: Sequence
     sizes = {len(values) for system in per_query.values() for values in system.values()}
     if sizes and min(sizes) < 2:
         raise RunError(f"paired tests need at least 2 queries; these runs have {min(sizes)}")
-    rows = []
-    for a, b in pairs if pairs is not None else itertools.combinations(per_query, 2):
-        for metric in metrics:
-            x, y = per_query[a][metric], per_query[b][metric]
-            rows.append({"a": a, "b": b, "metric": metric, "mean_a": float(x.mean()), "mean_b": float(y.mean()),
-                         "p_ttest": significance.paired_t_test(x, y),
-                         "p_randomisation": significance.randomisation_test(x, y, randomisation, seed)})
-    return rows
+    tests = [(a, b, metric) for a, b in (pairs if pairs is not None else itertools.combinations(per_query, 2))
+             for metric in metrics]
+    values = [(per_query[a][m], per_query[b][m]) for a, b, m in tests]
+    # every test draws the same signs (one seed): drawn once for all of them, the p-values unchanged
+    p_random = significance.randomisation_tests(values, randomisation, seed)
+    return [{"a": a, "b": b, "metric": m, "mean_a": float(x.mean()), "mean_b": float(y.mean()),
+             "p_ttest": significance.paired_t_test(x, y), "p_randomisation": p}
+            for (a, b, m), (x, y), p in zip(tests, values, p_random)]
 
 
 def evaluate_query_set(runs: Mapping[str, Run], qrels: Qrels, bootstrap: int = 1000, randomisation: int = 10_000,
                        seed: int = 0, pairs: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Metrics, bootstrap CIs and paired tests of several systems over one query set (the schema's query set)."""
     per_query = {name: per_query_run_metrics(run, qrels, METRICS, where=name) for name, run in runs.items()}
-    variants = {name: {"metrics": {m: float(v.mean()) for m, v in values.items()},
-                       "ci95": {m: significance.bootstrap_ci(v, bootstrap, seed).tolist() for m, v in values.items()},
-                       "n_queries": len(qrels)}
-                for name, values in per_query.items()}
-    return {"n_queries": len(qrels), "variants": variants,
+    return evaluate_per_query(per_query, len(qrels), bootstrap, randomisation, seed, pairs)
+
+
+def evaluate_per_query(per_query: Mapping[str, Mapping[str, np.ndarray]], n_queries: int, bootstrap: int = 1000,
+                       randomisation: int = 10_000, seed: int = 0,
+                       pairs: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """evaluate_query_set from per-query metric values (a caller may drop each run once it is evaluated)."""
+    variants = {}
+    for name, values in per_query.items():
+        cis = significance.bootstrap_cis(list(values.values()), bootstrap, seed)    # one draw for all metrics
+        variants[name] = {"metrics": {m: float(v.mean()) for m, v in values.items()},
+                          "ci95": {m: ci.tolist() for m, ci in zip(values, cis)}, "n_queries": n_queries}
+    return {"n_queries": n_queries, "variants": variants,
             "significance": compare(per_query, TEST_METRICS, pairs, randomisation, seed)}
 
 
@@ -262,14 +315,22 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
                   item_ids: Sequence, qrels: Mapping | None = None, depth: int | None = 100) -> dict[str, float]:
     """Write one variant's scores (npz), run and the model's qrels; return retrieval_metrics of the scores.
 
+    scores: a matrix, or `topk.EmbeddingScores`; large ones (`is_large`) are streamed, never made a matrix: their
+    npz (ranks_<query_set>.npz) holds each query's rank and top `depth` instead of the scores.
     qrels None = identity_qrels(query_ids) (each caption's own image). A qrels file already there must agree."""
+    from artcap_lib.retrieval import topk
     model_dir = Path(model_dir)
-    scores = retrieval_eval.as_score_matrix(scores)
+    streamed = isinstance(scores, topk.EmbeddingScores) and scores.is_large
+    if not streamed:
+        scores = retrieval_eval.as_score_matrix(scores)
+    if tuple(scores.shape) != (len(query_ids), len(item_ids)):
+        raise RunError(f"scores {tuple(scores.shape)} do not match {len(query_ids)} query ids x {len(item_ids)} "
+                       "item ids")
     qrels = validate_qrels(identity_qrels(query_ids) if qrels is None else qrels, f"qrels of {variant}/{query_set}")
     qrels_path = model_dir / f"qrels_{query_set}.json"
     if qrels_path.is_file() and load_qrels(qrels_path) != qrels:
         raise RunError(f"{qrels_path} exists with other judgements than {variant}'s: one query set, one qrels")
-    run = run_from_scores(scores, query_ids, item_ids, depth)
+    run = None if streamed else run_from_scores(scores, query_ids, item_ids, depth)
     item_index = {str(i): n for n, i in enumerate(item_ids)}
     missing = sorted({d for docs in qrels.values() for d in docs} - set(item_index))
     if missing:
@@ -277,13 +338,45 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
     relevant = [{item_index[d] for d, rel in qrels[str(q)].items() if rel >= 1} for q in query_ids]
     out = model_dir / variant
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".scores_{query_set}.tmp.npz"
-    np.savez_compressed(tmp, scores=scores, query_ids=np.array([str(q) for q in query_ids]),
-                        item_ids=np.array([str(i) for i in item_ids]))
-    tmp.replace(out / f"scores_{query_set}.npz")
-    save_run(run_path(model_dir, variant, query_set), run)
+    ids = dict(query_ids=np.array([str(q) for q in query_ids]), item_ids=np.array([str(i) for i in item_ids]))
+    if streamed:
+        top = scores.topk(relevant, depth)
+        _savez(out, f"ranks_{query_set}.npz", ranks=top.ranks, top_indices=top.indices.astype(np.int32),
+               top_scores=top.scores, **ids)
+        write_topk_run(run_path(model_dir, variant, query_set), top, query_ids, item_ids)
+        result = retrieval_eval.summarise_ranks(retrieval_eval.metrics_from_ranks(top.ranks, depth=depth))
+    else:
+        _savez(out, f"scores_{query_set}.npz", scores=scores, **ids)
+        save_run(run_path(model_dir, variant, query_set), run)
+        result = retrieval_eval.retrieval_metrics(scores, relevant, depth=depth)
     save_qrels(qrels_path, qrels)
-    return retrieval_eval.retrieval_metrics(scores, relevant, depth=depth)
+    return result
+
+
+def _savez(folder: Path, name: str, **arrays) -> None:
+    # written beside, then renamed; the other form of a query set's npz (scores vs ranks) would be stale: removed
+    tmp = folder / f".{name.removesuffix('.npz')}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(folder / name)
+    other = "ranks_" if name.startswith("scores_") else "scores_"
+    (folder / (other + name.split("_", 1)[1])).unlink(missing_ok=True)
+
+
+def full_ranks(variant_dir: str | Path, query_set: str, qrels: Qrels) -> tuple[list[str], np.ndarray] | None:
+    """(query ids, rank of each query's first relevant item over every item), from the variant's npz: the score
+    matrix (small collections) or the ranks stored with the top k (large ones); None if neither is there."""
+    variant_dir = Path(variant_dir)
+    ranks_npz, scores_npz = variant_dir / f"ranks_{query_set}.npz", variant_dir / f"scores_{query_set}.npz"
+    if ranks_npz.is_file():
+        with np.load(ranks_npz) as data:
+            return [str(q) for q in data["query_ids"]], data["ranks"]
+    if not scores_npz.is_file():
+        return None
+    with np.load(scores_npz) as data:
+        scores, query_ids, item_ids = data["scores"], data["query_ids"], data["item_ids"]
+    targets = [[d for d, rel in qrels[str(q)].items() if rel >= 1] for q in query_ids]
+    ranks = retrieval_eval.first_relevant_rank(scores, retrieval_eval.relevant_by_id(targets, list(item_ids)))
+    return [str(q) for q in query_ids], ranks
 
 
 def run_path(model_dir: str | Path, variant: str, query_set: str) -> Path:
@@ -308,24 +401,22 @@ def summarise_model(model_dir: str | Path, bootstrap: int = 1000, randomisation:
         variants = [v for v in VARIANTS if (model_dir / v / f"run_{query_set}.json").is_file()]
         variants += sorted(p.parent.name for p in model_dir.glob(f"*/run_{query_set}.json")
                            if p.parent.name not in VARIANTS)
-        runs = {v: load_run(model_dir / v / f"run_{query_set}.json") for v in variants}
-        block = evaluate_query_set(runs, qrels, bootstrap, randomisation, seed)
+        # one run in memory at a time: at 100k queries x 100 a loaded run is ~2 GB of Python objects
+        per_query = {v: per_query_run_metrics(load_run(model_dir / v / f"run_{query_set}.json"), qrels, METRICS, v)
+                     for v in variants}
+        block = evaluate_per_query(per_query, len(qrels), bootstrap, randomisation, seed)
         for v, entry in block["variants"].items():
             entry["run"] = f"{v}/run_{query_set}.json"
-            npz = model_dir / v / f"scores_{query_set}.npz"
-            if npz.is_file():
-                entry["metrics"].update(_rank_summary(npz, qrels))
+            found = full_ranks(model_dir / v, query_set, qrels)
+            if found is not None:
+                entry["metrics"].update(_rank_summary(found[1]))
         results["query_sets"][query_set] = block
     write_json(model_dir / "results.json", results)
     return results
 
 
-def _rank_summary(npz: Path, qrels: Qrels) -> dict[str, float]:
-    """Mean and median rank of the first relevant item over the full score matrix."""
-    with np.load(npz) as data:
-        scores, query_ids, item_ids = data["scores"], data["query_ids"], data["item_ids"]
-    targets = [[d for d, rel in qrels[str(q)].items() if rel >= 1] for q in query_ids]
-    ranks = retrieval_eval.first_relevant_rank(scores, retrieval_eval.relevant_by_id(targets, list(item_ids)))
+def _rank_summary(ranks: np.ndarray) -> dict[str, float]:
+    """Mean and median rank of the first relevant item over the full ranking."""
     return {"mean_rank": float(ranks.mean()), "median_rank": float(np.median(ranks))}
 
 

@@ -11,7 +11,7 @@ What a subclass gives:
     text_inputs(bundle)           how captions become its text inputs (`data.TextInputs`)
     build_pocket(corpus, seed, batch_size)  an untrained pocket model whose tokenizer knows `corpus`
     bench_text(bundle, n, tokens, generator)   a synthetic batch of text inputs
-and may override `score_matrix` (SigLIP's sigmoid logit needs the model's scale and bias).
+and may override `logits` (SigLIP's sigmoid logit needs the model's scale and bias).
 
 The runner's contract, as Long-CLIP's adapter keeps it: the baseline (hub id, local directory, the run's pocket
 model, a built replica or random: directory: the runner resolves the spec) is loaded once per run; each fine-tune
@@ -89,9 +89,13 @@ class DualEncoderModel(ABC):
     def bench_text(self, bundle: DualEncoder, n: int, tokens: int, generator) -> dict[str, Any]:
         """n synthetic captions of `tokens` tokens as this model's text inputs (random ids, its special tokens)."""
 
+    def logits(self, loaded: DualEncoder) -> dict[str, float]:
+        """What scoring.score_matrix needs of the model beyond the features (SigLIP: logit_scale, logit_bias)."""
+        return {}
+
     def score_matrix(self, loaded: DualEncoder, kind: str, text_features, image_features):
         from artcap_lib.retrieval.dualenc import scoring
-        return scoring.score_matrix(text_features, image_features, kind)
+        return scoring.score_matrix(text_features, image_features, kind, **self.logits(loaded))
 
     # ------------------------------------------------------------------ loading
     def _class(self):
@@ -182,7 +186,9 @@ class DualEncoderModel(ABC):
         for query_set, texts in queries.items():
             text_features = scoring.encode_texts(loaded, list(texts), text, s.eval_batch_size, device,
                                                  s.score_precision)
-            out[query_set] = {kind.name: self.score_matrix(loaded, kind.name, text_features, image_features).numpy()
+            # kept as features: a large collection is streamed by the runner, never a (texts x images) matrix
+            out[query_set] = {kind.name: scoring.embedding_scores(text_features, image_features, kind.name,
+                                                                  **self.logits(loaded))
                               for kind in self.score_kinds(cfg)}
         return out
 

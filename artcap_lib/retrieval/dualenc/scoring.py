@@ -70,3 +70,22 @@ def score_matrix(text_features: torch.Tensor, image_features: torch.Tensor, kind
             raise ValueError("the sigmoid score needs the model's logit_scale and logit_bias")
         scores = scores * torch.tensor(float(logit_scale)).exp() + float(logit_bias)
     return scores
+
+
+def embedding_scores(text_features: torch.Tensor, image_features: torch.Tensor, kind: str = "dot",
+                     logit_scale: float | None = None, logit_bias: float | None = None):
+    """`score_matrix`'s scores as a `topk.EmbeddingScores`: the matrix itself only where someone asks for it
+    (small collections, the same numbers as before), else streamed top-k from the (normalised) features."""
+    from artcap_lib.retrieval.topk import EmbeddingScores
+    if kind not in SCORES:
+        raise ValueError(f"unknown score {kind!r} (known: {', '.join(SCORES)})")
+    if kind == "sigmoid" and (logit_scale is None or logit_bias is None):
+        raise ValueError("the sigmoid score needs the model's logit_scale and logit_bias")
+    q, x = text_features, image_features
+    if kind in ("cosine", "sigmoid"):
+        q, x = nn.functional.normalize(q, dim=-1), nn.functional.normalize(x, dim=-1)
+    # the sigmoid's map in score_matrix's float32 arithmetic: exp of the scale as a float32 tensor
+    scale = float(torch.tensor(float(logit_scale)).exp()) if kind == "sigmoid" else 1.0
+    bias = float(logit_bias) if kind == "sigmoid" else 0.0
+    return EmbeddingScores(q, x, lambda: score_matrix(text_features, image_features, kind, logit_scale,
+                                                      logit_bias).numpy(), scale, bias)

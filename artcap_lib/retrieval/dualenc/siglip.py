@@ -47,11 +47,9 @@ class Siglip(DualEncoderModel):
     def text_inputs(self, bundle: DualEncoder) -> TextInputs:
         return TextInputs(text_positions(bundle), pad_to_max_length=True, attention_mask=False)
 
-    def score_matrix(self, loaded: DualEncoder, kind: str, text_features, image_features):
-        from artcap_lib.retrieval.dualenc import scoring
+    def logits(self, loaded: DualEncoder) -> dict[str, float]:
         model = loaded.model
-        return scoring.score_matrix(text_features, image_features, kind, logit_scale=float(model.logit_scale.detach()),
-                                    logit_bias=float(model.logit_bias.detach()))
+        return {"logit_scale": float(model.logit_scale.detach()), "logit_bias": float(model.logit_bias.detach())}
 
     def build_pocket(self, corpus: list[str], seed: int = 0, batch_size: int = 64) -> DualEncoder:
         model, tokenizer, processor = pocket(POCKET_SIGLIP).build(corpus, seed=seed, batch_size=batch_size)

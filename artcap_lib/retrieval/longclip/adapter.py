@@ -96,6 +96,7 @@ class LongClip:
 
     def score(self, cfg, loaded, queries: Mapping[str, Sequence[str]], images: Sequence[Path],
               device) -> dict[str, dict[str, Any]]:
+        from artcap_lib.retrieval.dualenc import scoring
         from artcap_lib.retrieval.longclip import model as longclip
         lc = cfg.longclip
         image_features = longclip.encode_images(loaded, list(images), lc.eval_batch_size, device, lc.score_precision)
@@ -103,7 +104,8 @@ class LongClip:
         for query_set, texts in queries.items():
             text_features = longclip.encode_texts(loaded, list(texts), lc.eval_batch_size, device, lc.max_length,
                                                   lc.score_precision)
-            out[query_set] = {kind.name: longclip.score_matrix(text_features, image_features, kind.name).numpy()
+            # kept as features: a large collection is streamed by the runner, never a (texts x images) matrix
+            out[query_set] = {kind.name: scoring.embedding_scores(text_features, image_features, kind.name)
                               for kind in self.score_kinds(cfg)}
         return out
 
