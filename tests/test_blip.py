@@ -445,3 +445,19 @@ def test_text_dropout_is_upstreams_and_reaches_every_dropout_of_the_text_encoder
     assert not torch.equal(encode(), encode())
     model.eval()
     assert torch.equal(encode(), encode())                   # scoring is deterministic
+
+
+def test_fine_tune_augments_as_the_profile_says(monkeypatch, tmp_path):
+    """The paper keeps BLIP's augmentation; the demo turns it off, since its captions name left/right and colours."""
+    from artcap_lib.config import load_profile
+    from artcap_lib.retrieval.blip import recipe
+    from artcap_lib.retrieval.blip.adapter import Blip
+    from artcap_lib.retrieval.protocol import FineTuneDirs
+    seen = []
+    monkeypatch.setattr(recipe, "train_blip", lambda *a, **k: seen.append(k["augment"]))
+    data = SimpleNamespace(train_ids=[], val_ids=[], captions={}, images={}, choices=None)
+    dirs = FineTuneDirs(tmp_path / "model", tmp_path / "training")
+    for profile in ("paper", "demo"):
+        cfg = load_profile(profile, {"run_dir": str(tmp_path / profile)})
+        Blip().fine_tune(cfg, str(tmp_path), data, dirs, None, None)
+    assert seen == [True, False]

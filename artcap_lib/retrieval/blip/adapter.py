@@ -63,6 +63,7 @@ class Blip:
         init = self.model_dir(cfg, base, dist, progress)
         train_blip(init, dirs, data.train_ids, data.val_ids, data.captions, data.images, cfg.blip,
                    epochs=cfg.blip.epochs, lr=cfg.blip.lr, seed=cfg.seed, dist=dist, choices=data.choices,
+                   augment=cfg.blip.augment,
                    progress=progress)
         out = {"settings": dataclasses.asdict(cfg.blip)}
         record = original.read_record(init)

@@ -38,6 +38,9 @@ class BlipConfig:
         "stochastic depth of the ViT and its momentum copy, rising linearly over the layers to this rate (upstream "
         "create_vit: 0.1 for ViT-L); 0 = none",
         within=(0.0, 0.9))
+    augment: bool = setting(True,
+        "BLIP's training augmentation in the fine-tune (random resized crop, horizontal flip, RandAugment); the demo "
+        "turns it off: its captions name left and right and colours, which a flip or a colour op makes false")
     max_words: int = setting(30, "training captions cut to 30 words (pre_caption) ...", at_least=1)
     max_tokens: int = setting(35, "... and 35 tokens; queries are raw captions cut to 35 tokens", at_least=1)
     k_test: int = setting(256, "ITM re-ranking: candidates per query from ITC", at_least=1)
