@@ -297,3 +297,71 @@ def test_ptb_tokenizer_writes_nothing_into_site_packages_and_tokenizes_as_pycoco
     finally:
         watching.clear()
     assert ours == {k: v[0] for k, v in theirs.items()}
+
+
+# ---- our replacements of library computations: equal to the library's, value for value ---------------
+
+EDGE_TEXTS = ["", "a", "word", "the the the the the", "a b c d", "a, b. c! d? (e) -- f's \"g\"",
+              "A red boat. A red boat. A red boat.", "one two three", "x y z x y z x y z x"]
+
+
+def _random_texts(rng, n, vocabulary="the a red boat sea . , ! man woman sits".split()):
+    return [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+def test_bleu4_equals_torcheval_bleuscore_as_the_authors_called_it():
+    """paper.bleu4_scores counts n-grams itself; every value must be BLEUScore(n_gram=4)'s, reset per pair."""
+    import random
+    from torcheval.metrics import BLEUScore
+    rng = random.Random(2)
+    cands = _random_texts(rng, 300) + EDGE_TEXTS + EDGE_TEXTS[::-1]
+    refs = _random_texts(rng, 300) + EDGE_TEXTS[::-1] + EDGE_TEXTS
+    cands += ["the old man sits by the river", "the old man sits by a lake"]    # partial 4-gram overlap
+    refs += ["the old man sits by the river"] * 2
+    ours = paper.bleu4_scores(cands, refs)
+    metric = BLEUScore(n_gram=4)
+    for c, r, value in zip(cands, refs, ours):
+        if len(c.split()) < 4:                    # torcheval refuses these; unsmoothed BLEU-4 has no 4-gram: 0
+            assert value == 0.0
+            continue
+        metric.reset()
+        metric.update([c], [[r]])
+        assert value == float(metric.compute()), (c, r)
+    assert (ours > 0).sum() >= 5                  # the check reached the library's arithmetic, not only zeros
+
+
+def test_coco_rouge_l_equals_pycocoevalcaps():
+    import random
+    from pycocoevalcap.rouge.rouge import Rouge, my_lcs
+    rng = random.Random(3)
+    for _ in range(3000):
+        a = [rng.choice("abcdef") for _ in range(rng.randint(0, 70))]
+        b = [rng.choice("abcdef") for _ in range(rng.randint(0, 70))]
+        assert coco.lcs_length(a, b) == my_lcs(a, b)
+    texts = _random_texts(rng, 400) + EDGE_TEXTS
+    gts = {f"{i:04d}": [t] for i, t in enumerate(texts)}
+    res = {f"{i:04d}": [t] for i, t in enumerate(_random_texts(rng, 400) + EDGE_TEXTS[::-1])}
+    gts["multi"], res["multi"] = ["a b c", "b c d e", "e"], ["c d e a"]     # several references: best P and R
+    np.testing.assert_array_equal(coco.rouge_l_scores(gts, res), Rouge().compute_score(gts, res)[1])
+
+
+@needs_java
+def test_pipelined_meteor_equals_pycocoevalcaps(scorer):
+    """GuardedMeteor sends every pair before reading (pycocoevalcap waits for each): same per-pair and corpus scores."""
+    import random
+    from pycocoevalcap.meteor.meteor import Meteor
+    rng = random.Random(4)
+    texts = {f"r{i}": t for i, t in enumerate(_random_texts(rng, 150) + [p[0] for p in PAIRS.values()])}
+    texts.update({f"c{i}": t for i, t in enumerate(_random_texts(rng, 150) + [p[1] for p in PAIRS.values()])})
+    tokens = coco.ptb_tokenize(texts)
+    keys = [f"{i:04d}" for i in range(len(texts) // 2)]
+    gts = {k: [tokens[f"r{i}"]] for i, k in enumerate(keys)}
+    res = {k: [tokens[f"c{i}"]] for i, k in enumerate(keys)}
+    gts["two"], res["two"] = ["a red boat", "the sea"], ["a boat at sea"]
+    ours = scorer._meteor.result().compute_score(gts, res)
+    plain = Meteor()
+    try:
+        assert ours == plain.compute_score(gts, res)
+    finally:
+        plain.meteor_p.stdin.close()
+        plain.meteor_p.wait()
