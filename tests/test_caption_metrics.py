@@ -365,3 +365,25 @@ def test_pipelined_meteor_equals_pycocoevalcaps(scorer):
     finally:
         plain.meteor_p.stdin.close()
         plain.meteor_p.wait()
+
+
+def test_cider_d_equals_pycocoevalcaps_float_for_float():
+    """textmetrics.cider lays the n-grams out in arrays; every score must be pycocoevalcap Cider's, bit for bit
+    (random texts with repeats, empty and one-word texts, real-length synthetic captions, several references)."""
+    import random
+    from pycocoevalcap.cider.cider import Cider
+    from artcap_lib.textmetrics.cider import cider_d_scores
+    from artcap_lib.bench.synthetic_captions import BigramChain
+    rng = random.Random(5)
+    refs = _random_texts(rng, 500) + [t.lower() for t in EDGE_TEXTS] + ["a a a a a a a a"]
+    cands = _random_texts(rng, 500) + [t.lower() for t in EDGE_TEXTS[::-1]] + ["a a a"]
+    chain = BigramChain([p[0] for p in PAIRS.values()] + [p[1] for p in PAIRS.values()] + refs[:50])
+    np_rng = np.random.default_rng(0)
+    refs += chain.sample(300, np_rng)
+    cands += chain.sample(300, np_rng)
+    gts = {f"{i:05d}": [t] for i, t in enumerate(refs)}
+    res = {f"{i:05d}": [t] for i, t in enumerate(cands)}
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])
+    gts["multi"], res["multi"] = ["a red boat", "the sea"], ["a red sea"]           # the library's own path
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])
+    assert cider_d_scores({"a": ["x y"]}, {"a": ["x y"]})[0] == Cider().compute_score({"a": ["x y"]}, {"a": ["x y"]})[1][0]

@@ -202,7 +202,7 @@ def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars
     """pycocoevalcap's BLEU-1..4, ROUGE-L, CIDEr-D (and SPICE when ready) on PTB-tokenized {key: [text]}:
     (per-key columns in sorted-key order, corpus-level BLEU). METEOR 1.5 is `GuardedMeteor`, run beside."""
     from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
+    from artcap_lib.textmetrics.cider import cider_d_scores
     keys = sorted(gts)
     gts = {k: gts[k] for k in keys}
     res = {k: res[k] for k in keys}
@@ -212,8 +212,7 @@ def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars
         per[f"coco_bleu{n + 1}"] = np.asarray(bleu_per[n], dtype=np.float64)
         corpus[f"coco_bleu{n + 1}"] = float(bleu_corpus[n])
     per["coco_rougeL"] = rouge_l_scores(gts, res)
-    _, cider_per = Cider().compute_score(gts, res)   # pycocoevalcap's Cider is CIDEr-D (sigma 6, clipping)
-    per["coco_cider"] = np.asarray(cider_per, dtype=np.float64)
+    per["coco_cider"] = cider_d_scores(gts, res)   # = pycocoevalcap's Cider, which is CIDEr-D (sigma 6, clipping)
     if spice_status(spice_jars)["status"] == "ready":
         spice = spice_scores(gts, res, spice_jars)
         per["coco_spice"] = np.array([spice[k] for k in keys])
