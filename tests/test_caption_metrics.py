@@ -387,3 +387,30 @@ def test_cider_d_equals_pycocoevalcaps_float_for_float():
     gts["multi"], res["multi"] = ["a red boat", "the sea"], ["a red sea"]           # the library's own path
     np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])
     assert cider_d_scores({"a": ["x y"]}, {"a": ["x y"]})[0] == Cider().compute_score({"a": ["x y"]}, {"a": ["x y"]})[1][0]
+
+
+def test_untimed_meteor_tokenizer_gives_nltks_tokens():
+    """meteor_tokens calls NLTK's own compiled patterns without the ReDoS timeout: token for token the same."""
+    import random
+    fast, name = paper.meteor_word_tokenizer()
+    slow, same_name = paper.meteor_word_tokenizer(untimed=False)
+    assert name == same_name
+    rng = random.Random(6)
+    pieces = ["Dr.", "J.", "Smith", "paid", "$3.88", "(roughly)", "--", "N.Y.", "...", "ok?!", "«Quoted»", "‘x’",
+              "“y”", "don't", "can't", "I'm", "U.S.A.", "e.g.", "St.", "Mark's", "[a]", "{b}", "<c>", "x;y", "1,000",
+              "'tis", "''", '"', "``", "wanna", "gonna", "cannot", ".", ",", ":", "A", "the", "painting", "\n"]
+    texts = EDGE_TEXTS + [p[0] for p in PAIRS.values()] + [p[1] for p in PAIRS.values()]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))) for _ in range(500)]
+    assert [fast(t) for t in texts] == [slow(t) for t in texts]
+    assert fast("The man's coat, red. A \"blue\" sky!") == \
+        ["The", "man", "'s", "coat", ",", "red", ".", "A", "``", "blue", "''", "sky", "!"]
+
+
+def test_untimed_meteor_tokenizer_on_the_authors_captions():
+    from artcap_lib import reference
+    mirror = reference.mirror_dir()
+    if mirror is None or not mirror.is_dir():
+        pytest.skip("ARTCAP_REFERENCE_DIR is not set to a local mirror of the authors' artefacts")
+    texts = [r["True_caption"] for r in reference.experiment1_rows()] + list(reference.llava_captions().values())
+    fast, slow = paper.meteor_word_tokenizer()[0], paper.meteor_word_tokenizer(untimed=False)[0]
+    assert [fast(t) for t in texts] == [slow(t) for t in texts]

@@ -39,7 +39,7 @@ def plain_paper(candidates: Sequence[str], references: Sequence[str]) -> dict[st
         from nltk import word_tokenize
         word_tokenize("A test.")
     except LookupError:                       # no punkt_tab: the fallback our backend uses too
-        word_tokenize = meteor_word_tokenizer()[0]
+        word_tokenize = meteor_word_tokenizer(untimed=False)[0]   # NLTK's objects as they come
     out["meteor"] = np.array([single_meteor_score(word_tokenize(r), word_tokenize(c), alpha=0.9, beta=3, gamma=0.5)
                               for c, r in zip(candidates, references)])
     return out

@@ -125,19 +125,23 @@ def _bleu4(candidate: list[str], reference: list[str]) -> float:
     return float(score)
 
 
-@functools.lru_cache(maxsize=1)
-def meteor_word_tokenizer():
-    """`nltk.word_tokenize` with the trained English Punkt when installed, else NLTK's untrained Punkt.
+@functools.lru_cache(maxsize=2)
+def meteor_word_tokenizer(untimed: bool = True):
+    """`nltk.word_tokenize` with the trained English Punkt when installed, else NLTK's untrained Punkt; by default
+    with NLTK's patterns called without the ReDoS timeout (`meteor_tokens`: the same tokens, ~2x faster).
 
     Returns (tokenize, punkt_name)."""
     from nltk.tokenize import NLTKWordTokenizer
     from nltk.tokenize.punkt import PunktSentenceTokenizer
+    from artcap_lib.textmetrics import meteor_tokens
     try:
         from nltk.tokenize import PunktTokenizer
         splitter, name = PunktTokenizer("english"), "english (trained punkt_tab)"
     except (LookupError, OSError, ImportError):
         splitter, name = PunktSentenceTokenizer(), "untrained PunktSentenceTokenizer (punkt_tab not installed)"
     words = NLTKWordTokenizer()   # the tokenizer word_tokenize applies to each sentence
+    if untimed:
+        splitter._lang_vars, words = meteor_tokens.untimed_lang_vars(), meteor_tokens.untimed_word_tokenizer()
 
     def tokenize(text: str) -> list[str]:
         return [token for sentence in splitter.tokenize(text) for token in words.tokenize(sentence)]
