@@ -49,3 +49,13 @@ def test_bootstrap_ci_near_normal_interval():
     assert low == pytest.approx(values.mean() - half, abs=0.004)
     assert high == pytest.approx(values.mean() + half, abs=0.004)
     assert tuple(significance.bootstrap_ci(np.ones(5), 100)) == (1.0, 1.0)
+
+
+def test_bootstrap_batches_are_one_stream(monkeypatch):
+    """Large inputs are resampled a few rows at a time (bounded memory): the same means as all rows at once."""
+    values = np.random.default_rng(3).random((101, 3))           # odd n: the 32-bit halves must line up
+    whole = significance.bootstrap_means(values, resamples=40, seed=2)
+    monkeypatch.setattr(significance, "BATCH_VALUES", 101 * 3 * 3)  # 3 rows allowed -> 2 (even) per batch
+    np.testing.assert_array_equal(significance.bootstrap_means(values, resamples=40, seed=2), whole)
+    rng = np.random.default_rng(2)
+    np.testing.assert_array_equal(whole, values[rng.integers(0, 101, size=(40, 101))].mean(axis=1))
