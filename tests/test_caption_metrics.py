@@ -414,3 +414,11 @@ def test_untimed_meteor_tokenizer_on_the_authors_captions():
     texts = [r["True_caption"] for r in reference.experiment1_rows()] + list(reference.llava_captions().values())
     fast, slow = paper.meteor_word_tokenizer()[0], paper.meteor_word_tokenizer(untimed=False)[0]
     assert [fast(t) for t in texts] == [slow(t) for t in texts]
+
+
+def test_cider_d_with_orders_no_reference_reaches():
+    from pycocoevalcap.cider.cider import Cider
+    from artcap_lib.textmetrics.cider import cider_d_scores
+    gts = {"a": ["boat"], "b": ["red sea"], "c": ["x"]}
+    res = {"a": ["a red boat on the sea"], "b": ["red"], "c": ["x y z w v"]}
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])

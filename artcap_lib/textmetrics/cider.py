@@ -24,31 +24,34 @@ def cider_d_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.n
         from pycocoevalcap.cider.cider import Cider
         return np.asarray(Cider().compute_score(gts, res)[1], dtype=np.float64)
     n = len(keys)
-    texts = [gts[k][0].split() for k in keys] + [res[k][0].split() for k in keys]   # text t < n: reference
-    entries = _ngram_entries(texts)
-    text, order, gid, tf = entries
-    df = np.bincount(gid[text < n], minlength=int(gid.max()) + 1 if len(gid) else 0).astype(np.float64)
+    texts = [gts[k][0] for k in keys] + [res[k][0] for k in keys]   # text t < n: reference
+    words_per_text = np.array([len(t.split()) for t in texts], dtype=np.int64)
     ref_len = np.log(float(n))
-    vec = tf.astype(np.float64) * (ref_len - np.log(np.maximum(1.0, df[gid])))
-    group = text * ORDERS + order                                   # (text, order): one norm, one similarity
-    norm = np.sqrt(np.bincount(group, weights=vec * vec, minlength=2 * n * ORDERS)).reshape(2 * n, ORDERS)
-    # the reference's weight of each candidate n-gram (0 where the reference lacks it: adds exactly 0)
-    is_ref = text < n
-    ref_keys = text[is_ref] * (int(gid.max()) + 1) + gid[is_ref]
-    hyp = ~is_ref
-    hyp_keys = (text[hyp] - n) * (int(gid.max()) + 1) + gid[hyp]
-    sorter = np.argsort(ref_keys, kind="stable")
-    at = np.searchsorted(ref_keys, hyp_keys, sorter=sorter)
-    at = sorter[np.minimum(at, len(sorter) - 1)]
-    ref_vec = np.where(ref_keys[at] == hyp_keys, vec[is_ref][at], 0.0)
-    hyp_vec = vec[hyp]
-    val = np.bincount(group[hyp] - n * ORDERS, weights=np.minimum(hyp_vec, ref_vec) * ref_vec,
-                      minlength=n * ORDERS).reshape(n, ORDERS)
+    norm = np.zeros((2 * n, ORDERS))
+    val = np.zeros((n, ORDERS))
+    # one n-gram order at a time (the orders never mix: own ids, norms and similarities), so memory holds one
+    for k, (text, gid, tf) in enumerate(_ngram_entries(texts, words_per_text)):
+        width = int(gid.max()) + 1 if len(gid) else 1
+        is_ref = text < n
+        df = np.bincount(gid[is_ref], minlength=width).astype(np.float64)
+        vec = tf.astype(np.float64) * (ref_len - np.log(np.maximum(1.0, df[gid])))
+        norm[:, k] = np.sqrt(np.bincount(text, weights=vec * vec, minlength=2 * n))
+        # the reference's weight of each candidate n-gram (0 where the reference lacks it: adds exactly 0)
+        ref_keys = text[is_ref] * width + gid[is_ref]
+        hyp = ~is_ref
+        hyp_keys = (text[hyp] - n) * width + gid[hyp]
+        ref_vec = np.zeros(len(hyp_keys))
+        if len(ref_keys):                       # else no reference has an n-gram this long
+            sorter = np.argsort(ref_keys, kind="stable")
+            at = sorter[np.minimum(np.searchsorted(ref_keys, hyp_keys, sorter=sorter), len(sorter) - 1)]
+            ref_vec = np.where(ref_keys[at] == hyp_keys, vec[is_ref][at], 0.0)
+        hyp_vec = vec[hyp]
+        val[:, k] = np.bincount(text[hyp] - n, weights=np.minimum(hyp_vec, ref_vec) * ref_vec, minlength=n)
     norm_ref, norm_hyp = norm[:n], norm[n:]
     nonzero = (norm_hyp != 0) & (norm_ref != 0)
     val = np.where(nonzero, val / np.where(nonzero, norm_hyp * norm_ref, 1.0), val)
     # the library's `length` counts bigrams (its `n == 1` is the 0-based order): words - 1
-    lengths = np.array([max(len(t) - 1, 0) for t in texts])
+    lengths = np.maximum(words_per_text - 1, 0)
     penalty: dict[float, float] = {}
     scores = np.empty(n, dtype=np.float64)
     for p in range(n):
@@ -64,32 +67,29 @@ def cider_d_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.n
     return scores
 
 
-def _ngram_entries(texts: list[list[str]]):
-    """(text, order 0-3, n-gram id, count) per distinct n-gram of each text, in the library's dict order."""
+def _ngram_entries(texts: list[str], lengths: np.ndarray):
+    """Per order 1..4: (text, n-gram id, count) per distinct n-gram of each text, each text's n-grams in order of
+    first occurrence (the library's dict order within an order; texts lie one after the other)."""
     vocabulary: dict[str, int] = {}
-    words = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) for t in texts for w in t), dtype=np.int64)
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    # word ids straight from the strings (no list of split words for every text held at once)
+    words = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) for t in texts for w in t.split()), dtype=np.int64,
+                        count=int(lengths.sum()))
     owner = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-    start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    position = np.arange(len(words), dtype=np.int64) - start
-    ids = words.copy()       # order 1: the word itself
-    offset, parts = 0, []
-    valid = np.ones(len(words), dtype=bool)
+    position = np.arange(len(words), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    room = lengths[owner] - position            # words from each position to its text's end
+    ids = words       # order 1: the word itself
     for k in range(ORDERS):
         if k:
             # n-gram (i .. i+k) = (n-1)-gram at i, then word i+k; it exists where i+k is inside the text
-            valid = position + k < lengths[owner]
             nxt = np.zeros_like(ids)
             nxt[:-k] = words[k:]
-            combined = np.where(valid, ids * (len(vocabulary) + 1) + nxt, -1)
-            _, ids = np.unique(combined, return_inverse=True)
-            ids = ids.reshape(-1)
-        where = np.flatnonzero(valid)
-        key = owner[where] * (int(ids.max()) + 1 if len(ids) else 1) + ids[where]
+            combined = np.where(room > k, ids * (len(vocabulary) + 1) + nxt, -1)
+            ids = np.unique(combined, return_inverse=True)[1].reshape(-1)
+            del combined, nxt
+        where = np.flatnonzero(room > k)
+        key = owner[where] * (int(ids.max()) + 1) + ids[where]
         _, first, count = np.unique(key, return_index=True, return_counts=True)
-        first = where[first]                                   # flat position of each n-gram's first occurrence
-        parts.append((owner[first], np.full(len(first), k), ids[first] + offset, count, first))
-        offset += int(ids.max()) + 1 if len(ids) else 0
-    text, order, gid, tf, first = (np.concatenate(p) for p in zip(*parts))
-    layout = np.lexsort((first, order, text))                 # per text: order by order, first occurrence first
-    return text[layout], order[layout], gid[layout], tf[layout]
+        del key
+        layout = np.argsort(first)              # by flat position: text by text, first occurrence first
+        first, count = where[first[layout]], count[layout]
+        yield owner[first], ids[first], count
