@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 BATCH = 256          # bootstrap / randomisation resamples drawn at once: memory is BATCH x n
+BATCH_VALUES = 2**24  # at most this many values gathered per bootstrap batch (128 MiB of float64)
 
 
 def bootstrap_means(values, resamples: int = 1000, seed: int = 0) -> np.ndarray:
@@ -31,9 +32,13 @@ def bootstrap_means(values, resamples: int = 1000, seed: int = 0) -> np.ndarray:
     if values.ndim != 2 or len(values) == 0:
         raise ValueError(f"bootstrap needs a non-empty 1-D or 2-D array, got shape {values.shape}")
     rng = np.random.default_rng(seed)
-    # drawn BATCH rows of indices at a time: the same stream as one (resamples, n) draw, in bounded memory
-    return np.concatenate([np.nanmean(values[rng.integers(0, len(values), size=(min(BATCH, resamples - s), len(values)))],
-                                      axis=1) for s in range(0, resamples, BATCH)])
+    # drawn a batch of rows of indices at a time: the same stream as one (resamples, n) draw, in bounded memory.
+    # A batch gathers rows x n x n_metrics values, so at 100k units it holds fewer rows (256 would be 3.7 GB). An
+    # even number of rows: numpy draws these indices from 64-bit words in 32-bit halves and drops a call's odd half,
+    # so only batches of an even count of indices continue the one-draw stream (the same intervals at any size)
+    rows = max(2, min(BATCH, BATCH_VALUES // (len(values) * values.shape[1])) // 2 * 2)
+    return np.concatenate([np.nanmean(values[rng.integers(0, len(values), size=(min(rows, resamples - s), len(values)))],
+                                      axis=1) for s in range(0, resamples, rows)])
 
 
 def bootstrap_ci(values, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> np.ndarray:

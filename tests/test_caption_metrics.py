@@ -297,3 +297,128 @@ def test_ptb_tokenizer_writes_nothing_into_site_packages_and_tokenizes_as_pycoco
     finally:
         watching.clear()
     assert ours == {k: v[0] for k, v in theirs.items()}
+
+
+# ---- our replacements of library computations: equal to the library's, value for value ---------------
+
+EDGE_TEXTS = ["", "a", "word", "the the the the the", "a b c d", "a, b. c! d? (e) -- f's \"g\"",
+              "A red boat. A red boat. A red boat.", "one two three", "x y z x y z x y z x"]
+
+
+def _random_texts(rng, n, vocabulary="the a red boat sea . , ! man woman sits".split()):
+    return [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+def test_bleu4_equals_torcheval_bleuscore_as_the_authors_called_it():
+    """paper.bleu4_scores counts n-grams itself; every value must be BLEUScore(n_gram=4)'s, reset per pair."""
+    import random
+    from torcheval.metrics import BLEUScore
+    rng = random.Random(2)
+    cands = _random_texts(rng, 300) + EDGE_TEXTS + EDGE_TEXTS[::-1]
+    refs = _random_texts(rng, 300) + EDGE_TEXTS[::-1] + EDGE_TEXTS
+    cands += ["the old man sits by the river", "the old man sits by a lake"]    # partial 4-gram overlap
+    refs += ["the old man sits by the river"] * 2
+    ours = paper.bleu4_scores(cands, refs)
+    metric = BLEUScore(n_gram=4)
+    for c, r, value in zip(cands, refs, ours):
+        if len(c.split()) < 4:                    # torcheval refuses these; unsmoothed BLEU-4 has no 4-gram: 0
+            assert value == 0.0
+            continue
+        metric.reset()
+        metric.update([c], [[r]])
+        assert value == float(metric.compute()), (c, r)
+    assert (ours > 0).sum() >= 5                  # the check reached the library's arithmetic, not only zeros
+
+
+def test_coco_rouge_l_equals_pycocoevalcaps():
+    import random
+    from pycocoevalcap.rouge.rouge import Rouge, my_lcs
+    rng = random.Random(3)
+    for _ in range(3000):
+        a = [rng.choice("abcdef") for _ in range(rng.randint(0, 70))]
+        b = [rng.choice("abcdef") for _ in range(rng.randint(0, 70))]
+        assert coco.lcs_length(a, b) == my_lcs(a, b)
+    texts = _random_texts(rng, 400) + EDGE_TEXTS
+    gts = {f"{i:04d}": [t] for i, t in enumerate(texts)}
+    res = {f"{i:04d}": [t] for i, t in enumerate(_random_texts(rng, 400) + EDGE_TEXTS[::-1])}
+    gts["multi"], res["multi"] = ["a b c", "b c d e", "e"], ["c d e a"]     # several references: best P and R
+    np.testing.assert_array_equal(coco.rouge_l_scores(gts, res), Rouge().compute_score(gts, res)[1])
+
+
+@needs_java
+def test_pipelined_meteor_equals_pycocoevalcaps(scorer):
+    """GuardedMeteor sends every pair before reading (pycocoevalcap waits for each): same per-pair and corpus scores."""
+    import random
+    from pycocoevalcap.meteor.meteor import Meteor
+    rng = random.Random(4)
+    texts = {f"r{i}": t for i, t in enumerate(_random_texts(rng, 150) + [p[0] for p in PAIRS.values()])}
+    texts.update({f"c{i}": t for i, t in enumerate(_random_texts(rng, 150) + [p[1] for p in PAIRS.values()])})
+    tokens = coco.ptb_tokenize(texts)
+    keys = [f"{i:04d}" for i in range(len(texts) // 2)]
+    gts = {k: [tokens[f"r{i}"]] for i, k in enumerate(keys)}
+    res = {k: [tokens[f"c{i}"]] for i, k in enumerate(keys)}
+    gts["two"], res["two"] = ["a red boat", "the sea"], ["a boat at sea"]
+    ours = scorer._meteor.result().compute_score(gts, res)
+    plain = Meteor()
+    try:
+        assert ours == plain.compute_score(gts, res)
+    finally:
+        plain.meteor_p.stdin.close()
+        plain.meteor_p.wait()
+
+
+def test_cider_d_equals_pycocoevalcaps_float_for_float():
+    """textmetrics.cider lays the n-grams out in arrays; every score must be pycocoevalcap Cider's, bit for bit
+    (random texts with repeats, empty and one-word texts, real-length synthetic captions, several references)."""
+    import random
+    from pycocoevalcap.cider.cider import Cider
+    from artcap_lib.textmetrics.cider import cider_d_scores
+    from artcap_lib.bench.synthetic_captions import BigramChain
+    rng = random.Random(5)
+    refs = _random_texts(rng, 500) + [t.lower() for t in EDGE_TEXTS] + ["a a a a a a a a"]
+    cands = _random_texts(rng, 500) + [t.lower() for t in EDGE_TEXTS[::-1]] + ["a a a"]
+    chain = BigramChain([p[0] for p in PAIRS.values()] + [p[1] for p in PAIRS.values()] + refs[:50])
+    np_rng = np.random.default_rng(0)
+    refs += chain.sample(300, np_rng)
+    cands += chain.sample(300, np_rng)
+    gts = {f"{i:05d}": [t] for i, t in enumerate(refs)}
+    res = {f"{i:05d}": [t] for i, t in enumerate(cands)}
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])
+    gts["multi"], res["multi"] = ["a red boat", "the sea"], ["a red sea"]           # the library's own path
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])
+    assert cider_d_scores({"a": ["x y"]}, {"a": ["x y"]})[0] == Cider().compute_score({"a": ["x y"]}, {"a": ["x y"]})[1][0]
+
+
+def test_untimed_meteor_tokenizer_gives_nltks_tokens():
+    """meteor_tokens calls NLTK's own compiled patterns without the ReDoS timeout: token for token the same."""
+    import random
+    fast, name = paper.meteor_word_tokenizer()
+    slow, same_name = paper.meteor_word_tokenizer(untimed=False)
+    assert name == same_name
+    rng = random.Random(6)
+    pieces = ["Dr.", "J.", "Smith", "paid", "$3.88", "(roughly)", "--", "N.Y.", "...", "ok?!", "«Quoted»", "‘x’",
+              "“y”", "don't", "can't", "I'm", "U.S.A.", "e.g.", "St.", "Mark's", "[a]", "{b}", "<c>", "x;y", "1,000",
+              "'tis", "''", '"', "``", "wanna", "gonna", "cannot", ".", ",", ":", "A", "the", "painting", "\n"]
+    texts = EDGE_TEXTS + [p[0] for p in PAIRS.values()] + [p[1] for p in PAIRS.values()]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))) for _ in range(500)]
+    assert [fast(t) for t in texts] == [slow(t) for t in texts]
+    assert fast("The man's coat, red. A \"blue\" sky!") == \
+        ["The", "man", "'s", "coat", ",", "red", ".", "A", "``", "blue", "''", "sky", "!"]
+
+
+def test_untimed_meteor_tokenizer_on_the_authors_captions():
+    from artcap_lib import reference
+    mirror = reference.mirror_dir()
+    if mirror is None or not mirror.is_dir():
+        pytest.skip("ARTCAP_REFERENCE_DIR is not set to a local mirror of the authors' artefacts")
+    texts = [r["True_caption"] for r in reference.experiment1_rows()] + list(reference.llava_captions().values())
+    fast, slow = paper.meteor_word_tokenizer()[0], paper.meteor_word_tokenizer(untimed=False)[0]
+    assert [fast(t) for t in texts] == [slow(t) for t in texts]
+
+
+def test_cider_d_with_orders_no_reference_reaches():
+    from pycocoevalcap.cider.cider import Cider
+    from artcap_lib.textmetrics.cider import cider_d_scores
+    gts = {"a": ["boat"], "b": ["red sea"], "c": ["x"]}
+    res = {"a": ["a red boat on the sea"], "b": ["red"], "c": ["x y z w v"]}
+    np.testing.assert_array_equal(cider_d_scores(gts, res), Cider().compute_score(gts, res)[1])

@@ -58,3 +58,13 @@ def test_bertscore_parity_with_the_papers_model(authors):
     for column in bertscore.BERTSCORE_COLUMNS:
         # the authors ran on a GPU; float32 kernels differ in the last bits between devices
         assert parity["metrics"][column]["max_abs_diff"] < 1e-4, column
+
+
+def test_bleu4_is_the_authors_stored_value_digit_for_digit(authors):
+    """Their BLEUScore accumulated in float64: our counts + torcheval's arithmetic print as their TSV does."""
+    from artcap_lib import reference
+    ids, refs, cands, _ = authors
+    stored = {r["id"]: r["bleu_precision"] for r in reference.experiment1_rows()}
+    ours = paper.bleu4_scores(cands, refs)
+    assert [repr(float(v)) for v in ours] == [stored[i] for i in ids]
+    assert (ours > 0).sum() == 88

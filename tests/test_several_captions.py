@@ -68,10 +68,15 @@ def test_coco_metrics_are_pycocoevalcaps_own_multi_reference_scores(scored):
 def test_paper_metrics_are_each_librarys_multi_reference_form(scored):
     from nltk.translate.meteor_score import meteor_score
     from rouge import Rouge
-    from torcheval.metrics.functional import bleu_score
+    from torcheval.metrics import BLEUScore
     _, frame = scored
-    # torcheval: one candidate against the list of its references (counts clipped over all of them)
-    bleu = [float(bleu_score(c, [refs], n_gram=4)) for c, refs in zip(CANDS, REFS)]
+    # torcheval's BLEUScore, reset/update/compute per pair as the authors' BleuMetric, each candidate against the
+    # list of its references (counts clipped over all of them)
+    bleu = []
+    for c, refs in zip(CANDS, REFS):
+        metric = BLEUScore(n_gram=4)
+        metric.update([c], [refs])
+        bleu.append(float(metric.compute()))
     np.testing.assert_allclose(frame["bleu4"], bleu, atol=1e-12)
     assert max(bleu) > 0          # the sentences share 4-grams with some reference: not a vacuous 0 = 0
     # NLTK: meteor_score over the tokenized references is the best single-reference METEOR

@@ -63,3 +63,13 @@ def test_shared_draws_give_the_single_calls_numbers():
     mixed = [(columns[0], columns[1]), (columns[0][:50], columns[2][:50])]
     assert significance.randomisation_tests(mixed, 300, seed=1) == [significance.randomisation_test(a, b, 300, 1) for a, b in mixed]
     assert significance.bootstrap_cis([], 10) == [] and significance.randomisation_tests([], 10) == []
+
+
+def test_bootstrap_batches_are_one_stream(monkeypatch):
+    """Large inputs are resampled a few rows at a time (bounded memory): the same means as all rows at once."""
+    values = np.random.default_rng(3).random((101, 3))           # odd n: the 32-bit halves must line up
+    whole = significance.bootstrap_means(values, resamples=40, seed=2)
+    monkeypatch.setattr(significance, "BATCH_VALUES", 101 * 3 * 3)  # 3 rows allowed -> 2 (even) per batch
+    np.testing.assert_array_equal(significance.bootstrap_means(values, resamples=40, seed=2), whole)
+    rng = np.random.default_rng(2)
+    np.testing.assert_array_equal(whole, values[rng.integers(0, 101, size=(40, 101))].mean(axis=1))

@@ -95,8 +95,15 @@ def _bench_retrieval(args) -> int:
 
 
 def _add_metrics(bsub) -> None:
-    p = bsub.add_parser("metrics", help="caption metrics on the authors' 2,173 train pairs: wall and CPU seconds")
+    p = bsub.add_parser("metrics", help="caption metrics on the authors' 2,173 train pairs: wall and CPU seconds; "
+                        "--synthetic N: N synthetic pairs, ours vs the plain libraries")
     p.add_argument("--pairs", type=int, default=0, help="score only the first N pairs (0 = all)")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="instead: N synthetic pairs (word-bigram chains over the authors' captions), both backends "
+                   "without BERTScore, ours vs the plain library calls: CPU and wall seconds, peak RSS, ratio, and "
+                   "whether every score is identical")
+    p.add_argument("--no-plain", action="store_true", help="with --synthetic: ours only")
+    p.add_argument("--seed", type=int, default=0, help="with --synthetic: which pairs")
     p.add_argument("--json", default="", metavar="PATH")
     add_profile_options(p, "metrics.bertscore_model")       # 'none': no BERTScore part
     p.set_defaults(func=_bench_metrics)
@@ -118,6 +125,8 @@ def _bench_metrics(args) -> int:
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
+    if args.synthetic:
+        return _bench_metrics_synthetic(args)
     bertscore_model = profile_from_args(args)[0].metrics.bertscore_model
     rows = reference.experiment1_rows()[: args.pairs or None]
     captions = reference.llava_captions(["train"])
@@ -149,6 +158,22 @@ def _bench_metrics(args) -> int:
               f"{out['bertscore_plain_s']} s = {out['bertscore_ratio']}x (target <= 1.1x)")
     if args.json:
         write_json(args.json, out)
+    return 0
+
+
+def _bench_metrics_synthetic(args) -> int:
+    from artcap_lib.bench.metrics_scale import bench_synthetic
+    result = bench_synthetic(args.synthetic, args.seed, plain=not args.no_plain)
+    for side in ("ours", "plain"):
+        if side in result:
+            r = result[side]
+            print(f"{side:5s} {result['pairs']} pairs: {r['cpu_s']} s CPU (with Java and workers), {r['wall_s']} s wall, "
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB (largest helper {r['helper_peak_rss_mib']:.0f} MiB)")
+    if "cpu_ratio" in result:
+        print(f"ours / plain: {result['cpu_ratio']}x CPU, {result['wall_ratio']}x wall; every score identical: "
+              f"{result['identical']}; load average {result['load_average_before'][0]:.1f} -> "
+              f"{result['load_average_after'][0]:.1f} (BERTScore off in synthetic mode)")
+    _write_or_print(result, args.json, digits=4)
     return 0
 
 

@@ -35,52 +35,95 @@ SPICE_HOW_TO_ENABLE = ("put stanford-corenlp-3.6.0.jar and stanford-corenlp-3.6.
 # "coco" backend
 
 class GuardedMeteor:
-    """pycocoevalcap's METEOR 1.5 (one long-lived Java process: the paraphrase table loads once), made safe.
+    """pycocoevalcap's METEOR 1.5 (one long-lived Java process: the paraphrase table loads once), made safe and
+    pipelined.
 
-    The line protocol (`SCORE ||| ref ||| hyp` -> one line) desynchronises on a newline or '|||' inside a
-    caption, and a dead Java process (e.g. no memory for -Xmx2G) surfaces as BrokenPipeError or a float()
-    of an empty line; here texts are flattened first, and a dead process is an error carrying Java's stderr.
+    Same jar, same command line, same protocol (`SCORE ||| ref ||| hyp` -> a statistics line; then one
+    `EVAL ||| stats ||| ...` line -> a score per pair and the corpus score), so the same scores as its
+    `Meteor().compute_score`. Differences, none of which reaches a score:
+    - its wrapper waits for each statistics line before sending the next pair (a round trip per pair, Java idle
+      in between); here a thread writes every SCORE line while this one reads the answers;
+    - Java runs with the serial garbage collector: the default collector's helper threads cost CPU time on a
+      machine with few cores, and the results do not depend on the collector;
+    - its line protocol desynchronises on a newline or '|||' inside a caption, and a dead Java process (e.g. no
+      memory for -Xmx2G) surfaces as BrokenPipeError or a float() of an empty line; here texts are flattened
+      first, and a dead process is an error carrying Java's stderr.
     """
 
     def __init__(self):
-        from pycocoevalcap.meteor.meteor import Meteor
-        self._meteor = Meteor()
+        import threading
+        from pycocoevalcap.meteor import meteor
+        home = Path(meteor.__file__).parent
+        self._process = subprocess.Popen(["java", "-XX:+UseSerialGC", "-jar", "-Xmx2G", meteor.METEOR_JAR, "-", "-",
+                                          "-stdio", "-l", "en", "-norm"], cwd=home, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._lock = threading.Lock()   # one conversation with Java at a time (real and control sets share it)
 
     @staticmethod
     def clean(text: str) -> str:
         return re.sub(r"\s+", " ", text.replace("|||", " ")).strip()
 
-    def compute_score(self, gts: dict, res: dict):
-        gts = {k: [self.clean(t) for t in v] for k, v in gts.items()}
-        res = {k: [self.clean(t) for t in v] for k, v in res.items()}
+    def compute_score(self, gts: dict, res: dict) -> tuple[float, list[float]]:
+        """(corpus METEOR, [METEOR per key in gts' order]), as pycocoevalcap's `Meteor().compute_score`."""
+        import threading
+        keys = list(gts)
+        if keys != list(res):
+            raise ValueError("METEOR: gts and res must have the same keys in the same order")
+        lines = []
+        for k in keys:
+            if len(res[k]) != 1:
+                raise ValueError(f"METEOR: key {k}: one candidate expected, got {len(res[k])}")
+            hypothesis = self.clean(res[k][0]).replace("|||", "").replace("  ", " ")   # as pycocoevalcap's _stat
+            lines.append(" ||| ".join(("SCORE", " ||| ".join(self.clean(t) for t in gts[k]), hypothesis)) + "\n")
+        with self._lock:
+            try:
+                failed: list[BaseException] = []
+                writer = threading.Thread(target=self._write, args=(lines, failed), daemon=True)
+                writer.start()
+                stats = [self._readline() for _ in keys]
+                writer.join()
+                if failed:
+                    raise failed[0]
+                self._process.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
+                self._process.stdin.flush()
+                scores = [float(self._readline()) for _ in keys]
+                return float(self._readline()), scores
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                process = self._process
+                stderr = ""
+                if process.poll() is not None:
+                    stderr = process.stderr.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"METEOR 1.5 (Java) failed: {exc!r}; java exit code {process.poll()}; "
+                                   f"stderr: {stderr or '(empty)'}") from exc
+
+    def _write(self, lines: list[str], failed: list) -> None:
         try:
-            return self._meteor.compute_score(gts, res)
-        except (BrokenPipeError, ValueError, OSError) as exc:
-            process = self._meteor.meteor_p
-            if self._meteor.lock.locked():
-                self._meteor.lock.release()
-            stderr = ""
-            if process.poll() is not None:
-                stderr = process.stderr.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"METEOR 1.5 (Java) failed: {exc!r}; java exit code {process.poll()}; "
-                               f"stderr: {stderr or '(empty)'}") from exc
+            stdin = self._process.stdin
+            for line in lines:
+                stdin.write(line.encode())
+            stdin.flush()
+        except OSError as exc:        # Java died: the reader sees an empty line and reports it with stderr
+            failed.append(exc)
+
+    def _readline(self) -> str:
+        line = self._process.stdout.readline()
+        if not line:
+            raise ValueError("METEOR 1.5 closed its output")
+        return line.decode().strip()
 
     def close(self) -> None:
-        process = self._meteor.meteor_p
+        """End Java (closing its input ends it; killed if it lingers) and reap it, so its CPU time is counted."""
+        process = self._process
         if process.poll() is None:
             try:
                 process.stdin.close()
             except OSError:
                 pass   # already gone: nothing to flush
-            process.kill()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait()
-        # pycocoevalcap's __del__ would close it again and can raise at interpreter exit
-        self._meteor.__class__ = _ClosedMeteor
-
-
-class _ClosedMeteor:
-    def __del__(self):
-        pass
 
 
 def spice_status(spice_jars: str) -> dict:
@@ -159,8 +202,7 @@ def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars
     """pycocoevalcap's BLEU-1..4, ROUGE-L, CIDEr-D (and SPICE when ready) on PTB-tokenized {key: [text]}:
     (per-key columns in sorted-key order, corpus-level BLEU). METEOR 1.5 is `GuardedMeteor`, run beside."""
     from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
+    from artcap_lib.textmetrics.cider import cider_d_scores
     keys = sorted(gts)
     gts = {k: gts[k] for k in keys}
     res = {k: res[k] for k in keys}
@@ -169,11 +211,50 @@ def coco_scores(gts: dict[str, list[str]], res: dict[str, list[str]], spice_jars
     for n in range(4):
         per[f"coco_bleu{n + 1}"] = np.asarray(bleu_per[n], dtype=np.float64)
         corpus[f"coco_bleu{n + 1}"] = float(bleu_corpus[n])
-    _, rouge_per = Rouge().compute_score(gts, res)
-    per["coco_rougeL"] = np.asarray(rouge_per, dtype=np.float64)
-    _, cider_per = Cider().compute_score(gts, res)   # pycocoevalcap's Cider is CIDEr-D (sigma 6, clipping)
-    per["coco_cider"] = np.asarray(cider_per, dtype=np.float64)
+    per["coco_rougeL"] = rouge_l_scores(gts, res)
+    per["coco_cider"] = cider_d_scores(gts, res)   # = pycocoevalcap's Cider, which is CIDEr-D (sigma 6, clipping)
     if spice_status(spice_jars)["status"] == "ready":
         spice = spice_scores(gts, res, spice_jars)
         per["coco_spice"] = np.array([spice[k] for k in keys])
     return per, corpus
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists, bit-parallel (Allison & Dix 1986; Hyyro 2004).
+
+    Bit i of `v` is 0 where the LCS table's column gains 1 at row i; each token of b updates all rows at once with
+    one big-integer add, so a pair costs len(b) integer steps instead of pycocoevalcap's len(a) x len(b) list cells
+    (its `my_lcs`: two thirds of the coco backend's Python time)."""
+    masks: dict[str, int] = {}
+    for i, token in enumerate(a):
+        masks[token] = masks.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for token in b:
+        match = masks.get(token)
+        if match:
+            u = v & match
+            v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
+
+
+def rouge_l_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.ndarray:
+    """pycocoevalcap's ROUGE-L (`Rouge().compute_score(gts, res)[1]`): its tokens (split on " "), its formula
+    (F with beta 1.2 over the best precision and recall among the references), in its order of operations, so the
+    same floats; only the LCS length comes from `lcs_length`."""
+    beta = 1.2
+    out = np.empty(len(gts), dtype=np.float64)
+    for k, key in enumerate(gts):
+        token_c = res[key][0].split(" ")
+        prec, rec = [], []
+        for reference in gts[key]:
+            token_r = reference.split(" ")
+            lcs = lcs_length(token_r, token_c)
+            prec.append(lcs / float(len(token_c)))
+            rec.append(lcs / float(len(token_r)))
+        prec_max, rec_max = max(prec), max(rec)
+        if prec_max != 0 and rec_max != 0:
+            out[k] = ((1 + beta ** 2) * prec_max * rec_max) / float(rec_max + beta ** 2 * prec_max)
+        else:
+            out[k] = 0.0
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -39,7 +40,7 @@ def check_pairs(ids: Sequence[str], references: Sequence, candidates: Sequence[s
         raise MetricInputError(f"{where}: {len(ids)} ids, {len(references)} references, {len(candidates)} candidates")
     if len(ids) == 0:
         raise MetricInputError(f"{where}: no pairs to score")
-    duplicates = sorted({i for i in ids if list(ids).count(i) > 1}) if len(set(ids)) != len(ids) else []
+    duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)   # not ids.count per id: n^2
     if duplicates:
         raise MetricInputError(f"{where}: duplicate ids {', '.join(duplicates[:10])}")
     for field_name, texts in (("reference", references), ("candidate", candidates)):
