@@ -105,11 +105,10 @@ def read_splits_file(path: str | Path) -> dict[str, str]:
         data = {str(i): split for split, ids in data.items() for i in ids}
     out = {}
     for art_id, split in data.items():
-        name = SPLIT_NAMES.get(str(split).strip().lower())
-        if name is None:
-            raise SplitsFileError(f"data.splits_file {path}: id {art_id!r}: {split!r} is not a split "
-                                  f"(train, val/validation, test)")
-        out[str(art_id)] = name
+        where = f"data.splits_file {path}: id {art_id!r}"
+        out[str(art_id)] = split_name(split, where)
+        if not out[str(art_id)]:
+            raise SplitsFileError(f"{where}: no split")
     return out
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from artcap_lib.data.artpedia import id_problem
-from artcap_lib.data.collection import CAPTION_COLUMNS, CollectionError, captions_of, sentences, split_name
+from artcap_lib.data.collection import (CAPTION_COLUMNS, SPLIT_NAMES, CollectionError, captions_of, sentences,
+                                        split_name)
 
 BATCH_ROWS = 256
 _SHARD = re.compile(r"^(?P<split>[A-Za-z]+)(?:[-_]\d+(?:-of-\d+)?)?$")
@@ -43,7 +44,7 @@ def shards(path: Path) -> list[tuple[Path, str]]:
         split = ""
         for name in (file.stem, file.parent.name):
             match = _SHARD.match(name)
-            if match and match["split"].lower() in ("train", "validation", "val", "valid", "dev", "test"):
+            if match and match["split"].lower() in SPLIT_NAMES:
                 split = split_name(match["split"], str(file))
                 break
         out.append((file, split))
@@ -89,6 +90,7 @@ def _image_value(value: Any, where: str) -> tuple[bytes | None, str]:
 def read_hfparquet(path: str | Path, images_dir: str | Path, caption_column: str = "", id_column: str = "",
                    image_column: str = "") -> dict[str, dict[str, Any]]:
     """{id: Artpedia entry} of a Parquet image-text dataset, its images written into images_dir."""
+    import pyarrow.parquet as pq
     path, images_dir = Path(path), Path(images_dir)
     if not path.exists():
         raise CollectionError(f"data.path: {path} does not exist")
@@ -96,7 +98,6 @@ def read_hfparquet(path: str | Path, images_dir: str | Path, caption_column: str
     for file, file_split in shards(path):
         image_col, caption_col = _columns(file, image_column, caption_column)
         names = {image_col, caption_col, *(c for c in (id_column, "split", "title", "year") if c)}
-        import pyarrow.parquet as pq
         present = [c for c in pq.read_schema(file).names if c in names]
         if id_column and id_column not in present:
             raise CollectionError(f"{file}: no column {id_column!r} (data.id_column)")
