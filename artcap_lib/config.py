@@ -371,6 +371,9 @@ def _build(cls, raw: Mapping[str, Any], where: str):
     return cls(**kwargs)
 
 
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -395,6 +398,10 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             return _build(hint, value, where)
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # PyYAML follows YAML 1.1, where 3e-4 (no dot) is a string, not a float: a learning rate written the way
+        # everyone writes it must not be refused
+        if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
             return float(value)
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -30,6 +30,16 @@ def test_overrides_are_typed_and_dotted():
     assert parse_override("metrics.backends=[paper]") == ("metrics.backends", ["paper"])
 
 
+def test_a_float_in_exponent_notation_without_a_dot_is_a_float():
+    # PyYAML (YAML 1.1) reads 3e-4 as the string "3e-4"; `--set blip.lr=3e-4` is how everyone writes it
+    key, value = parse_override("blip.lr=3e-4")
+    assert value == "3e-4"
+    cfg = load_profile("demo", {key: value, "longclip.lr": "-1.5E+2"[1:]})
+    assert cfg.blip.lr == 3e-4 and cfg.longclip.lr == 150.0
+    with pytest.raises(ProfileError, match="lr must be float"):
+        load_profile("demo", {"blip.lr": "3e-4x"})
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"captioning.batchsize": 3}, "unknown key(s) batchsize"),
     ({"nonsense": 1}, "unknown key(s) nonsense"),
