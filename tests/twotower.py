@@ -119,7 +119,7 @@ class TwoTower:
     def score_kinds(self, cfg):
         return [ScoreKind("dot", "dot product"), ScoreKind("cosine", "cosine")]
 
-    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:
+    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, dist, progress) -> None:
         ids = list(pool.train_ids)
         n_val = max(8, len(ids) // 4)
         _train(Towers(cfg.seed), self.settings_, pool, ids[:-n_val], ids[-n_val:], dirs, dist, cfg.seed, progress)

@@ -317,18 +317,19 @@ def caption_collection(captioner: Captioner, items: Sequence[tuple[str, Path]], 
     return {**summary, "rank": rank, "world_size": world}
 
 
-def collection_items(artworks_json: str | Path, splits: Sequence[str] | None = None,
+def collection_items(artworks, splits: Sequence[str] | None = None,
                      limit: int | None = None) -> list[tuple[str, Path]]:
-    """(id, image path) of the artworks to caption, in file order; entries without an image are an error."""
-    from artcap_lib.data.artpedia import image_path, load_artworks
-    artworks = load_artworks(artworks_json)
+    """(id, image path) of the artworks to caption, in file order; entries without an image are an error.
+    `artworks`: an artworks.json, or its `artpedia.Catalogue` where the caller has read it already."""
+    from artcap_lib.data.artpedia import Catalogue, read_catalogue
+    catalogue = artworks if isinstance(artworks, Catalogue) else read_catalogue(artworks)
     items = []
-    for art_id, entry in artworks.items():
+    for art_id, entry in catalogue.artworks.items():
         if splits and entry["split"] not in splits:
             continue
-        path = image_path(artworks_json, entry)
+        path = catalogue.images[art_id]
         if path is None:
-            raise ValueError(f"{artworks_json}: entry {art_id}: no file_path (run step 01 / artcap data download)")
+            raise ValueError(f"{catalogue.path}: entry {art_id}: no file_path (run step 01 / artcap data download)")
         items.append((art_id, path))
     return items[:limit] if limit else items
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from artcap_lib.captioning.store import (CaptionFileError, CaptionStore, read_captions, read_failures, read_records,
                                         writer_lock, writers)
-from artcap_lib.config import CaptionerSpec, captioners, primary_captioner
+from artcap_lib.config import CaptionerSpec, captioners
+from artcap_lib.data.artpedia import read_catalogue
 from artcap_lib.files import read_json, write_json
 from artcap_lib.model_names import POCKET_CAPTIONERS, locate, pocket
 
@@ -73,7 +74,7 @@ def captioner_spec(cfg, name: str | None = None) -> CaptionerSpec:
 
 def caption_artworks(cfg, paths, artworks, out, splits=None, limit: int | None = None, retry_failed: bool = False,
                      progress: bool = True, spec: CaptionerSpec | None = None) -> dict[str, Any]:
-    """Caption the artworks of `artworks` (an artworks.json) into the caption file `out` with one captioner of the
+    """Caption the artworks of `artworks` (an artworks.json or its `artpedia.Catalogue`) into the caption file `out` with one captioner of the
     profile (`spec`, default the first) and the section's shared settings (dtype, batch size, decoding, engine) on
     cfg.device; a pocket captioner is trained first if the run has none. Resumes whatever `out` holds; under
     torchrun each process takes its share. Returns the run's figures."""
@@ -135,13 +136,15 @@ def run(cfg, paths, progress: bool = True, retry_failed: bool = False,
     if c.source not in ("model", "reference"):
         raise ValueError(f"captioning.source must be 'model' or 'reference', not {c.source!r}")
     specs = [captioner_spec(cfg, only)] if only else captioners(cfg)
+    # the collection is read once, for every captioner
+    artworks = read_catalogue(paths.artworks) if c.source == "model" else None
     summaries = {}
     for spec in specs:
         start = time.perf_counter()
         if c.source == "reference":
             summary = import_reference_captions(paths, spec.name)
         else:
-            summary = caption_artworks(cfg, paths, paths.artworks, paths.caption_file(spec.name),
+            summary = caption_artworks(cfg, paths, artworks, paths.caption_file(spec.name),
                                        retry_failed=retry_failed, progress=progress, spec=spec)
             gc.collect()                       # the captioner's weights go before the next one loads
         summary["step_seconds"] = time.perf_counter() - start

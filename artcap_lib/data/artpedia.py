@@ -180,6 +180,25 @@ def image_path(artworks_json: str | Path, entry: dict[str, Any]) -> Path | None:
     return p if p.is_absolute() else Path(artworks_json).resolve().parent / p
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What a run's steps read of an artworks file, resolved once: every entry, each split's ids (in
+    `ordered_ids` order), every human caption of each artwork and where its image is (None: not fetched)."""
+    path: Path
+    artworks: dict[str, dict[str, Any]]
+    ids: dict[str, list[str]]                   # split -> ids
+    captions: dict[str, list[str]]              # id -> its human captions (`human_captions`)
+    images: dict[str, Path | None]              # id -> its image (`image_path`)
+
+
+def read_catalogue(path: str | Path, require_urls: bool = True) -> Catalogue:
+    """`load_artworks` (validated) resolved into a `Catalogue`."""
+    artworks = load_artworks(path, require_urls=require_urls)
+    return Catalogue(Path(path), artworks, {split: ordered_ids(by_split(artworks, split)) for split in SPLITS},
+                     {i: human_captions(e) for i, e in artworks.items()},
+                     {i: image_path(path, e) for i, e in artworks.items()})
+
+
 def by_split(artworks: dict[str, dict[str, Any]], splits: Iterable[str] | str) -> dict[str, dict[str, Any]]:
     wanted = {splits} if isinstance(splits, str) else set(splits)
     return {k: v for k, v in artworks.items() if v.get("split") in wanted}

@@ -266,12 +266,13 @@ def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str,
     """The text of every query: artpedia's are the human captions, llama's the authors' Llama-3.2 queries
     (`retrieval.inputs.query_sets`); a query whose text the run lacks is named by its id."""
     from artcap_lib import reference
-    from artcap_lib.data.artpedia import human_caption
+    from artcap_lib.data.artpedia import human_caption, human_captions
     from artcap_lib.retrieval.inputs import human_queries
     llama = (reference.llama_queries() if "llama" in query_sets
              and reference.is_available("captions/generated_queries.json") else {})
     human = {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")}
-    human.update(human_queries(artworks, [i for i, a in artworks.items() if a.get("split") == "test"])[0])
+    test = {i: human_captions(a) for i, a in artworks.items() if a.get("split") == "test"}
+    human.update(human_queries(test, list(test))[0])
     texts = {"artpedia": human, "llama": llama}
     return {qs: {q: texts.get(qs, {}).get(q, f"query {q} (its text is not in this run)")
                  for q in relevant.get(qs, {})} for qs in query_sets}

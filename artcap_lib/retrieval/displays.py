@@ -106,16 +106,15 @@ def retrieval_examples(cfg, paths, model: str, variant: str, query_set: str = "a
     [{query_id, query, hits: [{id, image, score, relevant}]}] (`report.figures.retrieval_examples` draws them)."""
     import random
 
-    from artcap_lib.data.artpedia import image_path
     from artcap_lib.retrieval import runs
     from artcap_lib.retrieval.inputs import load_inputs
     inputs = load_inputs(cfg, paths)
-    queries = inputs.queries[query_set]
+    queries, painting = inputs.queries[query_set], inputs.query_paintings[query_set]
     run = runs.load_run(runs.run_path(paths.score_dir(model), variant, query_set))
     chosen = random.Random(cfg.seed).sample(sorted(run), min(n, len(run)))
     return [{"query_id": q, "query": queries[q],
-             "hits": [{"id": d, "image": image_path(paths.artworks, inputs.artworks[d]), "score": s,
-                       "relevant": d == q} for d, s in list(run[q].items())[:k]]} for q in chosen]
+             "hits": [{"id": d, "image": inputs.catalogue.images[d], "score": s,
+                       "relevant": d == painting[q]} for d, s in list(run[q].items())[:k]]} for q in chosen]
 
 
 def headlines(out: dict[str, Any]) -> list[str]:

@@ -53,12 +53,13 @@ def run(cfg, paths, model: str, variants: Sequence[str] | None = None,
         progress: Progress = say) -> dict[str, Any]:
     """Notebooks 04/05's one call: Experiment 2 for `model` (a registry name), from our models
     (retrieval.source "model") or the authors' stored runs ("reference"); variants default to `variants_of(cfg)`.
-    Returns the `outcome` dict."""
-    if cfg.retrieval.source == "reference":
-        return reference(cfg, paths, model)
-    if cfg.retrieval.source != "model":
+    The run's inputs are resolved here, once, and handed down. Returns the `outcome` dict."""
+    if cfg.retrieval.source not in ("model", "reference"):
         raise ValueError(f"retrieval.source must be model or reference, got {cfg.retrieval.source!r}")
-    return train_and_score(cfg, paths, model, variants, progress)
+    inputs = load_inputs(cfg, paths)
+    if cfg.retrieval.source == "reference":
+        return reference(cfg, paths, model, inputs)
+    return train_and_score(cfg, paths, model, inputs, variants, progress)
 
 
 # ---------------------------------------------------------------------------------------------- our models
@@ -70,7 +71,7 @@ def _start(cfg, model: str):
     return adapter, distributed.setup_distributed(cfg.device)
 
 
-def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = None,
+def train_and_score(cfg, paths, model: str, inputs: Inputs, variants: Sequence[str] | None = None,
                     progress: Progress = say) -> dict[str, Any]:
     """Fine-tune (where needed) and score the variants; write the files of the module docstring."""
     from artcap_lib.retrieval import distributed
@@ -83,7 +84,6 @@ def train_and_score(cfg, paths, model: str, variants: Sequence[str] | None = Non
     t_start = time.perf_counter()
     adapter, dist = _start(cfg, model)
     say = progress if (progress and dist.is_main) else _quiet
-    inputs = load_inputs(cfg, paths)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     base = baseline_location(cfg, paths, adapter, inputs, dist, say)
@@ -117,9 +117,10 @@ def baseline_location(cfg, paths, adapter: RetrievalModel, inputs: Inputs, dist,
     if not out.is_dir():                 # it appears complete (copied, then renamed) or not at all
         pool = inputs.pretraining_pool
         say(f"pre-training {spec} on the pre-training pool ({len(pool.train_ids)} artworks)")
-        dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec))
+        dirs = FineTuneDirs(paths.pocket_pretraining_model(spec), paths.pocket_training_dir(spec),
+                            paths.pocket_pretraining(spec))
         with stage(f"pre-training {spec}"):
-            adapter.pretrain_pocket(cfg, pool, dirs, paths.pocket_pretraining(spec), dist, say)
+            adapter.pretrain_pocket(cfg, pool, dirs, dist, say)
         distributed.barrier(dist)
         if dist.is_main:
             _copy_dir(dirs.model, out)
@@ -257,7 +258,7 @@ def histories(paths, model: str) -> dict[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------- reference profile
-def reference(cfg, paths, model: str) -> dict[str, Any]:
+def reference(cfg, paths, model: str, inputs: Inputs) -> dict[str, Any]:
     """No training: the authors' stored runs of `model` evaluated by runs.reference_experiment2, plus the
     truncation statistics of the published captions where the model's tokenizer is available offline."""
     adapter = registry.get(model)
@@ -269,8 +270,7 @@ def reference(cfg, paths, model: str) -> dict[str, Any]:
     truncation = None
     tokenizer = adapter.offline_tokenizer(cfg)
     if tokenizer is not None:
-        inputs = load_inputs(cfg, paths)      # this profile's artworks.json holds the train split only
-        ids = inputs.ids["train"]
+        ids = inputs.ids["train"]             # this profile's artworks.json holds the train split only
         sources = {"human": {i: inputs.human[i] for i in ids}}
         first = primary_captioner(cfg)
         if inputs.caption_files[first].is_file():

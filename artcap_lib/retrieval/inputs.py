@@ -12,43 +12,44 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from artcap_lib.data.artpedia import SPLITS, by_split, human_captions, image_path, load_artworks, ordered_ids
+from artcap_lib.data.artpedia import Catalogue, ordered_ids, read_catalogue
 from artcap_lib.retrieval.protocol import TrainingData
 
 
-def image_files(artworks_json: str | Path, artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, Path]:
+def image_files(catalogue: Catalogue, ids: Sequence[str]) -> dict[str, Path]:
     """{id: image} for ids; an entry without a usable image is an error naming it."""
     files = {}
     for art_id in ids:
-        path = image_path(artworks_json, artworks[art_id])
+        path = catalogue.images[art_id]
         if path is None or not path.is_file():
-            raise FileNotFoundError(f"{artworks_json}: entry {art_id}: field file_path "
+            raise FileNotFoundError(f"{catalogue.path}: entry {art_id}: field file_path "
                                     f"{'is missing' if path is None else f'points to a missing file {path}'}"
                                     " (run step 01 to fetch the images)")
         files[art_id] = path
     return files
 
 
-def first_human_captions(artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, str]:
+def first_human_captions(captions: dict[str, list[str]], ids: Sequence[str]) -> dict[str, str]:
     """{id: its human caption} (the first, where a collection gives several)."""
-    return {i: human_captions(artworks[i])[0] for i in ids}
+    return {i: captions[i][0] for i in ids}
 
 
-def several_captions(artworks: dict[str, dict], ids: Sequence[str]) -> dict[str, list[str]]:
+def several_captions(captions: dict[str, list[str]], ids: Sequence[str]) -> dict[str, list[str]]:
     """{id: every human caption} of the ids that have more than one (empty for Artpedia)."""
-    return {i: texts for i in ids if len(texts := human_captions(artworks[i])) > 1}
+    return {i: captions[i] for i in ids if len(captions[i]) > 1}
 
 
-def human_queries(artworks: dict[str, dict], test_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """({query id: text}, {query id: its painting}): one query per human caption. Where every test painting has one
-    caption (Artpedia) the query id is the painting's id; where any has several, query ids are `<id>#<k>`, k = 1..n
-    in the collection's caption order, so each caption is a query with its painting the one relevant item."""
-    several = several_captions(artworks, test_ids)
-    if not several:
-        return first_human_captions(artworks, test_ids), {i: i for i in test_ids}
+def human_queries(captions: dict[str, list[str]], test_ids: Sequence[str]
+                  ) -> tuple[dict[str, str], dict[str, str]]:
+    """({query id: text}, {query id: its painting}) from {id: its human captions}: one query per caption. Where
+    every test painting has one caption (Artpedia) the query id is the painting's id; where any has several, query
+    ids are `<id>#<k>`, k = 1..n in the collection's caption order, so each caption is a query with its painting
+    the one relevant item."""
+    if not several_captions(captions, test_ids):
+        return first_human_captions(captions, test_ids), {i: i for i in test_ids}
     texts, painting = {}, {}
     for i in test_ids:
-        for k, text in enumerate(human_captions(artworks[i]), 1):
+        for k, text in enumerate(captions[i], 1):
             texts[f"{i}#{k}"], painting[f"{i}#{k}"] = text, i
     return texts, painting
 
@@ -67,7 +68,7 @@ def synthetic_captions(caption_file: str | Path, ids: Sequence[str]) -> dict[str
     return {i: captions[i] for i in ids}
 
 
-def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequence[str]
+def query_sets(names: Sequence[str], captions: dict[str, list[str]], test_ids: Sequence[str]
                ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """({query set: {query id: query}}, {query set: {query id: its painting}}) for the configured names; "llama"
     only where the authors' queries cover every test id (the paper profile), otherwise left out (the summary's
@@ -75,7 +76,7 @@ def query_sets(names: Sequence[str], artworks: dict[str, dict], test_ids: Sequen
     out, paintings = {}, {}
     for name in names:
         if name == "artpedia":
-            out[name], paintings[name] = human_queries(artworks, test_ids)
+            out[name], paintings[name] = human_queries(captions, test_ids)
             continue
         elif name == "llama":
             from artcap_lib import reference
@@ -94,19 +95,38 @@ class Inputs:
     """One run's Experiment-2 inputs, resolved from the run directory once (`load_inputs`) and handed down: the
     split ids, queries, caption files, images and the pre-training pool. What a step may not need is read when
     first asked for, then kept: a captioner's captions, the images (the reference profile has none), the pool."""
-    artworks_json: Path
-    artworks: dict[str, dict]
-    ids: dict[str, list[str]]                   # split -> ids, ordered_ids order
-    queries: dict[str, dict[str, str]]          # query set -> {query id: query}
-    query_paintings: dict[str, dict[str, str]]  # query set -> {query id: the test id it is of}
-    missing_query_sets: list[str]
+    catalogue: Catalogue                        # the run's artworks.json, read once
+    query_set_names: list[str]                  # retrieval.query_sets
     captioners: dict[str, str]                  # synthetic variant -> captioner name (first: "synthetic")
     caption_files: dict[str, Path]              # captioner name -> its captions/<name>.jsonl
     pool_json: Path                             # the demo's pre-training pool (data/pretrain_pool.json)
 
     @cached_property
+    def _query_sets(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        return query_sets(self.query_set_names, self.catalogue.captions, self.ids["test"])
+
+    @property
+    def queries(self) -> dict[str, dict[str, str]]:
+        """query set -> {query id: query}"""
+        return self._query_sets[0]
+
+    @property
+    def query_paintings(self) -> dict[str, dict[str, str]]:
+        """query set -> {query id: the test id it is of}"""
+        return self._query_sets[1]
+
+    @property
+    def missing_query_sets(self) -> list[str]:
+        return sorted(set(self.query_set_names) - set(self.queries))
+
+    @property
+    def ids(self) -> dict[str, list[str]]:
+        """split -> ids, in `ordered_ids` order"""
+        return self.catalogue.ids
+
+    @cached_property
     def human(self) -> dict[str, str]:
-        return first_human_captions(self.artworks, self.ids["train"] + self.ids["val"] + self.ids["test"])
+        return first_human_captions(self.catalogue.captions, self.ids["train"] + self.ids["val"] + self.ids["test"])
 
     @cached_property
     def _synthetic(self) -> dict[str, dict[str, str]]:
@@ -122,7 +142,7 @@ class Inputs:
     @cached_property
     def image_files(self) -> dict[str, Path]:
         """{id: image} of every split's artworks, checked once (a missing image is an error naming it)."""
-        return image_files(self.artworks_json, self.artworks, [i for ids in self.ids.values() for i in ids])
+        return image_files(self.catalogue, [i for ids in self.ids.values() for i in ids])
 
     def images(self, ids: Sequence[str]) -> dict[str, Path]:
         return {i: self.image_files[i] for i in ids}
@@ -140,25 +160,22 @@ class Inputs:
         """A variant's pairs. Human captions: where an image has several, a fine-tune draws one of them each time
         it reads the image (`choices`); validation uses the first."""
         train, val = self.ids["train"], self.ids["val"]
-        choices = several_captions(self.artworks, train) if variant == "human" else {}
+        choices = several_captions(self.catalogue.captions, train) if variant == "human" else {}
         return TrainingData(train, val, self.captions(variant), self.images(train + val), choices)
 
     @cached_property
     def pretraining_pool(self) -> TrainingData:
         """The demo's pre-training pool (disjoint from the splits) with its human captions; every id is in
         train_ids: each pocket model holds out its own validation share."""
-        pool = load_artworks(self.pool_json, require_urls=False)
-        if not pool:
+        pool = read_catalogue(self.pool_json, require_urls=False)
+        if not pool.artworks:
             raise ValueError(f"{self.pool_json}: the pre-training pool is empty (data.demo_pretrain = 0?)")
-        ids = ordered_ids(pool)
-        return TrainingData(ids, [], first_human_captions(pool, ids), image_files(self.pool_json, pool, ids))
+        ids = ordered_ids(pool.artworks)       # every id, whatever its split
+        return TrainingData(ids, [], first_human_captions(pool.captions, ids), image_files(pool, ids))
 
 
 def load_inputs(cfg, paths) -> Inputs:
     from artcap_lib.config import variant_captioners
-    artworks = load_artworks(paths.artworks, require_urls=False)
-    ids = {split: ordered_ids(by_split(artworks, split)) for split in SPLITS}
-    queries, paintings = query_sets(cfg.retrieval.query_sets, artworks, ids["test"])
     variants = variant_captioners(cfg)
-    return Inputs(paths.artworks, artworks, ids, queries, paintings, sorted(set(cfg.retrieval.query_sets) - set(queries)),
-                  variants, {name: paths.caption_file(name) for name in variants.values()}, paths.pretrain_pool)
+    return Inputs(read_catalogue(paths.artworks, require_urls=False), list(cfg.retrieval.query_sets), variants,
+                  {name: paths.caption_file(name) for name in variants.values()}, paths.pretrain_pool)

@@ -59,9 +59,11 @@ def pick_caption(entry: str | Sequence[str]) -> str:
 class FineTuneDirs:
     """Where a fine-tune writes: the finished model (a folder, loadable by `load`; the real models use Hugging
     Face format) and the shared loop's folder (checkpoint.pt, best_model.pt, history.json, which the runner
-    reads). The model folder must appear complete or not at all (write beside it, then rename)."""
+    reads). The model folder must appear complete or not at all (write beside it, then rename). A pocket
+    pre-training also gets a scratch folder of its own (`work`), e.g. for the model it builds before training."""
     model: Path
     training: Path
+    work: Path | None = None
 
 
 @dataclass
@@ -96,10 +98,9 @@ class RetrievalModel(Protocol):
     def score_kinds(self, cfg) -> Sequence[ScoreKind]:
         """The kinds `score` returns, main first."""
 
-    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist,
-                        progress: Progress) -> None:
+    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, dist, progress: Progress) -> None:
         """Build the pocket model and pre-train it on the pool (the model's own hold-out rule picks validation
-        ids among pool.train_ids); write it to dirs.model. work_dir is a scratch folder of this pre-training."""
+        ids among pool.train_ids); write it to dirs.model (dirs.work: a scratch folder of this pre-training)."""
 
     def fine_tune(self, cfg, base: str, data: TrainingData, dirs: FineTuneDirs, dist,
                   progress: Progress) -> dict[str, Any]:

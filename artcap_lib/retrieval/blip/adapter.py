@@ -32,11 +32,11 @@ class Blip:
     def score_kinds(self, cfg) -> list[ScoreKind]:
         return [ITC, ITM] if cfg.blip.itm_rerank else [ITC]
 
-    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:
+    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, dist, progress) -> None:
         from artcap_lib.retrieval.blip.recipe import train_blip
         ids = list(pool.train_ids)
         n_val = max(8, len(ids) // 10)
-        init = work_dir / "init"
+        init = dirs.work / "init"
         if dist.is_main:
             pocket(POCKET_BLIP).build(init, image_size=cfg.blip.image_size, seed=cfg.seed)
         distributed.barrier(dist)

@@ -152,7 +152,7 @@ class DualEncoderModel(ABC):
                                                             settings.eps),
                                 make_scheduler=recipe.warmup_cosine(settings.warmup), dist=dist, progress=progress)
 
-    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:
+    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, dist, progress) -> None:
         import numpy as np
         ids = list(pool.train_ids)
         held_out = set(np.random.default_rng(cfg.seed).choice(ids, size=max(1, len(ids) // 10), replace=False))

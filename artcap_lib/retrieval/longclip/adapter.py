@@ -63,7 +63,7 @@ class LongClip:
             self._base = (base, load_model(base, tokenizer, cfg.longclip.stretch_77))
         return self._base[1]
 
-    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, work_dir: Path, dist, progress) -> None:
+    def pretrain_pocket(self, cfg, pool: TrainingData, dirs: FineTuneDirs, dist, progress) -> None:
         import numpy as np
 
         from artcap_lib.retrieval.longclip import model as longclip
