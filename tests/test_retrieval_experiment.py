@@ -293,3 +293,8 @@ def test_several_captions_per_painting_are_each_a_query_of_their_painting(tmp_pa
         own = [q for q, qid in enumerate(query_ids) if qid.split("#")[0] == painting]
         found.append(1 + int((scores[:, j] > scores[own, j].max()).sum()) <= 1)
     assert out["summary"]["image_to_text"]["human"]["artpedia"]["recall@1"] == pytest.approx(np.mean(found))
+    # notebook 04/05's example queries: a hit is relevant when it is the query's painting (the query id is id#k)
+    examples = displays.retrieval_examples(cfg, paths, "twotower", "human", n=len(expected), k=len(test_ids))
+    for example in examples:
+        relevant = [hit["id"] for hit in example["hits"] if hit["relevant"]]
+        assert relevant == [example["query_id"].split("#")[0]], example["query_id"]
