@@ -13,6 +13,12 @@ the manifest is written atomically. One Ctrl-C interrupts the running notebooks'
 session, so the terminal's SIGINT never reaches them), waits a few seconds for them to stop, records what finished
 and what was interrupted, and raises `RunInterrupted`.
 
+A notebook may also name work that needs less than the notebook itself (`artcap.pretrain`: its models' pocket
+baselines need only 01's pre-training pool, the notebook 02's captions): the runner starts it as a job of its own
+(`artcap retrieval pretrain`, in its own session like a kernel) as soon as its needs are met and a slot is free,
+and the notebook waits for it. In the demo that pre-trains BLIP on the core that step 02's one-thread captioner
+leaves idle. It runs only where there is something to pre-train and something to overlap with.
+
 While notebooks run, the terminal shows what each is doing (`progress`: the captioner's images with rate and ETA, a
 fine-tune's epoch and step, the metrics still being computed), read from a status file each kernel writes. Kernels
 talk to the runner over local IPC sockets, not TCP: nothing is exposed on the network, and ipykernel's warning about
@@ -105,6 +111,56 @@ def notebook_needs(notebook: Path, chosen: list[Path]) -> set[str]:
     return {p.stem for p in earlier if numbers is None or p.name[:2] in numbers}
 
 
+PRETRAIN = "~pretrain"     # a notebook's pre-training job is named <notebook stem>~pretrain
+
+
+def pretrain_jobs(cfg, paths: RunPaths, chosen: list[Path], needs: dict[str, set[str]]
+                  ) -> dict[Path, tuple[Path, list[str]]]:
+    """{job: (its notebook, models)} of the chosen notebooks whose metadata allows an early pre-training
+    (`artcap.pretrain: {"needs": [...]}`) and whose models' pocket baselines are still to be made, where that
+    job could overlap with something (a need of the notebook that the job does not have). Adds each job to its
+    notebook's needs and gives each job its own (in `needs`)."""
+    import nbformat
+    from artcap_lib.retrieval.experiment import pockets_to_pretrain
+    jobs = {}
+    for nb in chosen:
+        early = nbformat.read(nb, as_version=4).metadata.get("artcap", {}).get("pretrain")
+        if early is None:
+            continue
+        job_needs = {p.stem for p in chosen if p.name[:2] in early.get("needs", [])}
+        if not needs[nb.stem] - job_needs:
+            continue                     # nothing to run beside it: the notebook pre-trains as it always can
+        models = pockets_to_pretrain(cfg, paths, nb.name[:2])
+        if models:
+            job = nb.with_name(nb.stem + PRETRAIN)
+            jobs[job] = (nb, models)
+            needs[job.stem] = job_needs
+            needs[nb.stem] = needs[nb.stem] | {job.stem}
+    return jobs
+
+
+def _pretrain(job: Path, notebook: Path, models: list[str], profile: str, overrides: dict[str, Any], status: Path,
+              on_start: Callable[[Any], None]) -> None:
+    """`artcap retrieval pretrain --model ...` with the run's profile and overrides, in a session of its own (a
+    Ctrl-C is the runner's to pass on, as to a kernel); its progress goes to `status`."""
+    import json
+    import subprocess
+    from types import SimpleNamespace
+    command = [sys.executable, "-m", "artcap_lib.cli", "retrieval", "pretrain", "--profile", str(profile)]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={json.dumps(value)}"]          # JSON is YAML: the value as the notebook gets it
+    for model in models:
+        command += ["--model", model]
+    status.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, progress_files.ENV: str(status)})
+    on_start(SimpleNamespace(provisioner=SimpleNamespace(pgid=proc.pid, pid=proc.pid)))
+    output, _ = proc.communicate()
+    if proc.returncode:
+        last = output.strip().splitlines()[-1] if output.strip() else f"exit status {proc.returncode}"
+        raise NotebookFailed(notebook.name, None, "pre-training failed", f"{' '.join(command[2:])}: {last}", None)
+
+
 def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, only: list[str] | None = None,
               start: str | None = None, stop: str | None = None, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -162,6 +218,7 @@ def run_dir_problem(cfg, paths: RunPaths, notebooks: list[Path]) -> str | None:
 def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], notebooks: list[Path], progress: bool,
                log: Callable[[str], None]) -> dict[str, Any]:
     needs = {nb.stem: notebook_needs(nb, notebooks) for nb in notebooks}
+    early = pretrain_jobs(cfg, paths, notebooks, needs)
     kernel = ensure_kernel()
     manifest = read_json(paths.manifest) if paths.manifest.is_file() else {}
     from artcap_lib.profile_sources import departures
@@ -181,12 +238,28 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
 
     def run_one(notebook: Path) -> float:
         began = time.perf_counter()
-        _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, status_file(paths, notebook),
-                 lambda km: kernels.__setitem__(notebook.stem, km))
+        if notebook in early:
+            _pretrain(notebook, *early[notebook], profile, overrides, status_file(paths, notebook),
+                      lambda proc: kernels.__setitem__(notebook.stem, proc))
+        else:
+            _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, status_file(paths, notebook),
+                     lambda km: kernels.__setitem__(notebook.stem, km))
         return time.perf_counter() - began
 
+    def name(job: Path) -> str:
+        if job in early:
+            return f"[pre] {early[job][0].stem}: pre-training {', '.join(early[job][1])}"
+        return f"[{index[job.stem]}/{n}] {job.stem}"
+
+    def order(job: Path) -> str:
+        # a pre-training job right after the last notebook its notebook waits for besides it (04's: after 02), so
+        # that notebook starts first and the job takes the next free slot, ahead of notebooks that need more
+        if job in early:
+            return max(needs[early[job][0].stem] - {job.stem})[:2] + PRETRAIN
+        return job.name[:2]
+
     began = time.perf_counter()
-    pending, done, failure = list(notebooks), set(), None
+    pending, done, failure = sorted([*notebooks, *early], key=order), set(), None
     running: dict[Future, Path] = {}
 
     def collect(future: Future) -> None:
@@ -207,10 +280,15 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
                 write_json(paths.manifest, manifest)
             return
         done.add(nb.stem)
-        manifest["notebooks"][nb.stem] = {"wall_s": round(wall, 2), "executed": str(paths.root / nb.name),
-                                          "finished_at": datetime.now(timezone.utc).isoformat()}
+        finished_at = datetime.now(timezone.utc).isoformat()
+        if nb in early:
+            manifest.setdefault("pretrained", {})[nb.stem] = {"models": early[nb][1], "wall_s": round(wall, 2),
+                                                              "finished_at": finished_at}
+        else:
+            manifest["notebooks"][nb.stem] = {"wall_s": round(wall, 2), "executed": str(paths.root / nb.name),
+                                              "finished_at": finished_at}
         write_json(paths.manifest, manifest)
-        log(f"[{index[nb.stem]}/{n}] {nb.stem} done in {wall:.1f} s")
+        log(f"{name(nb)} done in {wall:.1f} s")
 
     pool = ThreadPoolExecutor(max_workers=cfg.jobs)
     try:
@@ -218,7 +296,7 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
             if failure is None:
                 for nb in [nb for nb in pending if needs[nb.stem] <= done][:cfg.jobs - len(running)]:
                     pending.remove(nb)
-                    log(f"[{index[nb.stem]}/{n}] {nb.stem} ...")
+                    log(f"{name(nb)} ...")
                     status_file(paths, nb).unlink(missing_ok=True)    # a killed run's last status is not this one's
                     board.started(nb.stem, status_file(paths, nb))
                     running[pool.submit(run_one, nb)] = nb

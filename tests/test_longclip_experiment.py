@@ -87,6 +87,29 @@ def test_cli_exports_to_the_original_layout_and_converts_back(micro_run, tmp_pat
         assert (converted.model.state_dict()[key] == value).all(), key
 
 
+def test_pretrain_command_makes_the_pocket_baseline_the_runner_then_finds(micro_run, tmp_path, capsys):
+    """`artcap retrieval pretrain` (what `artcap reproduce` runs beside step 02) pre-trains the pocket baseline a run
+    lacks, into the place the experiment looks, and then has nothing left to do."""
+    cfg, paths, _ = micro_run
+    root = tmp_path / "fresh"
+    root.mkdir()
+    for part in ("data", "captions"):
+        (root / part).symlink_to(paths.root / part)
+    fresh = RunPaths.for_profile(load_profile("demo", {"run_dir": str(root)}))
+    overrides = ["--set", f"run_dir={root}", *(x for key, value in (("pretrain_epochs", 1), ("epochs", 2),
+                 ("batch_size", 8), ("pretrain_batch_size", 16), ("eval_batch_size", 8))
+                 for x in ("--set", f"longclip.{key}={value}"))]
+    assert experiment.pockets_to_pretrain(cfg, fresh, "05") == ["longclip"]
+    assert cli.main(["retrieval", "pretrain", "--model", "longclip", *overrides]) == 0
+    assert f"longclip: baseline {fresh.pocket_model(POCKET_LONGCLIP)}" in capsys.readouterr().out
+    assert (fresh.pocket_model(POCKET_LONGCLIP) / "config.json").is_file()
+    assert experiment.pockets_to_pretrain(cfg, fresh, "05") == []
+    # the same pre-training as the experiment's own (same seed, pool and settings): the same weights
+    ours, theirs = (longclip.load_model(p.pocket_model(POCKET_LONGCLIP)).model.state_dict() for p in (fresh, paths))
+    assert all((ours[k] == theirs[k]).all() for k in theirs)
+    assert cli.main(["retrieval", "pretrain", "--model", "nonesuch", *overrides]) == 2
+
+
 def test_cli_run_takes_the_profile_options(micro_run, capsys):
     cfg, paths, _ = micro_run
     assert cli.main(["longclip", "run", "--set", f"run_dir={paths.root}", "--set", "longclip.pretrain_epochs=1",

@@ -80,13 +80,16 @@ def test_notebooks_are_committed_without_outputs_and_take_profile_parameters():
         assert nb.metadata.kernelspec.name == "artcap"
 
 
-def _fake_notebooks(tmp_path, needs):
-    """Empty numbered notebooks whose metadata declares `needs` ({"03": ["02"], ...}; None = no declaration)."""
+def _fake_notebooks(tmp_path, needs, pretrain=()):
+    """Empty numbered notebooks whose metadata declares `needs` ({"03": ["02"], ...}; None = no declaration); those
+    in `pretrain` allow their models' pre-training once 01 is done, as the project's 04 and 05 do."""
     paths = []
     for number, need in needs.items():
         nb = nbformat.v4.new_notebook()
         if need is not None:
             nb.metadata["artcap"] = {"needs": need}
+        if number in pretrain:
+            nb.metadata["artcap"]["pretrain"] = {"needs": ["01"]}
         path = tmp_path / f"{number}_step.ipynb"
         nbformat.write(nb, path)
         paths.append(path)
@@ -103,13 +106,15 @@ def test_needs_come_from_notebook_metadata_and_default_to_every_earlier_notebook
         assert all(n < path.name[:2] for n in declared), path.name
 
 
-def _run_fake(tmp_path, monkeypatch, jobs, fail=None):
-    """reproduce() over fake notebooks 01-06 (the project's needs) with a recording executor instead of papermill."""
+def _run_fake(tmp_path, monkeypatch, jobs, fail=None, pretrain=()):
+    """reproduce() over fake notebooks 01-06 (the project's needs) with a recording executor instead of papermill;
+    the pre-training jobs of the notebooks in `pretrain` are recorded as ("start", "04~pretrain"), ..."""
     import threading
     nbs = _fake_notebooks(tmp_path, {"01": [], "02": ["01"], "03": ["02"], "04": ["02"], "05": ["02"],
-                                     "06": ["03", "04", "05"]})
+                                     "06": ["03", "04", "05"]}, pretrain)
     events, lock = [], threading.Lock()
     started, finished = ({nb.name[:2]: threading.Event() for nb in nbs} for _ in range(2))
+    beside_02 = threading.Event()
 
     def execute(notebook, output, kernel, profile, overrides, bars, on_kernel=None):
         number = notebook.name[:2]
@@ -121,6 +126,8 @@ def _run_fake(tmp_path, monkeypatch, jobs, fail=None):
                 assert started["04"].wait(timeout=60), "04 did not start while 03 was running"
             if number == "04" and jobs > 1:
                 assert finished["03"].wait(timeout=60), "03 did not finish"
+            if number == "02" and "04" in pretrain and jobs > 1:    # 02 ends only once 04's pre-training runs
+                assert beside_02.wait(timeout=60), "04's pre-training did not start beside 02"
             if number == fail:
                 raise runner.NotebookFailed(notebook.name, 2, "ValueError", "boom", output)
             with lock:
@@ -128,9 +135,19 @@ def _run_fake(tmp_path, monkeypatch, jobs, fail=None):
         finally:
             finished[number].set()
 
+    def pretraining(job, notebook, models, profile, overrides, status, on_start):
+        number = notebook.name[:2] + runner.PRETRAIN
+        with lock:
+            events.append(("start", number))
+        if number == "04~pretrain":
+            beside_02.set()
+        with lock:
+            events.append(("end", number))
+
     monkeypatch.setattr(runner, "list_notebooks", lambda: nbs)
     monkeypatch.setattr(runner, "ensure_kernel", lambda: "artcap")
     monkeypatch.setattr(runner, "_execute", execute)
+    monkeypatch.setattr(runner, "_pretrain", pretraining)
     return events, lambda: runner.reproduce("demo", {"run_dir": str(tmp_path / "run"), "jobs": jobs,
                                                      "data.demo_train": 4}, progress=False, log=lambda s: None)
 
@@ -143,6 +160,43 @@ def test_notebooks_whose_needs_are_met_run_side_by_side_and_dependants_wait(tmp_
     assert position[("start", "04")] < position[("end", "03")]                       # ran side by side
     assert position[("start", "06")] > max(position[("end", n)] for n in ("03", "04", "05"))
     assert len(manifest["notebooks"]) == 6 and manifest["jobs"] == 2 and manifest["run_wall_s"] >= 0
+
+
+def test_a_pocket_pre_training_runs_beside_02_and_its_notebook_waits_for_it(tmp_path, monkeypatch):
+    """The demo's 04 and 05 pre-train pocket models that need only 01's pool: each is a job of its own, started
+    once 01 is done (04's at once beside 02, 05's in the next free slot), and 04/05 start only after their own."""
+    events, run = _run_fake(tmp_path, monkeypatch, jobs=2, pretrain=("04", "05"))
+    manifest = run()
+    position = {event: i for i, event in enumerate(events)}
+    assert position[("end", "01")] < position[("start", "04~pretrain")] < position[("end", "02")]
+    assert position[("start", "02")] < position[("start", "04~pretrain")]            # 02 is not held back
+    for n in ("04", "05"):
+        assert position[("end", f"{n}~pretrain")] < position[("start", n)]
+    assert set(manifest["pretrained"]) == {"04_step~pretrain", "05_step~pretrain"}
+    assert manifest["pretrained"]["04_step~pretrain"]["models"] == ["blip"]
+    assert len(manifest["notebooks"]) == 6                          # jobs are not notebooks
+
+
+def test_no_pre_training_job_where_nothing_overlaps_or_nothing_is_to_make(tmp_path):
+    from artcap_lib.config import RunPaths, load_profile
+    nbs = _fake_notebooks(tmp_path, {"01": [], "02": ["01"], "04": ["02"], "05": ["02"]}, pretrain=("04", "05"))
+    cfg = load_profile("demo", {"run_dir": str(tmp_path / "run")})
+    paths = RunPaths.for_profile(cfg)
+
+    def jobs(chosen):
+        needs = {nb.stem: runner.notebook_needs(nb, chosen) for nb in chosen}
+        return {job.stem: (nb.stem, models) for job, (nb, models) in runner.pretrain_jobs(cfg, paths, chosen,
+                                                                                         needs).items()}, needs
+    found, needs = jobs(nbs)
+    assert found == {"04_step~pretrain": ("04_step", ["blip"]), "05_step~pretrain": ("05_step", ["longclip"])}
+    assert needs["04_step"] == {"02_step", "04_step~pretrain"} and needs["04_step~pretrain"] == {"01_step"}
+    assert jobs(nbs[2:3])[0] == {}                  # --only 04: nothing to run beside it
+    assert jobs(nbs[1:])[0]["04_step~pretrain"]     # --from 02: it starts at once, beside 02
+    (paths.pocket_model("pocket-blip")).mkdir(parents=True)
+    assert set(jobs(nbs)[0]) == {"05_step~pretrain"}                 # BLIP's pocket is there already
+    cfg = load_profile("paper", {"run_dir": str(tmp_path / "paper")})
+    assert runner.pretrain_jobs(cfg, RunPaths.for_profile(cfg), nbs, {nb.stem: runner.notebook_needs(nb, nbs)
+                                                                      for nb in nbs}) == {}   # no pocket models
 
 
 def test_one_job_runs_in_number_order(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""`artcap retrieval experiment | evaluate | compare | fuse | reference`: Experiment 2 of any registered model, and
+"""`artcap retrieval experiment | pretrain | evaluate | compare | fuse | reference`: Experiment 2 of any registered model, and
 ranx-format JSON runs and qrels (see `runs`).
 
     artcap retrieval experiment --profile zoo --model siglip     # notebook 05's call for one model
@@ -26,6 +26,13 @@ def add_cli(sub) -> None:
                    help="a variant to train and score, repeatable (default: all of the profile's)")
     add_profile_options(p, "device", "seed", "retrieval")
     p.set_defaults(func=_experiment)
+
+    p = rsub.add_parser("pretrain", help="locate each model's baseline; pre-train a pocket one the run lacks (what "
+                        "`artcap reproduce` runs beside step 02)")
+    p.add_argument("--model", action="append", default=[],
+                   help="a registered retrieval model, repeatable (default: the profile's retrieval.models)")
+    add_profile_options(p, "device", "seed", "retrieval")
+    p.set_defaults(func=_pretrain)
 
     p = rsub.add_parser("evaluate", help="mean metrics of one run (ties: in the order the run file lists them)")
     p.add_argument("--run", required=True, help="run JSON {query_id: {doc_id: score}}")
@@ -69,6 +76,18 @@ def _experiment(args) -> int:
     out = experiment.run(cfg, paths, args.model, args.variant or None)
     if distributed_rank()[0] == 0:
         print("\n".join(displays.headlines(out)))
+    return 0
+
+
+def _pretrain(args) -> int:
+    from artcap_lib.cli.options import writing_run
+    from artcap_lib.retrieval import experiment, registry
+    unknown = [m for m in args.model if m not in registry.MODELS]
+    if unknown:
+        return _fail("pretrain", KeyError(f"unknown model(s) {unknown} (known: {', '.join(registry.MODELS)})"))
+    cfg, paths = writing_run(args, "artcap retrieval pretrain")
+    for model, location in experiment.pretrain(cfg, paths, args.model or cfg.retrieval.models).items():
+        print(f"{model}: baseline {location}")
     return 0
 
 

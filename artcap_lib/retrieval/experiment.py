@@ -128,6 +128,29 @@ def baseline_location(cfg, paths, adapter: RetrievalModel, inputs: Inputs, dist,
     return str(out)
 
 
+def pockets_to_pretrain(cfg, paths, notebook: str) -> list[str]:
+    """The models that `notebook` ("04", "05") runs whose baseline is a pocket model this run has not pre-trained
+    yet: what `pretrain` would do, found from the profile alone (no model code imported)."""
+    if cfg.retrieval.source != "model":
+        return []
+    from artcap_lib.model_names import POCKET_MODELS
+    return [name for name in cfg.retrieval.models
+            if registry.entry(name).notebook == notebook and registry.entry(name).settings is not None
+            and (spec := getattr(cfg, name).model) in POCKET_MODELS and not paths.pocket_model(spec).is_dir()]
+
+
+def pretrain(cfg, paths, models: Sequence[str], progress: Progress = say) -> dict[str, str]:
+    """`artcap retrieval pretrain`: each model's baseline located, its pocket model pre-trained first where the run
+    has none. It reads only step 01's pre-training pool, so `artcap reproduce` runs it beside step 02 (a demo's
+    captioner trains on one thread, the other core would idle) and notebooks 04/05 find the baselines done."""
+    inputs = load_inputs(cfg, paths)
+    out = {}
+    for model in models:
+        adapter, dist = _start(cfg, model)
+        out[model] = baseline_location(cfg, paths, adapter, inputs, dist, progress if dist.is_main else _quiet)
+    return out
+
+
 def _copy_dir(source: Path, target: Path) -> None:
     # copied beside the target, then renamed: the target is either absent or complete
     tmp = target.with_name(f".{target.name}.tmp")
