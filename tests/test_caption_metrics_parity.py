@@ -60,11 +60,17 @@ def test_bertscore_parity_with_the_papers_model(authors):
         assert parity["metrics"][column]["max_abs_diff"] < 1e-4, column
 
 
-def test_bleu4_is_the_authors_stored_value_digit_for_digit(authors):
-    """Their BLEUScore accumulated in float64: our counts + torcheval's arithmetic print as their TSV does."""
+def test_bleu4_is_the_authors_stored_value_to_the_last_bit(authors):
+    """Their BLEUScore accumulated in float64: our counts + torcheval's arithmetic give their TSV's values. The last
+    bit is the CPU's: torch's float64 log/exp kernels round it by instruction set (an AMD EPYC printed all 2,173 as
+    the TSV does; an Intel Xeon differs by one unit in the last place on 4 of the 88 non-zero values)."""
+    import numpy as np
+
     from artcap_lib import reference
     ids, refs, cands, _ = authors
     stored = {r["id"]: r["bleu_precision"] for r in reference.experiment1_rows()}
-    ours = paper.bleu4_scores(cands, refs)
-    assert [repr(float(v)) for v in ours] == [stored[i] for i in ids]
-    assert (ours > 0).sum() == 88
+    theirs = np.array([float(stored[i]) for i in ids])
+    ours = np.asarray(paper.bleu4_scores(cands, refs), dtype=np.float64)
+    assert (ours > 0).sum() == (theirs > 0).sum() == 88 and (ours[theirs == 0] == 0).all()
+    assert (np.abs(ours - theirs) <= np.spacing(theirs)).all()          # at most one unit in the last place
+    assert (ours == theirs).mean() >= 0.99

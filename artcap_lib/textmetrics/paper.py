@@ -98,7 +98,8 @@ def bleu4_scores(candidates: Sequence[str], references: Sequence) -> np.ndarray:
     torcheval's update counts n-grams in a Python loop that adds into a tensor one n-gram at a time (~1.4 ms a pair);
     here the counts are exact integers from Counters, and torcheval's own `_bleu_score_compute` does the arithmetic
     on them, in the float64 of the metric's state, so every score is the library's to the last bit (and the
-    authors' stored values, digit for digit). A pair with no shared 4-gram scores exactly 0 (log 0 in the geometric
+    authors' stored values, digit for digit on the CPU tried first; one unit in the last place on 4 of 88 on
+    another, whose float64 log/exp kernels round differently). A pair with no shared 4-gram scores exactly 0 (log 0 in the geometric
     mean), which is most pairs: those are decided by the 4-grams alone."""
     return np.array([_bleu4(c.split(), [t.split() for t in ([r] if isinstance(r, str) else r)])
                      for c, r in zip(candidates, references)], dtype=np.float64)
