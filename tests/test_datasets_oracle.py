@@ -67,6 +67,18 @@ def test_hub_parquet_shards_read_as_datasets_reads_them(tmp_path):
             assert hashlib.sha256(rgb.tobytes() + repr(rgb.size).encode()).hexdigest() == row["pixels"]
 
 
+def test_a_parquet_shards_image_bytes_are_read_once(tmp_path, monkeypatch):
+    """The first pass (ids, captions, splits) reads each image's path only; the bytes, most of a shard, only the
+    second, which writes them."""
+    from artcap_lib.data import hfparquet
+    asked, rows = [], hfparquet._rows
+    monkeypatch.setattr(hfparquet, "_rows", lambda file, columns: (asked.append(list(columns)), rows(file, columns))[1])
+    read_hfparquet(ORACLE / "hub" / "data", tmp_path / "images")
+    shards = len(hfparquet.shards(ORACLE / "hub" / "data"))
+    first, second = asked[:shards], asked[shards:]
+    assert all("image.path" in c and "image" not in c for c in first) and second == [["image"]] * shards
+
+
 def test_a_parquet_collection_becomes_a_run_with_its_shards_splits(tmp_path):
     cfg = load_profile("collection", {"run_dir": str(tmp_path / "run"), "data.source": "parquet",
                                       "data.path": str(ORACLE / "hub"), "data.demo_pretrain": 0})

@@ -90,6 +90,7 @@ def _image_value(value: Any, where: str) -> tuple[bytes | None, str]:
 def read_hfparquet(path: str | Path, images_dir: str | Path, caption_column: str = "", id_column: str = "",
                    image_column: str = "") -> dict[str, dict[str, Any]]:
     """{id: Artpedia entry} of a Parquet image-text dataset, its images written into images_dir."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     path, images_dir = Path(path), Path(images_dir)
     if not path.exists():
@@ -98,9 +99,14 @@ def read_hfparquet(path: str | Path, images_dir: str | Path, caption_column: str
     for file, file_split in shards(path):
         image_col, caption_col = _columns(file, image_column, caption_column)
         names = {image_col, caption_col, *(c for c in (id_column, "split", "title", "year") if c)}
-        present = [c for c in pq.read_schema(file).names if c in names]
+        schema = pq.read_schema(file)
+        present = [c for c in schema.names if c in names]
         if id_column and id_column not in present:
             raise CollectionError(f"{file}: no column {id_column!r} (data.id_column)")
+        # this pass needs only each image's path: the bytes, most of a shard, are read once, by the second pass
+        image = schema.field(image_col).type
+        if pa.types.is_struct(image) and "path" in {c.name for c in image}:
+            present = [f"{c}.path" if c == image_col else c for c in present]
         for number, row in _rows(file, present):
             where = f"{file}: row {number}"
             _, inner = _image_value(row[image_col], f"{where}: column {image_col}")
