@@ -98,15 +98,19 @@ def ensure_kernel(name: str = KERNEL_NAME) -> str:
     return name
 
 
+def artcap_metadata(notebook: Path) -> dict[str, Any]:
+    """A notebook's `artcap` metadata: what it needs (`needs`) and may run early (`pretrain`)."""
+    import nbformat
+    return nbformat.read(notebook, as_version=4).metadata.get("artcap", {})
+
+
 def notebook_needs(notebook: Path, chosen: list[Path]) -> set[str]:
     """The stems among `chosen` that must finish before `notebook` starts.
 
     A notebook names the notebooks whose outputs it reads in its metadata (`artcap.needs`, two-digit numbers);
     one without that entry (a user's own 07_...) waits for every earlier notebook. Notebooks outside the
     selection (`--only 05`) are taken as done: their outputs are already in the run directory."""
-    import nbformat
-    meta = nbformat.read(notebook, as_version=4).metadata.get("artcap", {})
-    numbers = meta.get("needs")
+    numbers = artcap_metadata(notebook).get("needs")
     earlier = [p for p in chosen if p.name[:2] < notebook.name[:2]]
     return {p.stem for p in earlier if numbers is None or p.name[:2] in numbers}
 
@@ -120,11 +124,10 @@ def pretrain_jobs(cfg, paths: RunPaths, chosen: list[Path], needs: dict[str, set
     (`artcap.pretrain: {"needs": [...]}`) and whose models' pocket baselines are still to be made, where that
     job could overlap with something (a need of the notebook that the job does not have). Adds each job to its
     notebook's needs and gives each job its own (in `needs`)."""
-    import nbformat
     from artcap_lib.retrieval.experiment import pockets_to_pretrain
     jobs = {}
     for nb in chosen:
-        early = nbformat.read(nb, as_version=4).metadata.get("artcap", {}).get("pretrain")
+        early = artcap_metadata(nb).get("pretrain")
         if early is None:
             continue
         job_needs = {p.stem for p in chosen if p.name[:2] in early.get("needs", [])}
@@ -139,7 +142,7 @@ def pretrain_jobs(cfg, paths: RunPaths, chosen: list[Path], needs: dict[str, set
     return jobs
 
 
-def _pretrain(job: Path, notebook: Path, models: list[str], profile: str, overrides: dict[str, Any], status: Path,
+def _pretrain(notebook: Path, models: list[str], profile: str, overrides: dict[str, Any], status: Path,
               on_start: Callable[[Any], None]) -> None:
     """`artcap retrieval pretrain --model ...` with the run's profile and overrides, in a session of its own (a
     Ctrl-C is the runner's to pass on, as to a kernel); its progress goes to `status`."""
@@ -239,7 +242,7 @@ def _reproduce(cfg, paths: RunPaths, profile: str, overrides: dict[str, Any], no
     def run_one(notebook: Path) -> float:
         began = time.perf_counter()
         if notebook in early:
-            _pretrain(notebook, *early[notebook], profile, overrides, status_file(paths, notebook),
+            _pretrain(*early[notebook], profile, overrides, status_file(paths, notebook),
                       lambda proc: kernels.__setitem__(notebook.stem, proc))
         else:
             _execute(notebook, paths.root / notebook.name, kernel, profile, overrides, status_file(paths, notebook),

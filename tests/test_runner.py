@@ -135,7 +135,7 @@ def _run_fake(tmp_path, monkeypatch, jobs, fail=None, pretrain=()):
         finally:
             finished[number].set()
 
-    def pretraining(job, notebook, models, profile, overrides, status, on_start):
+    def pretraining(notebook, models, profile, overrides, status, on_start):
         number = notebook.name[:2] + runner.PRETRAIN
         with lock:
             events.append(("start", number))

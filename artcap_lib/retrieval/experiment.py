@@ -135,7 +135,7 @@ def pockets_to_pretrain(cfg, paths, notebook: str) -> list[str]:
         return []
     from artcap_lib.model_names import POCKET_MODELS
     return [name for name in cfg.retrieval.models
-            if registry.entry(name).notebook == notebook and registry.entry(name).settings is not None
+            if (entry := registry.entry(name)).notebook == notebook and entry.settings is not None
             and (spec := getattr(cfg, name).model) in POCKET_MODELS and not paths.pocket_model(spec).is_dir()]
 
 
