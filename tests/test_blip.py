@@ -198,6 +198,40 @@ def test_itm_rerank_orders_top_k_by_itm_plus_itc(pocket):
     torch.testing.assert_close(i2t.t(), full)
 
 
+def test_a_collection_too_large_for_a_matrix_streams_itc_and_re_ranks_its_top_k(pocket, tmp_path, monkeypatch):
+    """Above topk.DENSE_LIMIT BLIP's test scoring makes no matrix: ITC is streamed from the features and ITM
+    re-scores each query's ITC top k_test only. Its runs, ranks and metrics are the matrix path's."""
+    from artcap_lib.retrieval import runs, topk
+    from artcap_lib.retrieval.blip.recipe import score_texts_images
+    model, tokenizer, _, _ = pocket
+    words = "red blue green circle square tree house star sky river".split()
+    rng = random.Random(3)
+    texts = [" ".join(rng.choice(words) for _ in range(4)) for _ in range(12)]
+    pixels = torch.randn(12, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    bcfg = BlipConfig(k_test=4, eval_batch_size=5, precision="fp32")
+    ids = [f"p{i}" for i in range(12)]
+    dense = score_texts_images(model, tokenizer, texts, [pixels[:7], pixels[7:]], "cpu", bcfg, rerank=True)
+    monkeypatch.setattr(topk, "DENSE_LIMIT", 0)
+    streamed = score_texts_images(model, tokenizer, texts, [pixels[:7], pixels[7:]], "cpu", bcfg, rerank=True)
+    assert isinstance(streamed["itc"], topk.EmbeddingScores) and isinstance(streamed["itm"], topk.RerankedScores)
+    for kind in ("itc", "itm"):
+        # depth 6 > k_test: the run goes on past the re-ranked four in ITC order
+        want = runs.write_variant(tmp_path / "dense" / kind, "human", "artpedia", dense[kind].numpy(), ids, ids, depth=6)
+        got = runs.write_variant(tmp_path / "streamed" / kind, "human", "artpedia", streamed[kind], ids, ids, depth=6)
+        assert got == pytest.approx(want, abs=1e-12)
+        qrels = runs.identity_qrels(ids)
+        dense_ranks = runs.full_ranks(tmp_path / "dense" / kind / "human", "artpedia", qrels)[1]
+        streamed_ranks = runs.full_ranks(tmp_path / "streamed" / kind / "human", "artpedia", qrels)[1]
+        assert streamed_ranks.tolist() == dense_ranks.tolist()
+        assert (dense_ranks <= 4).any() and (dense_ranks > 4).any()       # inside the re-ranked k and beyond it
+        run_d, run_s = (runs.load_run(tmp_path / d / kind / "human/run_artpedia.json") for d in ("dense", "streamed"))
+        for q in ids:
+            assert list(run_s[q]) == list(run_d[q])
+            assert list(run_s[q].values()) == pytest.approx(list(run_d[q].values()), abs=1e-5)
+    assert (dense["itm"].argsort(dim=1, descending=True)[:, :4].numpy()
+            != dense["itc"].argsort(dim=1, descending=True)[:, :4].numpy()).any()   # ITM did re-order
+
+
 # ---- training ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -315,17 +315,19 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
                   item_ids: Sequence, qrels: Mapping | None = None, depth: int | None = 100) -> dict[str, float]:
     """Write one variant's scores (npz), run and the model's qrels; return retrieval_metrics of the scores.
 
-    scores: a matrix, or `topk.EmbeddingScores`; large ones (`is_large`) are streamed, never made a matrix: their
-    npz (ranks_<query_set>.npz) holds each query's rank and top `depth` instead of the scores.
+    scores: a matrix, `topk.EmbeddingScores` or `topk.RerankedScores`; large ones (`is_large`) are streamed, never
+    made a matrix: their npz (ranks_<query_set>.npz) holds each query's rank and top `depth` instead of the scores.
+    A `topk.TopK` already streamed (its ranks counted against these qrels) is written the same way.
     qrels None = identity_qrels(query_ids) (each caption's own image). A qrels file already there must agree."""
     from artcap_lib.retrieval import topk
     model_dir = Path(model_dir)
-    streamed = isinstance(scores, topk.EmbeddingScores) and scores.is_large
+    ranked = scores if isinstance(scores, topk.TopK) else None
+    streamed = ranked is not None or topk.is_streamed(scores)
     if not streamed:
         scores = retrieval_eval.as_score_matrix(scores)
-    if tuple(scores.shape) != (len(query_ids), len(item_ids)):
-        raise RunError(f"scores {tuple(scores.shape)} do not match {len(query_ids)} query ids x {len(item_ids)} "
-                       "item ids")
+    shape = (len(ranked.ranks), len(item_ids)) if ranked is not None else tuple(scores.shape)
+    if shape != (len(query_ids), len(item_ids)):
+        raise RunError(f"scores {shape} do not match {len(query_ids)} query ids x {len(item_ids)} item ids")
     qrels = validate_qrels(identity_qrels(query_ids) if qrels is None else qrels, f"qrels of {variant}/{query_set}")
     qrels_path = model_dir / f"qrels_{query_set}.json"
     if qrels_path.is_file() and load_qrels(qrels_path) != qrels:
@@ -340,7 +342,7 @@ def write_variant(model_dir: str | Path, variant: str, query_set: str, scores, q
     out.mkdir(parents=True, exist_ok=True)
     ids = dict(query_ids=np.array([str(q) for q in query_ids]), item_ids=np.array([str(i) for i in item_ids]))
     if streamed:
-        top = scores.topk(relevant, depth)
+        top = ranked if ranked is not None else scores.topk(relevant, depth)
         _savez(out, f"ranks_{query_set}.npz", ranks=top.ranks, top_indices=top.indices.astype(np.int32),
                top_scores=top.scores, **ids)
         write_topk_run(run_path(model_dir, variant, query_set), top, query_ids, item_ids)
@@ -377,6 +379,18 @@ def full_ranks(variant_dir: str | Path, query_set: str, qrels: Qrels) -> tuple[l
     targets = [[d for d, rel in qrels[str(q)].items() if rel >= 1] for q in query_ids]
     ranks = retrieval_eval.first_relevant_rank(scores, retrieval_eval.relevant_by_id(targets, list(item_ids)))
     return [str(q) for q in query_ids], ranks
+
+
+def streamed_top(variant_dir: str | Path, query_set: str, k: int) -> dict[str, list[str]] | None:
+    """{query id: its top k item ids, best first} from a large collection's ranks_<query_set>.npz (the run's own
+    order: the run file was written from these indices), None where the variant stored a score matrix instead.
+    At 100k queries this reads 40 MB of indices, not the 322 MB run file."""
+    ranks_npz = Path(variant_dir) / f"ranks_{query_set}.npz"
+    if not ranks_npz.is_file():
+        return None
+    with np.load(ranks_npz) as data:
+        query_ids, item_ids, top = data["query_ids"].tolist(), data["item_ids"].tolist(), data["top_indices"][:, :k]
+    return {q: [item_ids[j] for j in row] for q, row in zip(query_ids, top.tolist())}
 
 
 def run_path(model_dir: str | Path, variant: str, query_set: str) -> Path:

@@ -15,6 +15,7 @@ are counted: items scoring higher, plus equal items listed before it.
 
 `EmbeddingScores` is how a dual encoder hands its scores to Experiment 2's runner: the embeddings, plus the model's
 own matrix function for collections small enough to keep a matrix (`DENSE_LIMIT`), whose files stay as they were.
+`RerankedScores` is a cross-encoder's re-ranking of such scores' top k (BLIP's ITM), for large collections.
 """
 from __future__ import annotations
 
@@ -176,10 +177,56 @@ class EmbeddingScores:
         return stream_topk(self.queries, self.items, relevant, depth, self.scale, self.bias, budget)
 
 
+@dataclass
+class RerankedScores:
+    """A re-ranking of each query's top `k` items of a first stage (BLIP's ITM over its ITC top k_test), kept as
+    what it is made of where a matrix is too large: the first stage's `EmbeddingScores`, its top-k `indices` per
+    query (its order, ties by index) and their re-ranked `scores`. The ranking is the dense re-ranking's rule: the k
+    re-ranked items first (ties: lower index first), then every other item in the first stage's order, its score
+    shifted under the lowest re-ranked one, so a relevant item beyond k keeps its first-stage rank."""
+    first: EmbeddingScores
+    indices: np.ndarray          # (n_queries, k)
+    scores: np.ndarray           # (n_queries, k)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.first.shape
+
+    @property
+    def is_large(self) -> bool:
+        return self.first.is_large
+
+    def topk(self, relevant=None, depth: int | None = 100, budget: int = DEFAULT_BUDGET) -> TopK:
+        n_items, k = self.shape[1], self.indices.shape[1]
+        d = n_items if depth is None else min(depth, n_items)
+        # the first stage again: every query's first-relevant rank over all items, and its order beyond k
+        first = self.first.topk(relevant, max(d, k), budget)
+        if not np.array_equal(first.indices[:, :k], self.indices):
+            raise RetrievalInputError("the re-ranked candidates are not the first stage's top k")
+        order = np.lexsort((self.indices, -self.scores), axis=1)
+        head = np.take_along_axis(self.indices, order, 1)
+        floor = self.scores.min(axis=1, keepdims=True) - 2.0           # cosine spans [-1, 1]: below every head
+        indices = np.concatenate([head, first.indices[:, k:]], axis=1)[:, :d]
+        scores = np.concatenate([np.take_along_axis(self.scores, order, 1), first.scores[:, k:] + floor],
+                                axis=1)[:, :d].astype(np.float32)
+        ranks = first.ranks
+        if relevant is not None:
+            rel = _padded_relevant(relevant, len(head), n_items)
+            hit = (head[:, :, None] == rel[:, None, :]).any(axis=2)         # padding (-1) never matches
+            found = hit.any(axis=1)
+            ranks = np.where(found, hit.argmax(axis=1) + 1, first.ranks)
+        return TopK(indices, scores, ranks)
+
+
+def is_streamed(scores) -> bool:
+    """Scores kept as what they are made of and too large for a matrix: ranked only by streaming (`.topk`)."""
+    return isinstance(scores, (EmbeddingScores, RerankedScores)) and scores.is_large
+
+
 def retrieval_metrics(scores, relevant: Sequence[Iterable[int]], ks: Sequence[int] = metrics.DEFAULT_KS,
                       depth: int | None = None) -> dict[str, float]:
     """metrics.retrieval_metrics of a score matrix or of EmbeddingScores (streamed when large)."""
-    if isinstance(scores, EmbeddingScores) and scores.is_large:
+    if is_streamed(scores):
         ranks = scores.topk(relevant, depth=max(ks)).ranks        # ranks count every item, whatever the depth
         return metrics.summarise_ranks(metrics.metrics_from_ranks(ranks, ks, depth))
     return metrics.retrieval_metrics(scores, relevant, ks, depth)

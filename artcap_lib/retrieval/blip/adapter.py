@@ -88,9 +88,9 @@ class Blip:
             scores = score_texts_images(model, tokenizer, list(texts), loader(pixels, bcfg.eval_batch_size,
                                                                                bcfg.num_workers),
                                         device, bcfg, rerank=bcfg.itm_rerank, precision=bcfg.score_precision)
-            out[query_set] = {ITC.name: scores["itc"].numpy()}
+            out[query_set] = {ITC.name: _matrix_or_streamed(scores["itc"])}
             if bcfg.itm_rerank:
-                out[query_set][ITM.name] = scores["itm"].numpy()
+                out[query_set][ITM.name] = _matrix_or_streamed(scores["itm"])
         return out
 
     def tokenizer(self, cfg, loaded):
@@ -150,3 +150,9 @@ class Blip:
 
         return BenchStep(step, label, size, sum(p.numel() for p in net.parameters()),
                          {"queue_size": objective.queue_size, "grad_checkpointing": options.grad_checkpointing})
+
+
+def _matrix_or_streamed(scores):
+    """A score matrix as numpy; scores too large for one (`topk.is_streamed`) as they are."""
+    from artcap_lib.retrieval import topk
+    return scores if topk.is_streamed(scores) else scores.numpy()

@@ -341,7 +341,21 @@ def itm_rerank(model, itc: torch.Tensor, text_ids, text_mask, image_embeds, enc_
     sim = itc if texts_to_images else itc.t()
     k = min(k, sim.shape[1])
     top_sim, top_idx = sim.topk(k, dim=1)
-    rows = torch.arange(sim.shape[0], device=sim.device).repeat_interleave(k)
+    reranked = itm_candidates(model, top_idx, top_sim, text_ids, text_mask, image_embeds, enc_id, batch_size,
+                              texts_to_images)
+    floor = reranked.min(dim=1, keepdim=True).values - 2.0     # cosine spans [-1, 1]: below every re-ranked one
+    scores = sim + floor
+    scores.scatter_(1, top_idx, reranked)
+    return scores
+
+
+@torch.no_grad()
+def itm_candidates(model, top_idx: torch.Tensor, top_sim: torch.Tensor, text_ids, text_mask, image_embeds,
+                   enc_id: int, batch_size: int = 128, texts_to_images: bool = True) -> torch.Tensor:
+    """ITM logit + ITC cosine of each query's candidates: top_idx (n_queries, k) candidate indices, top_sim their
+    ITC cosines; the queries are texts (texts_to_images) or images."""
+    k = top_idx.shape[1]
+    rows = torch.arange(top_idx.shape[0], device=top_idx.device).repeat_interleave(k)
     cols = top_idx.reshape(-1)
     text_rows, image_rows = (rows, cols) if texts_to_images else (cols, rows)
     enc_ids = text_ids.clone()
@@ -350,8 +364,4 @@ def itm_rerank(model, itc: torch.Tensor, text_ids, text_mask, image_embeds, enc_
     for start in range(0, rows.numel(), batch_size):
         t, i = text_rows[start:start + batch_size], image_rows[start:start + batch_size]
         logits.append(itm_head_logits(model, enc_ids[t], text_mask[t], image_embeds[i])[:, 1].float())
-    reranked = torch.cat(logits).view(-1, k) + top_sim
-    floor = reranked.min(dim=1, keepdim=True).values - 2.0     # cosine spans [-1, 1]: below every re-ranked one
-    scores = sim + floor
-    scores.scatter_(1, top_idx, reranked)
-    return scores
+    return torch.cat(logits).view(-1, k) + top_sim

@@ -36,12 +36,28 @@ def loader(dataset, batch_size: int, num_workers: int):
 def score_texts_images(model, tokenizer, texts: Sequence[str], images, device, bcfg, rerank: bool,
                        both_directions: bool = False, precision: str | None = None) -> dict[str, torch.Tensor]:
     """{"itc": (n_texts, n_images) cosine, and with rerank "itm": the same re-ranked by ITM (queries = texts),
-    with both_directions also "itm_i2t": (n_images, n_texts) re-ranked per image}. `images` yields pixel batches."""
+    with both_directions also "itm_i2t": (n_images, n_texts) re-ranked per image}. `images` yields pixel batches.
+    Above `topk.DENSE_LIMIT` scores (one direction: Experiment 2's test scoring) no matrix is made: "itc" is a
+    `topk.EmbeddingScores`, "itm" a `topk.RerankedScores`, both ranked by streaming."""
+    from artcap_lib.retrieval import topk
     model.eval()
     with training.autocast_context(torch.device(device), precision or bcfg.precision):   # default: training's
         text_feat, ids, mask = blip.encode_texts(model, tokenizer, texts, device, bcfg.eval_batch_size,
                                                  bcfg.max_tokens)
         image_feat, embeds = blip.encode_images(model, images, device, keep_embeds=rerank)
+        if len(text_feat) * len(image_feat) > topk.DENSE_LIMIT and not both_directions:
+            # a collection too large for a matrix: ITC streamed, ITM on its top k_test only (`topk.RerankedScores`)
+            itc = topk.EmbeddingScores(text_feat.float().cpu(), image_feat.float().cpu(),
+                                       lambda: blip.itc_scores(text_feat, image_feat).float().cpu().numpy())
+            out = {"itc": itc}
+            if rerank:
+                first = itc.topk(None, bcfg.k_test)
+                reranked = blip.itm_candidates(
+                    model, torch.from_numpy(first.indices).to(device), torch.from_numpy(first.scores).to(device),
+                    ids, mask, embeds, blip.enc_token_id(tokenizer, model.config.text_config),
+                    bcfg.eval_batch_size)
+                out["itm"] = topk.RerankedScores(itc, first.indices, reranked.float().cpu().numpy())
+            return out
         out = {"itc": blip.itc_scores(text_feat, image_feat)}
         if rerank:
             enc = blip.enc_token_id(tokenizer, model.config.text_config)
