@@ -157,7 +157,7 @@ class RetrievalConfig:
         choices=('model', 'reference'))
     models: list[str] = setting(factory=lambda: ["blip", "longclip"],
         help="retrieval models of the run (registry names): 04 runs blip, 05 every other one")
-    query_sets: list[str] = setting(factory=lambda: ["artpedia", "llama"], choices=('artpedia', 'llama'))
+    query_sets: list[str] = setting(factory=lambda: ["artpedia", "llama"], choices=('artpedia', 'human', 'llama'))
     run_depth: int = setting(100, "the authors' ranx runs keep the top 100 images per query", at_least=1)
     bootstrap: int = setting(1000, "bootstrap resamples of the metrics' 95% CIs (runs.summarise_model)", at_least=1)
     randomisation: int = setting(10_000, "resamples of the paired randomisation tests", at_least=1)

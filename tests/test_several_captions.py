@@ -182,7 +182,7 @@ def test_a_collection_with_caption_lists_gives_every_caption_to_both_experiments
     assert by_id[test[1]] == [f"{records[1]['title']}.", f"A work in {records[1]['medium']}."]
 
     inputs = load_inputs(cfg, paths)
-    queries, paintings = inputs.queries["artpedia"], inputs.query_paintings["artpedia"]
+    queries, paintings = inputs.queries["human"], inputs.query_paintings["human"]
     assert len(queries) == 6                                              # 1 + 2 + 1 + 2 captions
     assert queries[f"{test[1]}#2"] == f"A work in {records[1]['medium']}." and paintings[f"{test[1]}#2"] == test[1]
     assert set(paintings.values()) == set(test)

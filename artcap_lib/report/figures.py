@@ -26,7 +26,7 @@ def _model_labels() -> dict[str, str]:
 MODEL_LABELS = _model_labels()                    # registry name -> title (BLIP, Long-CLIP, CLIP, ...)
 # further captioners' variants (synthetic-<name>) and captioners take these in order of appearance
 EXTRA_COLOURS = ("#d55e00", "#56b4e9", "#ece133", "#fbafe4", "#ca9161", "#029e73")
-QUERY_SET_LABELS = {"artpedia": "Artpedia queries", "llama": "Llama queries"}
+QUERY_SET_LABELS = {"artpedia": "Artpedia queries", "human": "human-caption queries", "llama": "Llama queries"}
 METRIC_LABELS = {"precision@1": "P@1", "recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10", "mrr": "MRR"}
 
 
@@ -142,7 +142,8 @@ def retrieval_bars(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[s
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
                bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Experiment 2: text-to-image retrieval on the test split (95% bootstrap CIs)", fontsize=11)
+    title = "Experiment 2: text-to-image retrieval on the test split (95% bootstrap CIs)"
+    fig.suptitle(title if ncols > 1 else title.replace(" (", "\n("), fontsize=11)     # one panel wide: two lines
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 

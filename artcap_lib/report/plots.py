@@ -86,5 +86,6 @@ def save(fig, out_dir: str | Path, name: str, formats: Sequence[str] = ("png", "
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{fmt}" for fmt in formats]
     for path in paths:
-        fig.savefig(path)
+        # "tight": a suptitle or figure legend wider than the panels (one narrow column) is kept, not cut off
+        fig.savefig(path, bbox_inches="tight", pad_inches=0.1)
     return paths

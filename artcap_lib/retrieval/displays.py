@@ -100,15 +100,17 @@ def truncation_table(out: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).round(4)
 
 
-def retrieval_examples(cfg, paths, model: str, variant: str, query_set: str = "artpedia", n: int = 3,
+def retrieval_examples(cfg, paths, model: str, variant: str, query_set: str | None = None, n: int = 3,
                        k: int = 5) -> list[dict[str, Any]]:
-    """The same n random test queries for every variant, with their top-k images from the variant's run:
-    [{query_id, query, hits: [{id, image, score, relevant}]}] (`report.figures.retrieval_examples` draws them)."""
+    """The same n random test queries for every variant, with their top-k images from the variant's run (of
+    query_set; default: the run's first): [{query_id, query, hits: [{id, image, score, relevant}]}]
+    (`report.figures.retrieval_examples` draws them)."""
     import random
 
     from artcap_lib.retrieval import runs
     from artcap_lib.retrieval.inputs import load_inputs
     inputs = load_inputs(cfg, paths)
+    query_set = query_set or next(iter(inputs.queries))
     queries, painting = inputs.queries[query_set], inputs.query_paintings[query_set]
     run = runs.load_run(runs.run_path(paths.score_dir(model), variant, query_set))
     chosen = random.Random(cfg.seed).sample(sorted(run), min(n, len(run)))

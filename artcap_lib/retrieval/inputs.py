@@ -68,14 +68,18 @@ def synthetic_captions(caption_file: str | Path, ids: Sequence[str]) -> dict[str
     return {i: captions[i] for i in ids}
 
 
+HUMAN_QUERY_SETS = ("artpedia", "human")     # the collection's own human captions: the paper's name, any collection's
+
+
 def query_sets(names: Sequence[str], captions: dict[str, list[str]], test_ids: Sequence[str]
                ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """({query set: {query id: query}}, {query set: {query id: its painting}}) for the configured names; "llama"
     only where the authors' queries cover every test id (the paper profile), otherwise left out (the summary's
-    `missing_query_sets`). "artpedia" is the collection's human captions, every one of them (`human_queries`)."""
+    `missing_query_sets`). "human" is the collection's human captions, every one of them (`human_queries`);
+    "artpedia" is the same set under the paper's name for it (Artpedia's captions)."""
     out, paintings = {}, {}
     for name in names:
-        if name == "artpedia":
+        if name in HUMAN_QUERY_SETS:
             out[name], paintings[name] = human_queries(captions, test_ids)
             continue
         elif name == "llama":
@@ -86,7 +90,7 @@ def query_sets(names: Sequence[str], captions: dict[str, list[str]], test_ids: S
             if set(test_ids) <= set(queries):
                 out[name], paintings[name] = {i: queries[i] for i in test_ids}, {i: i for i in test_ids}
         else:
-            raise ValueError(f"retrieval.query_sets: unknown query set {name!r} (known: artpedia, llama)")
+            raise ValueError(f"retrieval.query_sets: unknown query set {name!r} (known: human, artpedia, llama)")
     return out, paintings
 
 
