@@ -137,3 +137,63 @@ def test_queried_paintings_missing_from_artworks_are_rows_without_text(tmp_path)
     assert (view.table["rank_blip_human"] == 1).all()
     assert any(f"{len(test_ids)} queried test painting(s) are not in" in n for n in view.notes)
     assert view.queries["artpedia"][test_ids[0]].startswith(f"query {test_ids[0]} (")
+
+
+def test_a_large_runs_page_holds_each_columns_extremes_and_a_seeded_sample(run, monkeypatch):
+    from artcap_lib.report import explore_html
+    view = run["view"]
+    assert explore_html.page_paintings(view) == list(view.table.index)          # under the limit: every painting
+    monkeypatch.setattr(explore_html, "EXTREMES", 1)
+    kept = explore_html.page_paintings(view, limit=3)
+    for name, column in view.columns.items():
+        if column.kind in ("metric", "delta") and view.table[name].notna().any():
+            values = view.table[name]
+            assert values.idxmax() in kept and values.idxmin() in kept
+    assert kept == [i for i in view.table.index if i in kept]                    # the table's order
+    assert kept == explore_html.page_paintings(view, limit=3)                    # seeded: the same page twice
+    monkeypatch.setattr(explore_html, "EXTREMES", 0)
+    sample = explore_html.page_paintings(view, limit=3)
+    assert len(sample) == 3
+    data = explore_html.page_data(view, explore.thumbnails(view, run["paths"], sample), sample)
+    assert data["ids"] == sample and data["partial"] and set(data["thumbs"]) == set(sample)
+    assert set(data["human"]) == set(sample)
+    assert {q for block in data["relevant"].values() for q in block} == set(sample)    # their own queries alone
+    for key, tops in data["top"].items():
+        assert set(tops) == set(sample)
+        outside = {d for docs in tops.values() for d in docs} - set(sample)
+        assert {d: view.table.loc[d, "title"] for d in outside}.items() <= data["titles"].items()
+    assert any(n.startswith("This page holds 3 of the run's 6 paintings") for n in data["notes"])
+
+
+def test_a_large_runs_heads_come_from_its_ranks_file_as_its_run_file_has_them(tmp_path, monkeypatch):
+    """A streamed variant (ranks_<set>.npz beside its run): the explorer reads each query's head from the npz,
+    and gets what parsing the run file gives."""
+    from artcap_lib.bench import report_scale
+    from artcap_lib.retrieval import runs
+    report_scale.build(tmp_path, 300, seed=1, images=False)
+    cfg, paths = report_scale.profile(tmp_path)
+    for model in report_scale.MODELS:
+        runs.summarise_model(paths.score_dir(model), bootstrap=20, randomisation=20, model=model)
+    assert (paths.score_dir("blip") / "human" / "ranks_human.npz").is_file()
+    fast = explore.load(cfg, paths)
+    monkeypatch.setattr(runs, "streamed_top", lambda *args: None)
+    slow = explore.load(cfg, paths)
+    assert len(fast.top) == 6 and fast.top == slow.top
+    assert fast.relevant == slow.relevant and fast.query_ranks == slow.query_ranks
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+
+
+def test_report_benchmark_runs_every_phase_on_its_synthetic_run(tmp_path):
+    # `artcap bench report`: what it writes and reports, not how fast
+    from artcap_lib.bench import report_scale
+    out = report_scale.benchmark(tmp_path, 120)
+    assert all(out[p]["seconds"] > 0 and out[p]["peak_rss_mib"] > 0 for p in report_scale.PHASES)
+    cfg, paths = report_scale.profile(tmp_path)
+    results = read_json(paths.root / "results.json")
+    assert results["experiment2"] and (paths.figures / "fig_retrieval.png").is_file()
+    assert out["explore"]["rows"] == 120 and (paths.figures / explore.PAGE_NAME).is_file()
+    from artcap_lib.retrieval import runs
+    qrels = runs.identity_qrels(str(i) for i in range(1, 121))
+    for variant in report_scale.VARIANTS:                   # every query ranked over all 120 paintings
+        ids, ranks = runs.full_ranks(paths.score_dir("blip") / variant, "human", qrels)
+        assert len(ids) == 120 and ranks.min() >= 1 and ranks.max() <= 120

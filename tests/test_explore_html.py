@@ -11,7 +11,7 @@ import pytest
 
 from artcap_lib.cli import main as artcap
 from artcap_lib.config import RunPaths, load_profile
-from artcap_lib.report import explore
+from artcap_lib.report import explore, explore_html
 from report_rundir import SECOND, make_run_dir
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -31,7 +31,7 @@ def page(tmp_path_factory):
     out = tmp / "run.html"
     assert artcap(["explore", "--profile", "demo", *sets, "--out", str(out)]) == 0
     cfg = load_profile("demo", overrides)
-    return {"file": out, "view": explore.load(cfg, RunPaths.for_profile(cfg))}
+    return {"file": out, "view": explore.load(cfg, RunPaths.for_profile(cfg)), "sets": sets}
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,32 @@ def test_painting_and_query_views(page, browser):
     # a hit opens its painting
     human.find_elements(By.CSS_SELECTOR, ".hit")[1].click()
     assert browser.find_element(By.ID, "view-painting").is_displayed()
+
+
+def test_a_page_of_part_of_a_run_names_what_it_does_not_hold(page, browser, tmp_path, monkeypatch):
+    """A run above the page's limit: the page holds that many paintings and their queries; a painting a query
+    ranks that the page does not hold is listed by id and title, marked as not on this page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    view = page["view"]
+    monkeypatch.setattr(explore_html, "EXTREMES", 0)         # the seeded sample alone
+    out = tmp_path / "part.html"
+    assert artcap(["explore", "--profile", "demo", *page["sets"], "--paintings", "2", "--out", str(out)]) == 0
+    browser.get(out.as_uri())
+    try:
+        held = _rows(browser)
+        assert len(held) == 2 and set(held) <= set(view.table.index)
+        assert "This page holds 2 of the run's 6 paintings" in browser.find_element(By.ID, "notes").text
+        browser.find_element(By.ID, "tab-query").click()
+        options = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "query-id")).options]
+        assert sorted(options) == sorted(held)                # each held painting's own query, no other
+        column = browser.find_element(By.CSS_SELECTOR, ".column[data-model='blip'][data-variant='baseline']")
+        hits = column.find_elements(By.CSS_SELECTOR, ".hit")
+        assert [h.get_attribute("data-id") for h in hits] == view.top[("blip", "baseline", "artpedia")][options[0]]
+        for hit in hits:
+            art_id = hit.get_attribute("data-id")
+            assert view.table.loc[art_id, "title"] in hit.text
+            assert ("not on this page" in hit.text) == (art_id not in held)
+            assert bool(hit.find_elements(By.CSS_SELECTOR, "img")) == (art_id in held)
+    finally:
+        browser.get(page["file"].as_uri())

@@ -15,6 +15,7 @@ def add_cli(sub) -> None:
     _add_caption(bsub)
     _add_train(bsub)
     _add_decode(bsub)
+    _add_report(bsub)
 
 
 def _add_retrieval(bsub) -> None:
@@ -309,3 +310,44 @@ def _write_or_print(result: dict, path: str, digits: int) -> None:
         write_json(path, result)
     else:
         print(json.dumps({k: round(v, digits) if isinstance(v, float) else v for k, v in result.items()}))
+
+
+def _add_report(bsub) -> None:
+    p = bsub.add_parser("report", help="a run of N paintings x N queries through what notebooks 04-06 do with its "
+                        "files (summarise the runs, tables and figures, the explorer and its page): seconds and "
+                        "peak memory",
+                        description="Writes a synthetic run directory of N test paintings (images, captions, "
+                        "Experiment 1 tables, streamed retrieval runs of BLIP and Long-CLIP) under --out, then "
+                        "times each phase in its own process. The figures and the page stay there to look at.")
+    p.add_argument("--paintings", type=int, default=10_000, help="test paintings = queries (one caption each)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the run and its figures are written")
+    p.add_argument("--no-images", action="store_true", help="paintings without image files")
+    p.add_argument("--phases", default="build,summarise,report,explore", help="comma-separated, in this order")
+    p.add_argument("--json", default="", metavar="PATH")
+    add_profile_options(p, "seed", default_profile="collection")
+    p.set_defaults(func=_bench_report)
+
+
+def _bench_report(args) -> int:
+    from pathlib import Path
+
+    from artcap_lib.bench.report_scale import benchmark
+    from artcap_lib.cli.options import profile_overrides
+    from artcap_lib.files import write_json
+    cfg, _ = profile_from_args(args)          # a bad profile or --set fails here, before any phase starts
+
+    def report(phase, r):
+        extra = {"build": lambda: ", ".join(f"{k} {v:.1f} s" for k, v in r["parts"].items()),
+                 "summarise": lambda: "both models' results.json",
+                 "report": lambda: f"{len(r['figure_kib'])} figure files, largest "
+                                   f"{max(r['figure_kib'].values(), default=0):.0f} KiB",
+                 "explore": lambda: f"load {r['load_seconds']:.1f} s, {r['rows']} rows, page {r['page_mib']:.1f} MiB"}
+        print(f"  {phase:<10} {r['seconds']:8.1f} s   peak RSS {r['peak_rss_mib']:6.0f} MiB   ({extra[phase]()})",
+              flush=True)
+
+    print(f"{args.paintings} paintings x {args.paintings} queries -> {args.out}", flush=True)
+    out = benchmark(Path(args.out).resolve(), args.paintings, cfg.seed, not args.no_images,
+                    [p for p in args.phases.split(",") if p], report, args.profile, profile_overrides(args))
+    if args.json:
+        write_json(args.json, out)
+    return 0

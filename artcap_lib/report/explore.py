@@ -222,17 +222,21 @@ def _retrieval(cfg, paths, top_k: int, notes: list[str]) -> dict[str, Any]:
             else:
                 qrels = runs.load_qrels(paths.score_dir(model) / f"qrels_{query_set}.json")
             for variant, entry in block["variants"].items():
-                run = _load_run(paths, model, variant, entry["run"], stored)
-                if run is None or qrels is None:
+                # a large collection's heads come from its ranks npz (the run file would take ~30 s to parse)
+                top = None if stored else runs.streamed_top(paths.score_dir(model) / variant, query_set, top_k)
+                run = None if top is not None else _load_run(paths, model, variant, entry["run"], stored)
+                if (top is None and run is None) or qrels is None:
                     notes.append(f"{model} {variant} ({query_set}): the run {entry['run']} is not available "
                                  "(the authors' artefacts are needed)")
                     continue
                 out["variants"].setdefault(model, [])
                 if variant not in out["variants"][model]:
                     out["variants"][model].append(variant)
-                relevant = {q: [d for d, rel in docs.items() if rel >= 1] for q, docs in qrels.items() if q in run}
+                ranked = top if top is not None else run
+                relevant = {q: [d for d, rel in docs.items() if rel >= 1] for q, docs in qrels.items() if q in ranked}
                 out["relevant"].setdefault(query_set, {}).update(relevant)
-                ordered = {q: [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])] for q, docs in run.items()}
+                ordered = top if top is not None else {
+                    q: [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])] for q, docs in run.items()}
                 out["top"][(model, variant, query_set)] = {q: docs[:top_k] for q, docs in ordered.items()}
                 full = None if stored else runs.full_ranks(paths.score_dir(model) / variant, query_set, qrels)
                 out["ranks"][(model, variant, query_set)] = (
@@ -273,7 +277,7 @@ def _queries(query_sets: list[str], relevant: dict, artworks: dict) -> dict[str,
     human = {i: human_caption(a) for i, a in artworks.items() if a.get("visual_sentences")}
     test = {i: human_captions(a) for i, a in artworks.items() if a.get("split") == "test"}
     human.update(human_queries(test, list(test))[0])
-    texts = {"artpedia": human, "llama": llama}
+    texts = {"artpedia": human, "human": human, "llama": llama}
     return {qs: {q: texts.get(qs, {}).get(q, f"query {q} (its text is not in this run)")
                  for q in relevant.get(qs, {})} for qs in query_sets}
 

@@ -18,37 +18,77 @@ from typing import Any
 from artcap_lib.report import explore
 
 PAGE_ROWS = 500           # table rows drawn at once: Artpedia's ~2,500 stay quick to sort and filter
+PAGE_PAINTINGS = 5_000    # paintings a page holds: Artpedia's test split whole; a 100k run's page would be ~1 GB
+EXTREMES = 25             # a larger run's page keeps this many at each end of every metric and rank difference
 
 
-def page_data(view: "explore.RunView", thumbs: dict[str, Path]) -> dict[str, Any]:
-    """The RunView as JSON-ready data (NaN -> null), the thumbnails inline."""
+def page_paintings(view: "explore.RunView", limit: int | None = PAGE_PAINTINGS) -> list[str]:
+    """The paintings a page holds: every one up to `limit` (None: no limit); above it, those at either end of every
+    metric and rank-difference column (where a user looks first), then a seeded sample of the rest up to
+    `limit`, in the table's order."""
+    import numpy as np
+    table = view.table
+    if limit is None or len(table) <= limit:
+        return list(table.index)
+    chosen: dict[str, None] = {}
+    for name, column in view.columns.items():
+        if column.kind in ("metric", "delta"):
+            values = table[name].dropna()
+            for end in (values.nsmallest(EXTREMES, keep="first"), values.nlargest(EXTREMES, keep="first")):
+                chosen.update(dict.fromkeys(end.index))
+    rest = np.array([i for i in table.index if i not in chosen], dtype=object)
+    fill = min(max(limit - len(chosen), 0), len(rest))
+    chosen.update(dict.fromkeys(np.random.default_rng(0).choice(rest, fill, replace=False).tolist()))
+    return [i for i in table.index if i in chosen]
+
+
+def page_data(view: "explore.RunView", thumbs: dict[str, Path], kept: list[str] | None = None) -> dict[str, Any]:
+    """The RunView as JSON-ready data (NaN -> null), the thumbnails inline. kept (`page_paintings`; None: all):
+    the paintings the page holds; their queries alone, and of the paintings those rank only the titles."""
     def number(x):
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
-    shown = set(view.table.index)
-    for tops in view.top.values():
-        for docs in tops.values():
-            shown.update(docs)
+    table = view.table if kept is None else view.table.loc[kept]
+    held = set(table.index)
+    relevant = {qs: {q: docs for q, docs in block.items() if held.intersection(docs)}
+                for qs, block in view.relevant.items()}
+    top = {key: {q: docs for q, docs in tops.items() if q in relevant.get(key[2], {})}
+           for key, tops in view.top.items()}
+    hits = {d for tops in top.values() for docs in tops.values() for d in docs} - held
+    titles = view.table["title"].reindex(sorted(hits)).fillna("")
+    notes = list(view.notes)
+    if len(table) < len(view.table):
+        notes.append(f"This page holds {len(table):,} of the run's {len(view.table):,} paintings: the {EXTREMES} at "
+                     "each end of every metric and rank-difference column and a random sample (seed 0) of the rest, "
+                     "with their own queries; the paintings those queries rank are named, not shown. "
+                     "`artcap explore --paintings N` writes a larger page; the JupyterLab explorer of notebook 06 "
+                     "holds every painting.")
     return {
-        "profile": view.profile, "run_dir": str(view.run_dir), "notes": view.notes,
+        "profile": view.profile, "run_dir": str(view.run_dir), "notes": notes,
         "captioners": view.captioners, "models": view.models, "variants": view.variants,
-        "query_sets": view.query_sets, "has_images": bool(view.images),
+        "query_sets": view.query_sets, "has_images": bool(view.images), "partial": len(table) < len(view.table),
         "columns": [{"name": name, **vars(col)} for name, col in view.columns.items()],
-        "ids": list(view.table.index),
-        "data": {c: [number(v) for v in (view.table[c].tolist())] for c in view.table.columns},
-        "human": {i: t for i, t in view.human.items() if i in shown},
-        "captions": {n: {i: t for i, t in c.items() if i in shown} for n, c in view.captions.items()},
-        "queries": view.queries, "relevant": view.relevant,
-        "top": {"|".join(key): tops for key, tops in view.top.items()},
-        "query_ranks": {"|".join(key): {q: number(r) for q, r in ranks.items()} for key, ranks in view.query_ranks.items()},
-        "thumbs": {i: base64.b64encode(p.read_bytes()).decode("ascii") for i, p in thumbs.items() if i in shown},
+        "ids": list(table.index),
+        "data": {c: [number(v) for v in (table[c].tolist())] for c in table.columns},
+        "titles": {i: str(t) for i, t in titles.items()},
+        "human": {i: t for i, t in view.human.items() if i in held},
+        "captions": {n: {i: t for i, t in c.items() if i in held} for n, c in view.captions.items()},
+        "queries": {qs: {q: t for q, t in texts.items() if q in relevant.get(qs, {})}
+                    for qs, texts in view.queries.items()},
+        "relevant": relevant,
+        "top": {"|".join(key): tops for key, tops in top.items()},
+        "query_ranks": {"|".join(key): {q: number(r) for q, r in ranks.items() if q in relevant.get(key[2], {})}
+                        for key, ranks in view.query_ranks.items()},
+        "thumbs": {i: base64.b64encode(p.read_bytes()).decode("ascii") for i, p in thumbs.items() if i in held},
         "page_rows": PAGE_ROWS,
     }
 
 
-def write_page(view: "explore.RunView", paths, out: Path) -> Path:
-    """Write the page to out (its folder made if needed) and return it."""
-    data = page_data(view, explore.thumbnails(view, paths))
+def write_page(view: "explore.RunView", paths, out: Path, limit: int | None = PAGE_PAINTINGS) -> Path:
+    """Write the page to out (its folder made if needed) and return it; it holds at most `limit` paintings
+    (`page_paintings`; None: every one)."""
+    kept = page_paintings(view, limit)
+    data = page_data(view, explore.thumbnails(view, paths, kept), kept)
     # inside <script>, "</" would end the element early: JSON allows the escaped solidus
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     page = (_PAGE.replace("__TITLE__", html.escape(f"artcap run explorer: {view.profile}"))
@@ -127,10 +167,10 @@ const MAIN_METRICS = new Set(["bleu4", "meteor", "rougeL_f", "bertscore_f", "coc
 let sortBy = null, ascending = true, kept = D.ids.map((_, n) => n);
 
 function value(n, column) { const v = D.data[column][n]; return v === undefined ? null : v; }
-function title(id) { return id in ROW ? value(ROW[id], "title") : ""; }
+function title(id) { return id in ROW ? value(ROW[id], "title") : (D.titles[id] || ""); }
 function thumb(id, cls) {
   return D.thumbs[id] ? `<img class="${cls || ""}" alt="${esc(id)}" src="data:image/jpeg;base64,${D.thumbs[id]}">`
-                      : `<div class="noimage">no image in this run</div>`;
+       : `<div class="noimage">${D.partial && !(id in ROW) ? "not on this page" : "no image in this run"}</div>`;
 }
 
 // ---- filter: the explorer's expression language, token by token into a JavaScript function of one row
@@ -198,7 +238,7 @@ function applyFilter() {
 function paintingView(id) {
   const n = ROW[id];
   const parts = [`<h2>${esc(id)}: ${esc(title(id))}</h2><div class="painting">${thumb(id)}<div>`,
-    `<p class="caption"><b>human</b> ${esc(D.human[id] || "(not in this run)")}</p>`];
+    `<p class="caption"><b>human</b> ${esc(D.human[id] || (D.partial && !(id in ROW) ? "(not on this page)" : "(not in this run)"))}</p>`];
   for (const name of D.captioners)
     parts.push(`<p class="caption"><b>${esc(name)}</b> ${esc((D.captions[name] || {})[id] || "(no caption)")}</p>`);
   parts.push("</div></div>");
