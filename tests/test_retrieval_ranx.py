@@ -79,3 +79,34 @@ def test_cli_fuse_is_reciprocal_rank_fusion(tmp_path, systems):
                 for d in set(ranks["a"][q]) | set(ranks["b"][q])}
         assert fused[q] == pytest.approx(want, rel=1e-12)
         assert list(fused[q].values()) == sorted(fused[q].values(), reverse=True)
+
+
+@pytest.mark.parametrize("reranked", [False, True], ids=["embeddings", "re-ranked top k"])
+def test_streamed_runs_of_several_captions_per_painting_match_ranx(tmp_path, monkeypatch, reranked):
+    """A collection too large for a matrix (DENSE_LIMIT 0), several captions per painting (query `<id>#k`, qrels:
+    its painting): what write_variant computes from the streamed ranks is what ranx reads from the run it wrote,
+    for embedding scores and for a re-ranking of their top k (BLIP's ITM)."""
+    import torch
+
+    from artcap_lib.retrieval import topk
+    monkeypatch.setattr(topk, "DENSE_LIMIT", 0)
+    rng = np.random.default_rng(12)
+    paintings = [f"p{j}" for j in range(30)]
+    image = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(30, 8)).astype(np.float32)), dim=1)
+    owner = [j for j in range(30) for _ in range(1 + j % 3)]          # 1-3 captions each
+    queries = [f"p{j}#{k + 1}" for j in range(30) for k in range(1 + j % 3)]
+    text = image[owner] + torch.from_numpy(rng.normal(scale=0.4, size=(len(owner), 8)).astype(np.float32))
+    scores = topk.EmbeddingScores(text, image, lambda: None)
+    if reranked:
+        first = scores.topk(None, 6)
+        scores = topk.RerankedScores(scores, first.indices, rng.random(first.indices.shape).astype(np.float32))
+    qrels = {q: {paintings[j]: 1} for q, j in zip(queries, owner)}
+    ours = runs.write_variant(tmp_path, "human", "human", scores, queries, paintings, qrels, depth=12)
+    run = runs.load_run(tmp_path / "human" / "run_human.json")
+    assert len(run) == len(queries) == 60 and all(len(docs) == 12 for docs in run.values())
+    theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), ["precision@1", "hit_rate@5", "hit_rate@10", "mrr"])
+    assert ours["precision@1"] == pytest.approx(float(theirs["precision@1"]), abs=1e-12)
+    for k in (5, 10):
+        assert ours[f"recall@{k}"] == pytest.approx(float(theirs[f"hit_rate@{k}"]), abs=1e-12)
+    assert ours["mrr"] == pytest.approx(float(theirs["mrr"]), abs=1e-12)        # mrr@12: the run's depth
+    assert 0 < ours["precision@1"] < 1 and ours["median_rank"] >= 1
