@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artcap_lib.bench.report_scale import history
 from artcap_lib.textmetrics import coco, scorer
 from artcap_lib.data import step as data_step
 from artcap_lib.retrieval import runs
@@ -53,7 +54,7 @@ def make_run_dir(root: Path, steps=STEPS, second: bool = False) -> dict:
     if "histories" in steps:
         for model, monitor, mode in (("blip", "val_r_mean", "max"), ("longclip", "val_loss", "min")):
             for variant in ("human", "synthetic") + ((f"synthetic-{SECOND}",) if second else ()):
-                write_json(paths.history(model, variant), _history(monitor, mode))
+                write_json(paths.history(model, variant), history(monitor, mode))
     return overrides
 
 
@@ -113,14 +114,3 @@ def _retrieval(model_dir: Path, test_ids: list[str], second: bool = False) -> No
     for variant, scores in variants:
         runs.write_variant(model_dir, variant, "artpedia", scores, test_ids, test_ids, qrels, depth=100)
     runs.summarise_model(model_dir, bootstrap=50, randomisation=200, seed=0, depth=100)
-
-
-def _history(monitor: str, mode: str) -> dict:
-    values = [0.5, 0.4, 0.45] if mode == "min" else [0.2, 0.5, 0.4]
-    return {"monitor": monitor, "mode": mode, "steps_per_epoch": 2, "best_epoch": 1, "best": values[1],
-            "finished": True, "stopped_early": True,
-            "steps": [{"epoch": e, "step": s, "lr": 1e-4, "loss": 2.0 - 0.2 * s, "grad_norm": 1.0}
-                      for e, s in ((1, 1), (1, 2), (2, 3), (2, 4))],
-            "epochs": [{"epoch": 0, monitor: values[0], "lr": 1e-4},
-                       {"epoch": 1, "train_loss": 1.7, monitor: values[1], "lr": 1e-4, "seconds": 1.0},
-                       {"epoch": 2, "train_loss": 1.3, monitor: values[2], "lr": 5e-5, "seconds": 1.0}]}
