@@ -5,6 +5,8 @@ pair, the coco backend's largest Python cost at 100k pairs). Here every n-gram o
 once (order n's ids from order n-1's id and the next word), and the per-text sums run through `np.bincount`, which
 adds in array order: the entries are laid out in the order the library's dicts are filled (per text: unigrams by
 first occurrence, then bigrams, ...), so each sum adds the same numbers in the same order and rounds the same way.
+The norms add the library's squares, `pow(v, 2)` (libm's pow: one ulp off `v * v` for ~1 value in 1,000), not
+`v * v`: see `_weights`.
 The per-pair tail (length penalty, mean over the four orders) is the library's own expression on each pair.
 One reference per key (Experiment 1's case); anything else (or references without a word) goes to
 pycocoevalcap itself.
@@ -15,6 +17,7 @@ import numpy as np
 
 ORDERS = 4
 SIGMA = 6.0
+DENSE_KEYS = 1 << 24   # `_weights`: (tf, df) keys below this go through dense tables, others through np.unique
 
 
 def cider_d_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.ndarray:
@@ -33,9 +36,8 @@ def cider_d_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.n
     for k, (text, gid, tf) in enumerate(_ngram_entries(texts, words_per_text)):
         width = int(gid.max()) + 1 if len(gid) else 1
         is_ref = text < n
-        df = np.bincount(gid[is_ref], minlength=width).astype(np.float64)
-        vec = tf.astype(np.float64) * (ref_len - np.log(np.maximum(1.0, df[gid])))
-        norm[:, k] = np.sqrt(np.bincount(text, weights=vec * vec, minlength=2 * n))
+        vec, squares = _weights(tf, np.bincount(gid[is_ref], minlength=width), gid, ref_len)
+        norm[:, k] = np.sqrt(np.bincount(text, weights=squares, minlength=2 * n))
         # the reference's weight of each candidate n-gram (0 where the reference lacks it: adds exactly 0)
         ref_keys = text[is_ref] * width + gid[is_ref]
         hyp = ~is_ref
@@ -65,6 +67,37 @@ def cider_d_scores(gts: dict[str, list[str]], res: dict[str, list[str]]) -> np.n
         score_avg *= 10.0
         scores[p] = score_avg
     return scores
+
+
+def _weights(tf: np.ndarray, df: np.ndarray, gid: np.ndarray, ref_len: np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Each entry's weight, the library's `float(term_freq)*(self.ref_len - np.log(max(1.0, df)))`, and its square
+    as the library takes it for the norms, `pow(v, 2)` (df: document frequency per n-gram id).
+
+    That square is not `v * v`: on the library's numpy float64 `pow` is libm's `pow(v, 2.0)` (numpy's scalar power
+    has no fast path for 2), which is not correctly rounded everywhere and for about 1 value in 1,000 lands one
+    ulp away from `v * v` (what array `v * v`, `v ** 2` and `np.square` give); at 100k pairs that moved some norms,
+    hence CIDEr values, by an ulp. A weight depends on (tf, df) alone, so there are few distinct ones: each is
+    computed and squared the library's way once, then spread to the entries by its (tf, df) key."""
+    present = np.zeros(int(df.max()) + 1 if len(df) else 1, dtype=bool)
+    present[df] = True
+    values = np.flatnonzero(present)                      # the distinct document frequencies
+    rank = np.zeros(len(present), dtype=np.int64)
+    rank[values] = np.arange(len(values))
+    idf = ref_len - np.log(np.maximum(1.0, values.astype(np.float64)))
+    df_rank = rank[df][gid]
+    if (int(tf.max(initial=0)) + 1) * len(values) > DENSE_KEYS:   # a word said very often: no dense table
+        vec = tf.astype(np.float64) * idf[df_rank]
+        _, first, inverse = np.unique(tf * len(values) + df_rank, return_index=True, return_inverse=True)
+        return vec, np.array([pow(w, 2) for w in vec[first]])[inverse.reshape(-1)]
+    key = tf * len(values) + df_rank
+    seen = np.zeros(int(key.max(initial=0)) + 1, dtype=bool)
+    seen[key] = True
+    where = np.flatnonzero(seen)
+    weight = np.zeros(len(seen))
+    weight[where] = (where // len(values)).astype(np.float64) * idf[where % len(values)]
+    square = np.zeros(len(seen))
+    square[where] = [pow(w, 2) for w in weight[where]]    # w: a numpy float64, as in the library
+    return weight[key], square[key]
 
 
 def _ngram_entries(texts: list[str], lengths: np.ndarray):
