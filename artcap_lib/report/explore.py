@@ -188,8 +188,11 @@ def _painting_ranks(ranks: dict[str, float], relevant: dict[str, list[str]]) -> 
     """Per painting: its query's rank, or the mean over its queries where it has several (a query below the run's
     depth, NaN, makes the mean NaN: "below depth" for one of them)."""
     queries = pd.Series(ranks, dtype=float)
-    painting = pd.Series({q: relevant[q][0] for q in queries.index if relevant.get(q)})
-    return queries.groupby(painting.reindex(queries.index)).agg(lambda r: r.mean(skipna=False))
+    painting = pd.Series({q: relevant[q][0] for q in queries.index if relevant.get(q)}).reindex(queries.index)
+    # grouped in C (a Python function per group took ~5 s per model x variant at 100k paintings)
+    means = queries.groupby(painting).mean()
+    means[queries.isna().groupby(painting).any()] = float("nan")
+    return means
 
 
 def _set_suffix(query_set: str, query_sets: list[str]) -> str:
