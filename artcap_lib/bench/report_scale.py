@@ -90,7 +90,6 @@ def profile(root: Path, name: str = "collection", overrides: dict | None = None)
 def _experiment1(cfg, paths, ids, human, synthetic, rng) -> None:
     """per_image / control tables of every metric column (scores in each metric's usual range) and summary.json
     through the step's own `summarise` (its bootstrap at this size)."""
-    import numpy as np
     import pandas as pd
 
     from artcap_lib.files import write_json
@@ -118,7 +117,7 @@ def _experiment2(cfg, paths, ids, rng) -> None:
     import numpy as np
 
     from artcap_lib.files import write_json
-    from artcap_lib.retrieval import runs, topk
+    from artcap_lib.retrieval import runs
     n = len(ids)
     shift = np.log(n / 100_000)                   # ranks grow with the collection
     qrels = runs.identity_qrels(ids)
