@@ -34,7 +34,7 @@ def loader(dataset, batch_size: int, num_workers: int):
 
 @torch.no_grad()
 def score_texts_images(model, tokenizer, texts: Sequence[str], images, device, bcfg, rerank: bool,
-                       both_directions: bool = False, precision: str | None = None) -> dict[str, torch.Tensor]:
+                       both_directions: bool = False, precision: str | None = None) -> dict[str, Any]:
     """{"itc": (n_texts, n_images) cosine, and with rerank "itm": the same re-ranked by ITM (queries = texts),
     with both_directions also "itm_i2t": (n_images, n_texts) re-ranked per image}. `images` yields pixel batches.
     Above `topk.DENSE_LIMIT` scores (one direction: Experiment 2's test scoring) no matrix is made: "itc" is a
