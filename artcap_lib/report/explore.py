@@ -235,11 +235,10 @@ def _retrieval(cfg, paths, top_k: int, notes: list[str]) -> dict[str, Any]:
                 out["variants"].setdefault(model, [])
                 if variant not in out["variants"][model]:
                     out["variants"][model].append(variant)
-                ranked = top if top is not None else run
-                relevant = {q: [d for d, rel in docs.items() if rel >= 1] for q, docs in qrels.items() if q in ranked}
-                out["relevant"].setdefault(query_set, {}).update(relevant)
                 ordered = top if top is not None else {
                     q: [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])] for q, docs in run.items()}
+                relevant = {q: [d for d, rel in docs.items() if rel >= 1] for q, docs in qrels.items() if q in ordered}
+                out["relevant"].setdefault(query_set, {}).update(relevant)
                 out["top"][(model, variant, query_set)] = {q: docs[:top_k] for q, docs in ordered.items()}
                 full = None if stored else runs.full_ranks(paths.score_dir(model) / variant, query_set, qrels)
                 out["ranks"][(model, variant, query_set)] = (
